@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * multicast-proxy control protocol: the generic netlink families "multis"
+ * (the sending side: groups and their members) and "multic" (the receiving
+ * side: server/port entries mapped back to groups).
+ *
+ * This header is the single source of truth.  multicast_admin/uapi.py mirrors
+ * it and tests/unit/test_uapi_parity.py fails when the two drift apart.
+ *
+ * Conventions:
+ *  - IPv4 addresses are 4-byte attributes in network byte order (NLA_BE32).
+ *  - Ports are u16 in host byte order; port 0 means "any port".
+ *  - Counters are u64 (padded with the *_PAD attribute of their space).
+ *  - Changing commands need CAP_NET_ADMIN in the network namespace's owning
+ *    user namespace; reads are open to everybody.
+ *  - Every refusal carries an extack message.
+ */
+#ifndef _UAPI_LINUX_MULTICAST_PROXY_H
+#define _UAPI_LINUX_MULTICAST_PROXY_H
+
+#define MULTIS_GENL_NAME	"multis"
+#define MULTIS_GENL_VERSION	1
+#define MULTIC_GENL_NAME	"multic"
+#define MULTIC_GENL_VERSION	1
+
+/* The TOS byte that marks a proxied copy on the wire (the reference's value). */
+#define MULTICAST_PROXY_MARKER_TOS	0xE0
+
+/* ----------------------------------------------------------------------- */
+/* multis: the server (sending host)                                        */
+/* ----------------------------------------------------------------------- */
+
+enum multis_cmd {
+	MULTIS_CMD_UNSPEC,
+	/*
+	 * do:   GROUP_ADDR -> one group (GROUP_ADDR, FLAGS, MEMBER_COUNT, STATS).
+	 * dump: every group, one message each (no members).
+	 */
+	MULTIS_CMD_GET_GROUP,
+	/*
+	 * Create GROUP_ADDR if it does not exist (with FLAGS), then add every
+	 * member of MEMBERS that is not in it yet.  All or nothing: one bad
+	 * member, or a limit, refuses the whole request.  With NLM_F_EXCL an
+	 * existing group is an error (-EEXIST).
+	 */
+	MULTIS_CMD_JOIN,
+	/* Remove every member of MEMBERS from GROUP_ADDR; all or nothing. */
+	MULTIS_CMD_QUIT,
+	/* Delete GROUP_ADDR and its members. */
+	MULTIS_CMD_DEL_GROUP,
+	/* Delete every group. */
+	MULTIS_CMD_CLEAR,
+	/*
+	 * dump only, GROUP_ADDR required: the group's members, several per
+	 * message (GROUP_ADDR, MEMBERS{MEMBER{ADDR, STATS}...}).
+	 */
+	MULTIS_CMD_GET_MEMBERS,
+	/* do: namespace-wide STATS plus the limits and GROUP_COUNT. */
+	MULTIS_CMD_GET_STATS,
+	/* Zero every counter: namespace-wide, per group and per member. */
+	MULTIS_CMD_RESET_STATS,
+
+	__MULTIS_CMD_MAX,
+};
+#define MULTIS_CMD_MAX (__MULTIS_CMD_MAX - 1)
+
+enum multis_attr {
+	MULTIS_A_UNSPEC,
+	MULTIS_A_PAD,
+	MULTIS_A_GROUP_ADDR,	/* be32 */
+	MULTIS_A_GROUP_FLAGS,	/* u32, MULTIS_GROUP_F_* */
+	MULTIS_A_MEMBERS,	/* nest of MULTIS_A_MEMBER */
+	MULTIS_A_MEMBER_COUNT,	/* u32 */
+	MULTIS_A_STATS,		/* nest, enum multis_stats_attr */
+	MULTIS_A_GROUP_COUNT,	/* u32 */
+	MULTIS_A_MAX_GROUPS,	/* u32, module parameter max_groups */
+	MULTIS_A_MAX_MEMBERS,	/* u32, module parameter max_members */
+	MULTIS_A_MARKER_TOS,	/* u8 */
+
+	__MULTIS_A_MAX,
+};
+#define MULTIS_A_MAX (__MULTIS_A_MAX - 1)
+
+/* Inside MULTIS_A_MEMBERS: each element is a nest of enum multis_member_attr. */
+#define MULTIS_A_MEMBER 1
+
+enum multis_member_attr {
+	MULTIS_MEMBER_A_UNSPEC,
+	MULTIS_MEMBER_A_ADDR,	/* be32 */
+	MULTIS_MEMBER_A_STATS,	/* nest, enum multis_stats_attr */
+
+	__MULTIS_MEMBER_A_MAX,
+};
+#define MULTIS_MEMBER_A_MAX (__MULTIS_MEMBER_A_MAX - 1)
+
+/*
+ * One counter space for the namespace, a group and a member.  A member's
+ * STATS carries PACKETS, BYTES and the per-copy drops (NOMEM, NO_ROUTE,
+ * XMIT); a group's and the namespace's carry all of them.
+ */
+enum multis_stats_attr {
+	MULTIS_STATS_A_UNSPEC,
+	MULTIS_STATS_A_PAD,
+	MULTIS_STATS_A_DATAGRAMS,	/* u64: original datagrams fanned out */
+	MULTIS_STATS_A_PACKETS,		/* u64: unicast copies handed to the stack */
+	MULTIS_STATS_A_BYTES,		/* u64: IP bytes of those copies */
+	MULTIS_STATS_A_DROP_NO_MEMBER,	/* u64: datagrams to a group with no member */
+	MULTIS_STATS_A_DROP_NOMEM,	/* u64: copies not made: out of memory */
+	MULTIS_STATS_A_DROP_NO_ROUTE,	/* u64: copies with no route to the member */
+	MULTIS_STATS_A_DROP_XMIT,	/* u64: copies the output path refused */
+
+	__MULTIS_STATS_A_MAX,
+};
+#define MULTIS_STATS_A_MAX (__MULTIS_STATS_A_MAX - 1)
+
+/*
+ * Group flags.  Without BROADCAST a group address must be multicast
+ * (224.0.0.0/4); with it, it must be a broadcast address instead.  VRRP fans
+ * out IP protocol 112 as well as UDP.
+ */
+#define MULTIS_GROUP_F_BROADCAST	(1U << 0)
+#define MULTIS_GROUP_F_VRRP		(1U << 1)
+#define MULTIS_GROUP_F_ALL		(MULTIS_GROUP_F_BROADCAST | MULTIS_GROUP_F_VRRP)
+
+/* ----------------------------------------------------------------------- */
+/* multic: the client (receiving host)                                      */
+/* ----------------------------------------------------------------------- */
+
+enum multic_cmd {
+	MULTIC_CMD_UNSPEC,
+	/*
+	 * do:   SERVER_ADDR + PORT -> one entry.
+	 * dump: every entry (SERVER_ADDR, PORT, GROUP_ADDR, STATS).
+	 */
+	MULTIC_CMD_GET_ENTRY,
+	/*
+	 * Map copies from SERVER_ADDR to UDP port PORT (0: any port) back to
+	 * GROUP_ADDR.  An existing key is -EEXIST, unless NLM_F_REPLACE is set,
+	 * which moves it to the new group.
+	 */
+	MULTIC_CMD_ADD,
+	/* Remove the entry SERVER_ADDR + PORT. */
+	MULTIC_CMD_DEL,
+	/* Remove every entry. */
+	MULTIC_CMD_CLEAR,
+	/* do: namespace-wide STATS plus the limits and counts. */
+	MULTIC_CMD_GET_STATS,
+	/* Zero every counter. */
+	MULTIC_CMD_RESET_STATS,
+
+	__MULTIC_CMD_MAX,
+};
+#define MULTIC_CMD_MAX (__MULTIC_CMD_MAX - 1)
+
+enum multic_attr {
+	MULTIC_A_UNSPEC,
+	MULTIC_A_PAD,
+	MULTIC_A_SERVER_ADDR,	/* be32 */
+	MULTIC_A_PORT,		/* u16, host order, 0 = any port */
+	MULTIC_A_GROUP_ADDR,	/* be32 */
+	MULTIC_A_STATS,		/* nest, enum multic_stats_attr */
+	MULTIC_A_ENTRY_COUNT,	/* u32 */
+	MULTIC_A_GROUP_COUNT,	/* u32: distinct groups in use */
+	MULTIC_A_MAX_GROUPS,	/* u32, module parameter max_groups */
+	MULTIC_A_MAX_ENTRIES,	/* u32, module parameter max_entries */
+	MULTIC_A_MARKER_TOS,	/* u8 */
+
+	__MULTIC_A_MAX,
+};
+#define MULTIC_A_MAX (__MULTIC_A_MAX - 1)
+
+enum multic_stats_attr {
+	MULTIC_STATS_A_UNSPEC,
+	MULTIC_STATS_A_PAD,
+	MULTIC_STATS_A_PACKETS,		/* u64: copies restored to their group */
+	MULTIC_STATS_A_BYTES,		/* u64: IP bytes of those */
+	MULTIC_STATS_A_NOT_LOCAL,	/* u64: marked, matched, but not addressed to this host: left alone */
+	MULTIC_STATS_A_DROP_NOMEM,	/* u64: could not be made writable: dropped */
+
+	__MULTIC_STATS_A_MAX,
+};
+#define MULTIC_STATS_A_MAX (__MULTIC_STATS_A_MAX - 1)
+
+#endif /* _UAPI_LINUX_MULTICAST_PROXY_H */

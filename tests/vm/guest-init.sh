@@ -1,0 +1,44 @@
+#!/bin/sh
+# PID 1 of the test VM, after switch_root onto the host's root (read-only 9p).
+# Gives the guest the writable places it needs, runs the command the host
+# wrote to the results share, brings back its output, exit status and the
+# kernel log, then powers off.  Environment from the kernel command line:
+# MCP_REPO, MCP_KIT, MCP_KVER.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/tmp LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1
+res=/run/results
+
+off() {
+	sync
+	echo o > /proc/sysrq-trigger
+	sleep 10
+}
+
+mount -t tmpfs -o mode=0755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mkdir -p /dev/shm /dev/pts "$res"
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results "$res" || off
+
+# The kit's modules, whatever the host has under /lib/modules.
+mount -t tmpfs tmpfs /lib/modules
+mkdir -p "/lib/modules/$MCP_KVER"
+mount --bind "$MCP_KIT/lib/modules/$MCP_KVER" "/lib/modules/$MCP_KVER"
+
+# Writable /etc and /var/lib (state files, netns, nft) over the read-only root.
+modprobe overlay
+for d in /etc /var/lib /var/log /var/tmp /root; do
+	[ -d "$d" ] || continue
+	w="/run/overlay$d"
+	mkdir -p "$w/up" "$w/work"
+	mount -t overlay overlay -o "lowerdir=$d,upperdir=$w/up,workdir=$w/work" "$d"
+done
+
+ip link set lo up
+cd "$MCP_REPO" || off
+MCP_RESULTS=$res sh "$res/command.sh" > "$res/output" 2>&1 < /dev/null
+rc=$?
+dmesg > "$res/dmesg" 2>&1
+echo "$rc" > "$res/rc.tmp" && mv "$res/rc.tmp" "$res/rc"
+off
