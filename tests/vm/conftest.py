@@ -1,0 +1,61 @@
+"""Host side of the VM tests: boot once per test module, assert on what came back.
+
+A test module names its guest script (``GUEST = "tests/vm/guest/x.py"``); the
+``facts`` fixture boots the VM once for the whole module, runs the script with
+the project's venv, and hands back the facts it recorded.  A VM that hangs,
+panics or oopses fails every test of the module with the console tail.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.vm import harness
+
+
+class GuestFacts:
+    def __init__(self, result: harness.VMResult, data: dict[str, Any]) -> None:
+        self.result = result
+        self.data = data
+
+    def __getitem__(self, step: str) -> dict[str, Any]:
+        if step not in self.data:
+            pytest.fail(
+                f"the guest recorded no step {step!r}; guest output:\n{self.result.output[-6000:]}"
+            )
+        record = self.data[step]
+        if "error" in record:
+            pytest.fail(f"guest step {step!r} failed:\n{record['error']}")
+        return record
+
+    def dmesg(self) -> str:
+        path = self.result.results_dir / "dmesg"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def kernel_trouble(self) -> list[str]:
+        return [line for line in self.dmesg().splitlines() if harness.KERNEL_TROUBLE.search(line)]
+
+
+def boot_and_run(script: str, *args: str, timeout: float = 900.0) -> GuestFacts:
+    try:
+        result = harness.run_script(harness.REPO / script, *args, timeout=timeout)
+    except harness.VMError as err:
+        pytest.fail(str(err), pytrace=False)
+    path = result.results_dir / "facts.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    if result.returncode != 0 and not data:
+        pytest.fail(
+            f"guest script {script} exited {result.returncode}:\n{result.output[-6000:]}",
+            pytrace=False,
+        )
+    return GuestFacts(result, data)
+
+
+@pytest.fixture(scope="module")
+def facts(request: pytest.FixtureRequest) -> GuestFacts:
+    script = request.module.GUEST
+    args = getattr(request.module, "GUEST_ARGS", ())
+    return boot_and_run(script, *args)

@@ -1,0 +1,205 @@
+"""Guest side: a simulated VPC of network namespaces, and real UDP traffic over it.
+
+Runs inside the test VM as root.  One Python process drives every namespace:
+``Host.inside()`` switches the calling thread into a namespace with setns(2),
+and a socket keeps the namespace it was created in, so sockets of the sender
+and of every receiver live side by side in this process (Python under TCG is
+slow; forking a new interpreter per host would cost seconds each).
+
+Topology (the "switch" is a bridge in its own namespace whose nft rule drops
+IPv4 multicast, as a cloud VPC's virtual switch does)::
+
+    sender 10.0.0.1 ──┐
+    recv1  10.0.0.11 ─┤  vpc: bridge sw0, nft: ip daddr 224.0.0.0/4 drop
+    recv2  10.0.0.12 ─┤
+    recv3  10.0.0.13 ─┘
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import os
+import select
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Iterator
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+SWITCH_RULES = """
+table bridge vpc {
+    chain drop_mcast {
+        type filter hook forward priority 0;
+        ip daddr 224.0.0.0/4 counter drop
+    }
+}
+"""
+
+
+def sh(cmd: str) -> str:
+    """Run a shell command; raise with its output when it fails."""
+    proc = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd!r} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
+    return proc.stdout
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextlib.contextmanager
+def inside(netns: str) -> Iterator[None]:
+    """Run the block in network namespace ``netns`` (this thread only)."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    try:
+        _setns(target)
+        yield
+    finally:
+        _setns(home)
+        os.close(target)
+        os.close(home)
+
+
+@dataclasses.dataclass
+class Host:
+    name: str
+    addr: str
+
+    def inside(self) -> contextlib.AbstractContextManager[None]:
+        return inside(self.name)
+
+    def sh(self, cmd: str) -> str:
+        return sh(f"ip netns exec {self.name} {cmd}")
+
+
+@dataclasses.dataclass
+class Vpc:
+    sender: Host
+    receivers: list[Host]
+    switch: str = "vpc"
+
+    def dropped_by_switch(self) -> int:
+        """Packets the switch's multicast-drop rule has dropped so far."""
+        out = sh(f"ip netns exec {self.switch} nft list chain bridge vpc drop_mcast")
+        for line in out.splitlines():
+            if "counter packets" in line:
+                return int(line.split("counter packets")[1].split()[0])
+        raise RuntimeError(f"no counter in: {out}")
+
+
+def build_vpc(receivers: int = 3, mtu: int = 1500) -> Vpc:
+    """Create the namespaces, the switch and the hosts.  Idempotent per VM run."""
+    sw = "vpc"
+    sh(f"ip netns add {sw}")
+    sh(f"ip -n {sw} link add sw0 type bridge")
+    sh(f"ip -n {sw} link set sw0 up")
+    sh(f"ip netns exec {sw} nft -f - <<'EOF'\n{SWITCH_RULES}\nEOF")
+    hosts = [Host("sender", "10.0.0.1")]
+    hosts += [Host(f"recv{i}", f"10.0.0.{10 + i}") for i in range(1, receivers + 1)]
+    for host in hosts:
+        sh(f"ip netns add {host.name}")
+        sh(f"ip link add eth0 netns {host.name} mtu {mtu} type veth peer name p-{host.name} "
+           f"netns {sw} mtu {mtu}")
+        sh(f"ip -n {sw} link set p-{host.name} master sw0 up")
+        sh(f"ip -n {host.name} addr add {host.addr}/24 dev eth0")
+        sh(f"ip -n {host.name} link set eth0 up")
+        sh(f"ip -n {host.name} link set lo up")
+        # what a cloud host's default route gives multicast senders and receivers
+        sh(f"ip -n {host.name} route add 224.0.0.0/4 dev eth0")
+    return Vpc(hosts[0], hosts[1:], sw)
+
+
+# --------------------------------------------------------------------------- traffic
+
+IP_PKTINFO = 8
+UDP_SEGMENT = 103
+
+
+@dataclasses.dataclass
+class Datagram:
+    payload: bytes
+    source: tuple[str, int]
+    destination: str  # the IP header's destination address as delivered
+
+
+class Receiver:
+    """A UDP socket bound to group:port, joined to the group on eth0."""
+
+    def __init__(self, host: Host, group: str, port: int, bind_group: bool = True) -> None:
+        self.host, self.group, self.port = host, group, port
+        with host.inside():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        sock.bind((group if bind_group else "", port))
+        mreq = struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(host.addr))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        sock.setblocking(False)
+        self.sock = sock
+
+    def drain(self, settle: float = 0.5) -> list[Datagram]:
+        """Everything received, waiting until nothing arrives for ``settle`` s."""
+        got: list[Datagram] = []
+        while True:
+            ready, _, _ = select.select([self.sock], [], [], settle)
+            if not ready:
+                return got
+            while True:
+                try:
+                    data, anc, _flags, src = self.sock.recvmsg(65536, 1024)
+                except BlockingIOError:
+                    break
+                dst = ""
+                for level, kind, value in anc:
+                    if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                        # struct in_pktinfo { int ifindex; in_addr spec_dst; in_addr addr; }
+                        dst = socket.inet_ntoa(value[8:12])
+                got.append(Datagram(data, src, dst))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Sender:
+    """A UDP socket of the sending host, multicast TTL 1 like most applications."""
+
+    def __init__(self, host: Host, sport: int = 40000) -> None:
+        self.host = host
+        with host.inside():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host.addr, sport))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        sock.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(host.addr)
+        )
+        self.sock = sock
+        self.source = (host.addr, sport)
+
+    def send(self, group: str, port: int, payloads: list[bytes], gap: float = 0.0) -> None:
+        for payload in payloads:
+            self.sock.sendto(payload, (group, port))
+            if gap:
+                time.sleep(gap)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def payloads(tag: str, count: int, size: int = 64) -> list[bytes]:
+    """Distinct, recognisable payloads of exactly ``size`` bytes."""
+    out = []
+    for i in range(count):
+        head = f"{tag}:{i}:".encode()
+        out.append((head + bytes((i * 7 + j) % 251 for j in range(size)))[:size])
+    return out
