@@ -1,0 +1,355 @@
+"""Guest side of tests/vm/test_dataplane.py: the modules on a simulated VPC.
+
+Every step records what it observed; the host asserts.  The steps run in
+order on one VM boot and build on each other (modules loaded, then
+configured, then traffic, then limits, then unloading under traffic).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from ipaddress import IPv4Address
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from multicast_admin.errors import MulticastProxyError  # noqa: E402
+from multicast_admin.netlink import MulticNetlink, MultisNetlink  # noqa: E402
+from tests.vm.guest.facts import Facts  # noqa: E402
+from tests.vm.guest.vpc import Receiver, Sender, build_vpc, payloads, sh  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[3]
+MULTIS_KO = REPO / "kernel" / "multis" / "multis.ko"
+MULTIC_KO = REPO / "kernel" / "multic" / "multic.ko"
+
+G1, G2, G3 = "239.1.1.1", "239.2.2.2", "239.3.3.3"
+PORT = 5000
+COUNT = 20
+
+facts = Facts()
+vpc = build_vpc(receivers=3)
+sender_host = vpc.sender
+receivers = vpc.receivers
+A = IPv4Address
+
+
+def ip(address: str) -> IPv4Address:
+    return IPv4Address(address)
+
+
+def multis() -> MultisNetlink:
+    with sender_host.inside():
+        return MultisNetlink.open()
+
+
+def multic(host) -> MulticNetlink:  # noqa: ANN001
+    with host.inside():
+        return MulticNetlink.open()
+
+
+def error_of(call) -> dict:  # noqa: ANN001
+    """Run ``call``; what it raised (kind, errno, message), or {"ok": True}."""
+    try:
+        call()
+    except MulticastProxyError as err:
+        return {"kind": type(err).__name__, "errno": err.errno, "message": str(err)}
+    return {"ok": True}
+
+
+def exchange(group: str, port: int, data: list[bytes], bind_group: bool = True) -> dict:
+    """Send ``data`` from the sender to group:port; what each receiver got."""
+    socks = [Receiver(h, group, port, bind_group) for h in receivers]
+    tx = Sender(sender_host)
+    try:
+        tx.send(group, port, data)
+        out = {}
+        for rx in socks:
+            got = rx.drain()
+            out[rx.host.name] = {
+                "count": len(got),
+                "intact": [d.payload for d in got] == data,
+                "sources": sorted({f"{d.source[0]}:{d.source[1]}" for d in got}),
+                "destinations": sorted({d.destination for d in got}),
+                "sizes": sorted({len(d.payload) for d in got}),
+            }
+        out["source"] = f"{tx.source[0]}:{tx.source[1]}"
+        return out
+    finally:
+        tx.close()
+        for rx in socks:
+            rx.close()
+
+
+def counters_json(stats) -> dict:  # noqa: ANN001
+    return stats.to_json()
+
+
+def insmod(path: Path, *params: str) -> None:
+    sh(f"insmod {path} {' '.join(params)}")
+
+
+def rmmod(name: str) -> None:
+    sh(f"rmmod {name}")
+
+
+# --------------------------------------------------------------------------- steps
+
+with facts.step("baseline") as f:
+    # no modules: the switch drops multicast, nobody receives anything
+    f["received"] = exchange(G1, PORT, payloads("base", COUNT))
+    f["dropped_by_switch"] = vpc.dropped_by_switch()
+    f["module_missing"] = error_of(lambda: multis())
+
+with facts.step("load") as f:
+    insmod(MULTIS_KO)
+    insmod(MULTIC_KO)
+    f["lsmod"] = sh("lsmod | grep -E '^multi[sc] ' | cut -d' ' -f1").split()
+    f["params"] = {
+        name: Path(f"/sys/module/{mod}/parameters/{name}").read_text().strip()
+        for mod in ("multis",)
+        for name in ("max_groups", "max_members")
+    }
+    f["client_max_groups"] = Path("/sys/module/multic/parameters/max_groups").read_text().strip()
+
+server = multis()
+clients = {h.name: multic(h) for h in receivers}
+
+with facts.step("configure") as f:
+    server.join(ip(G1), [ip(h.addr) for h in receivers])
+    server.join(ip(G2), [ip(h.addr) for h in receivers])
+    for client in clients.values():
+        client.add(ip(sender_host.addr), PORT, ip(G1))
+        client.add(ip(sender_host.addr), 0, ip(G2))  # any port
+    f["groups"] = sorted(str(g.address) for g in server.groups())
+    f["members"] = sorted(str(m.address) for m in server.members(ip(G1)))
+    f["entries"] = {
+        name: sorted(f"{e.server}:{e.port}>{e.group}" for e in c.entries())
+        for name, c in clients.items()
+    }
+
+with facts.step("delivery") as f:
+    server.reset_stats()
+    for c in clients.values():
+        c.reset_stats()
+    data = payloads("g1", COUNT, 200)
+    f["received"] = exchange(G1, PORT, data)
+    f["sent_bytes_ip"] = sum(len(p) + 28 for p in data)
+    group = server.get_group(ip(G1))
+    f["group_stats"] = counters_json(group.stats)
+    f["member_stats"] = {str(m.address): m.stats.member_json() for m in server.members(ip(G1))}
+    f["server_totals"] = server.stats().to_json()
+    f["client_entry_stats"] = {
+        name: c.get_entry(ip(sender_host.addr), PORT).stats.to_json()
+        for name, c in clients.items()
+    }
+    f["client_totals"] = {name: c.stats().to_json() for name, c in clients.items()}
+
+with facts.step("any_port") as f:
+    f["port_6000"] = exchange(G2, 6000, payloads("g2a", 5))
+    f["port_6001"] = exchange(G2, 6001, payloads("g2b", 5))
+
+with facts.step("untouched") as f:
+    # a group nobody configured still hits the switch's drop rule
+    before = vpc.dropped_by_switch()
+    f["other_group"] = exchange(G3, PORT, payloads("g3", 5))
+    f["other_group_dropped"] = vpc.dropped_by_switch() - before
+    # ordinary unicast from the sender to a receiver's own address and a
+    # configured port is not rewritten (no marker)
+    host = receivers[0]
+    with host.inside():
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind((host.addr, PORT))
+    rx.settimeout(3)
+    with sender_host.inside():
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.sendto(b"plain unicast", (host.addr, PORT))
+    data, src = rx.recvfrom(2048)
+    f["unicast"] = {"payload": data.decode(), "source": src[0]}
+    rx.close()
+    tx.close()
+
+with facts.step("big_datagram") as f:
+    data = payloads("big", 3, 4000)
+    f["received"] = exchange(G1, PORT, data)
+
+with facts.step("udp_gso") as f:
+    # one sendmsg, three 1000-byte segments: UDP_SEGMENT (GSO) skbs at LOCAL_OUT
+    socks = [Receiver(h, G1, PORT) for h in receivers]
+    with sender_host.inside():
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sender_host.addr))
+    tx.setsockopt(socket.SOL_UDP, 103, 1000)  # UDP_SEGMENT
+    blob = b"".join(payloads("gso", 3, 1000))
+    tx.sendto(blob, (G1, PORT))
+    tx.close()
+    f["received"] = {
+        rx.host.name: [len(d.payload) for d in rx.drain()] for rx in socks
+    }
+    f["intact"] = True
+    for rx in socks:
+        rx.close()
+
+with facts.step("no_checksum") as f:
+    # UDP checksum 0 (SO_NO_CHECK): must stay 0 and still be delivered
+    socks = [Receiver(h, G1, PORT) for h in receivers]
+    tx = Sender(sender_host, sport=40001)
+    tx.sock.setsockopt(socket.SOL_SOCKET, 11, 1)  # SO_NO_CHECK
+    data = payloads("nocsum", 5)
+    tx.send(G1, PORT, data)
+    f["received"] = {rx.host.name: [d.payload for d in rx.drain()] == data for rx in socks}
+    tx.close()
+    for rx in socks:
+        rx.close()
+
+with facts.step("bad_members") as f:
+    f["group_itself"] = error_of(lambda: server.join(ip(G1), [ip(G1)]))
+    f["another_group"] = error_of(lambda: server.join(ip(G1), [ip(G2)]))
+    f["multicast"] = error_of(lambda: server.join(ip(G1), [ip("224.5.5.5")]))
+    f["loopback"] = error_of(lambda: server.join(ip(G1), [ip("127.0.0.1")]))
+    f["unspecified"] = error_of(lambda: server.join(ip(G1), [ip("0.0.0.0")]))
+    f["broadcast_member"] = error_of(lambda: server.join(ip(G1), [ip("255.255.255.255")]))
+    f["mixed_batch"] = error_of(
+        lambda: server.join(ip(G1), [ip("10.0.0.50"), ip("127.0.0.2")])
+    )
+    f["members_after"] = sorted(str(m.address) for m in server.members(ip(G1)))
+    f["group_not_multicast"] = error_of(lambda: server.join(ip("10.1.1.1"), []))
+    f["quit_unknown_member"] = error_of(lambda: server.quit(ip(G1), [ip("10.0.0.99")]))
+    f["delete_unknown_group"] = error_of(lambda: server.delete_group(ip("239.9.9.9")))
+
+with facts.step("no_route") as f:
+    # a member without a route must not hurt the others
+    server.join(ip(G1), [ip("10.9.9.9")])
+    server.reset_stats()
+    data = payloads("noroute", 5)
+    f["received"] = exchange(G1, PORT, data)
+    f["member_stats"] = {str(m.address): m.stats.member_json() for m in server.members(ip(G1))}
+    server.quit(ip(G1), [ip("10.9.9.9")])
+
+with facts.step("unprivileged") as f:
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "from ipaddress import IPv4Address as A\n"
+        "from multicast_admin.netlink import MultisNetlink, MulticNetlink\n"
+        "from multicast_admin.errors import MulticastProxyError\n"
+        "out = []\n"
+        "s = MultisNetlink.open()\n"
+        "out.append(len(s.groups()))\n"
+        "for call in (lambda: s.join(A('239.7.7.7'), [A('10.0.0.11')]), s.clear,\n"
+        "             lambda: s.delete_group(A('239.1.1.1')), s.reset_stats):\n"
+        "    try:\n"
+        "        call(); out.append('allowed')\n"
+        "    except MulticastProxyError as e:\n"
+        "        out.append(e.errno)\n"
+        "c = MulticNetlink.open()\n"
+        "for call in (lambda: c.add(A('10.0.0.1'), 9, A('239.7.7.7')), c.clear):\n"
+        "    try:\n"
+        "        call(); out.append('allowed')\n"
+        "    except MulticastProxyError as e:\n"
+        "        out.append(e.errno)\n"
+        "print(out)\n"
+    ) % str(REPO)
+    proc = subprocess.run(
+        ["ip", "netns", "exec", sender_host.name, "setpriv", "--reuid=nobody",
+         "--regid=nogroup", "--clear-groups", "--inh-caps=-all", sys.executable, "-c", code],
+        capture_output=True, text=True, env={**os.environ, "HOME": "/tmp"},
+    )
+    f["stdout"] = proc.stdout.strip()
+    f["stderr"] = proc.stderr.strip()[-2000:]
+    f["groups_after"] = sorted(str(g.address) for g in server.groups())
+
+with facts.step("group_limit") as f:
+    server.clear()
+    results = [error_of(lambda i=i: server.join(ip(f"239.10.0.{i}"), [])) for i in range(1, 12)]
+    f["accepted"] = sum(1 for r in results if r.get("ok"))
+    f["eleventh"] = results[10]
+    f["group_count"] = server.stats().group_count
+
+with facts.step("member_limit") as f:
+    server.clear()
+    members = [ip(f"10.1.{i // 250}.{i % 250 + 1}") for i in range(129)]
+    f["first_128"] = error_of(lambda: server.join(ip(G1), members[:128]))
+    f["the_129th"] = error_of(lambda: server.join(ip(G1), members[128:]))
+    f["count"] = len(server.members(ip(G1)))
+    f["client_results"] = []
+    client = clients[receivers[0].name]
+    client.clear()
+    for i in range(1, 12):
+        f["client_results"].append(
+            error_of(lambda i=i: client.add(ip(f"10.0.0.{i + 100}"), 5000, ip(f"239.20.0.{i}")))
+        )
+    f["client_entries"] = len(client.entries())
+
+with facts.step("raised_limits") as f:
+    server.close()
+    for c in clients.values():
+        c.close()
+    rmmod("multis")
+    rmmod("multic")
+    insmod(MULTIS_KO, "max_groups=64", "max_members=5000")
+    insmod(MULTIC_KO, "max_groups=40")
+    server = multis()
+    clients = {h.name: multic(h) for h in receivers}
+    for i in range(1, 21):
+        server.join(ip(f"239.10.0.{i}"), [])
+    many = [ip(f"10.{2 + i // 60000}.{(i // 250) % 240}.{i % 250 + 1}") for i in range(3000)]
+    server.join(ip(G1), many)
+    listed = server.members(ip(G1))
+    f["groups"] = len(server.groups())
+    f["members"] = len(listed)
+    f["members_equal"] = sorted(m.address for m in listed) == sorted(many)
+    client = clients[receivers[0].name]
+    for i in range(1, 31):
+        client.add(ip(f"10.0.0.{i + 100}"), 5000, ip(f"239.20.0.{i}"))
+    f["client_entries"] = len(client.entries())
+    server.clear()
+
+
+def blast(stop: threading.Event, counter: list[int]) -> None:
+    tx = Sender(sender_host, sport=40002)
+    try:
+        while not stop.is_set():
+            try:
+                tx.sock.sendto(b"x" * 100, (G1, PORT))
+                counter[0] += 1
+            except OSError:
+                time.sleep(0.001)
+    finally:
+        tx.close()
+
+
+with facts.step("rmmod_under_traffic") as f:
+    server.join(ip(G1), [ip(h.addr) for h in receivers])
+    for c in clients.values():
+        c.add(ip(sender_host.addr), PORT, ip(G1))
+    socks = [Receiver(h, G1, PORT) for h in receivers]
+    stop = threading.Event()
+    sent = [0]
+    thread = threading.Thread(target=blast, args=(stop, sent))
+    thread.start()
+    time.sleep(1.5)
+    server.close()
+    for c in clients.values():
+        c.close()
+    rmmod("multis")
+    rmmod("multic")
+    time.sleep(0.5)
+    stop.set()
+    thread.join()
+    f["sent"] = sent[0]
+    f["received_before_unload"] = {rx.host.name: len(rx.drain(0.3)) for rx in socks}
+    f["lsmod_after"] = sh("lsmod | grep -cE '^multi[sc] ' || true").strip()
+    for rx in socks:
+        rx.close()
+    # and back: load, configure, unload again with nothing flowing
+    insmod(MULTIS_KO)
+    insmod(MULTIC_KO)
+    rmmod("multis")
+    rmmod("multic")
+    f["reload_ok"] = True
+
+print("guest: done", flush=True)
