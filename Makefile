@@ -60,7 +60,7 @@ bench: setup modules
 	$(PY) -m tests.vm.bench
 
 demo: setup modules
-	$(PY) -m multicast_admin.demo
+	$(PY) demo/run.py
 
 clean:
 	$(MAKE) -C kernel KDIR=$(KDIR) clean || true
