@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The data path: at PRE_ROUTING, right after defragmentation and before raw
+ * and conntrack, turn a marked unicast copy back into the datagram it was
+ * made from, so routing delivers it as multicast (or broadcast) input and
+ * conntrack and the firewall see the restored destination.
+ */
+
+#include "hook.h"
+#include "multic.h"
+#include "table.h"
+
+#include <linux/ip.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/skbuff.h>
+#include <linux/udp.h>
+#include <net/checksum.h>
+#include <net/dst.h>
+#include <net/ip.h>
+#include <net/route.h>
+
+/* VRRP (IP protocol 112): looked up with port 0, no L4 checksum to fix. */
+#define MULTIC_IPPROTO_VRRP 112
+
+/*
+ * @entry matched the copy in @skb, whose IP and @l4len bytes of L4 header
+ * are linear.  Put the group back as its destination.
+ */
+static unsigned int multic_restore(struct multic_net *mn,
+				   struct multic_entry *entry,
+				   struct sk_buff *skb,
+				   const struct nf_hook_state *state,
+				   unsigned int l4len)
+{
+	unsigned int hdrlen = ip_hdrlen(skb);
+	__be32 group = READ_ONCE(entry->group);
+	struct iphdr *iph = ip_hdr(skb);
+	unsigned int packets;
+
+	/* Only what is really addressed to this host: never forwarded traffic. */
+	if (inet_addr_type_dev_table(state->net, state->in, iph->daddr) != RTN_LOCAL) {
+		multic_stats_not_local(&entry->stats);
+		multic_stats_not_local(&mn->stats);
+		return NF_ACCEPT;
+	}
+
+	if (skb_ensure_writable(skb, hdrlen + l4len)) {
+		multic_stats_drop_nomem(&entry->stats);
+		multic_stats_drop_nomem(&mn->stats);
+		return NF_DROP;
+	}
+	iph = ip_hdr(skb);
+
+	if (l4len) {
+		struct udphdr *uh = (struct udphdr *)((u8 *)iph + hdrlen);
+
+		if (uh->check || skb->ip_summed == CHECKSUM_PARTIAL) {
+			inet_proto_csum_replace4(&uh->check, skb, iph->daddr,
+						 group, true);
+			if (!uh->check)
+				uh->check = CSUM_MANGLED_0;
+		}
+	}
+	csum_replace4(&iph->check, iph->daddr, group);
+	iph->daddr = group;
+	/* A route looked up for the unicast destination is no longer ours. */
+	skb_dst_drop(skb);
+
+	/* skb->len is the IP total length: ip_rcv() trimmed the rest. */
+	packets = skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1;
+	multic_stats_restored(&entry->stats, packets, skb->len);
+	multic_stats_restored(&mn->stats, packets, skb->len);
+	return NF_ACCEPT;
+}
+
+static unsigned int multic_hook(void *priv, struct sk_buff *skb,
+				const struct nf_hook_state *state)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+	struct multic_entry *entry;
+	struct multic_net *mn;
+	unsigned int l4len;
+	__be16 port = 0;
+
+	/* The cheap checks first: every received IPv4 packet passes here. */
+	if (iph->tos != READ_ONCE(multic_marker_tos))
+		return NF_ACCEPT;
+	if (iph->protocol == IPPROTO_UDP)
+		l4len = sizeof(struct udphdr);
+	else if (iph->protocol == MULTIC_IPPROTO_VRRP)
+		l4len = 0;
+	else
+		return NF_ACCEPT;
+	/* Defragmentation ran before us: a fragment here is not ours to edit. */
+	if (ip_is_fragment(iph))
+		return NF_ACCEPT;
+
+	if (l4len) {
+		if (!pskb_may_pull(skb, ip_hdrlen(skb) + l4len))
+			return NF_ACCEPT;
+		iph = ip_hdr(skb);
+		port = ((const struct udphdr *)((const u8 *)iph + ip_hdrlen(skb)))->dest;
+	}
+
+	mn = multic_net(state->net);
+	entry = multic_table_lookup(mn, iph->saddr, port);
+	if (!entry)
+		return NF_ACCEPT;
+	return multic_restore(mn, entry, skb, state, l4len);
+}
+
+static const struct nf_hook_ops multic_hook_ops[] = {
+	{
+		.hook		= multic_hook,
+		.pf		= NFPROTO_IPV4,
+		.hooknum	= NF_INET_PRE_ROUTING,
+		.priority	= NF_IP_PRI_CONNTRACK_DEFRAG + 1,
+	},
+};
+
+int multic_hook_register(struct net *net)
+{
+	return nf_register_net_hooks(net, multic_hook_ops,
+				     ARRAY_SIZE(multic_hook_ops));
+}
+
+void multic_hook_unregister(struct net *net)
+{
+	nf_unregister_net_hooks(net, multic_hook_ops,
+				ARRAY_SIZE(multic_hook_ops));
+}

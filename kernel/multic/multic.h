@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * multic: the receiving side of multicast-proxy.  A unicast copy made by a
+ * multis server (marked with the marker TOS) from a configured server
+ * address to a configured UDP port is turned back into the multicast or
+ * broadcast datagram it was made from, before the routing decision.
+ */
+
+#ifndef _MULTIC_H
+#define _MULTIC_H
+
+#include "stats.h"
+
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/rhashtable-types.h>
+#include <linux/types.h>
+#include <linux/xarray.h>
+
+struct net;
+
+/* Module parameters (main.c): they may change at any time, READ_ONCE(). */
+extern unsigned int multic_max_groups;
+extern unsigned int multic_max_entries;
+extern u8 multic_marker_tos;
+
+/* The state of one network namespace. */
+struct multic_net {
+	/* Serialises every change, and every reader of the counters' base. */
+	struct mutex lock;
+	/* struct multic_entry by key: RCU lookups on the data path. */
+	struct rhashtable entries;
+	/* The same entries in insertion order: dumps. */
+	struct list_head entry_list;
+	/* struct multic_group by ntohl(group address): the group limit. */
+	struct xarray groups;
+	unsigned int entry_count;
+	/* Distinct group addresses the entries map to. */
+	unsigned int group_count;
+	/* Moves on with every change of the entries; never 0. */
+	u32 generation;
+	/* Namespace-wide counters. */
+	struct multic_stats stats;
+};
+
+struct multic_net *multic_net(const struct net *net);
+
+#endif /* _MULTIC_H */

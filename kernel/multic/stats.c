@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Exact per-CPU counters: allocation, summing and reset.
+ */
+
+#include "stats.h"
+
+#include <linux/errno.h>
+#include <linux/gfp.h>
+#include <linux/string.h>
+
+int multic_stats_init(struct multic_stats *stats)
+{
+	int cpu;
+
+	stats->pcpu = alloc_percpu_gfp(struct multic_pcpu_stats, GFP_KERNEL);
+	if (!stats->pcpu)
+		return -ENOMEM;
+	for_each_possible_cpu(cpu)
+		u64_stats_init(&per_cpu_ptr(stats->pcpu, cpu)->syncp);
+	memset(&stats->base, 0, sizeof(stats->base));
+	return 0;
+}
+
+void multic_stats_free(struct multic_stats *stats)
+{
+	free_percpu(stats->pcpu);
+	stats->pcpu = NULL;
+}
+
+/* The raw sum over every CPU, since the counters were allocated. */
+static void multic_stats_sum(const struct multic_stats *stats,
+			     struct multic_counters *sum)
+{
+	int cpu;
+
+	memset(sum, 0, sizeof(*sum));
+	for_each_possible_cpu(cpu) {
+		const struct multic_pcpu_stats *pcpu = per_cpu_ptr(stats->pcpu, cpu);
+		u64 packets, bytes, not_local, drop_nomem;
+		unsigned int start;
+
+		do {
+			start = u64_stats_fetch_begin(&pcpu->syncp);
+			packets = u64_stats_read(&pcpu->packets);
+			bytes = u64_stats_read(&pcpu->bytes);
+			not_local = u64_stats_read(&pcpu->not_local);
+			drop_nomem = u64_stats_read(&pcpu->drop_nomem);
+		} while (u64_stats_fetch_retry(&pcpu->syncp, start));
+
+		sum->packets += packets;
+		sum->bytes += bytes;
+		sum->not_local += not_local;
+		sum->drop_nomem += drop_nomem;
+	}
+}
+
+/* The counters since the last reset.  Caller holds multic_net.lock. */
+void multic_stats_read(const struct multic_stats *stats,
+		       struct multic_counters *counters)
+{
+	multic_stats_sum(stats, counters);
+	counters->packets -= stats->base.packets;
+	counters->bytes -= stats->base.bytes;
+	counters->not_local -= stats->base.not_local;
+	counters->drop_nomem -= stats->base.drop_nomem;
+}
+
+/* Caller holds multic_net.lock. */
+void multic_stats_reset(struct multic_stats *stats)
+{
+	multic_stats_sum(stats, &stats->base);
+}

@@ -1,0 +1,305 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The entry table of a namespace and the distinct groups its entries map to.
+ *
+ * Entries live in a resizable hash table (RCU lookups on the data path) and,
+ * in insertion order, on a list (dumps).  Each distinct group address has a
+ * reference count, so the group limit is checked in constant time.
+ */
+
+#include "table.h"
+#include "multic.h"
+
+#include <linux/build_bug.h>
+#include <linux/lockdep.h>
+#include <linux/netlink.h>
+#include <linux/rcupdate.h>
+#include <linux/rhashtable.h>
+#include <linux/slab.h>
+#include <linux/xarray.h>
+
+static_assert(sizeof(struct multic_key) == 8);
+
+static const struct rhashtable_params multic_entry_params = {
+	.key_len = sizeof(struct multic_key),
+	.key_offset = offsetof(struct multic_entry, key),
+	.head_offset = offsetof(struct multic_entry, node),
+	.automatic_shrinking = true,
+};
+
+/* How many entries map to one group address. */
+struct multic_group {
+	unsigned int refs;
+};
+
+static struct multic_group *multic_group_find(struct multic_net *mn, __be32 addr)
+{
+	return xa_load(&mn->groups, ntohl(addr));
+}
+
+static int multic_group_get(struct multic_net *mn, __be32 addr)
+{
+	struct multic_group *group = multic_group_find(mn, addr);
+	int ret;
+
+	if (group) {
+		group->refs++;
+		return 0;
+	}
+	group = kzalloc(sizeof(*group), GFP_KERNEL);
+	if (!group)
+		return -ENOMEM;
+	group->refs = 1;
+	ret = xa_insert(&mn->groups, ntohl(addr), group, GFP_KERNEL);
+	if (ret) {
+		kfree(group);
+		return ret;
+	}
+	mn->group_count++;
+	return 0;
+}
+
+static void multic_group_put(struct multic_net *mn, __be32 addr)
+{
+	struct multic_group *group = multic_group_find(mn, addr);
+
+	if (WARN_ON_ONCE(!group) || --group->refs)
+		return;
+	xa_erase(&mn->groups, ntohl(addr));
+	kfree(group);
+	mn->group_count--;
+}
+
+/*
+ * May @addr become a group of this namespace?  @freed is 1 when the change
+ * also drops the last reference to another group.
+ */
+static int multic_group_check_limit(struct multic_net *mn, __be32 addr,
+				    unsigned int freed,
+				    struct netlink_ext_ack *extack)
+{
+	unsigned int max_groups = READ_ONCE(multic_max_groups);
+
+	if (multic_group_find(mn, addr) || mn->group_count - freed < max_groups)
+		return 0;
+	NL_SET_ERR_MSG_FMT(extack, "group limit %u reached", max_groups);
+	return -ENOSPC;
+}
+
+static struct multic_entry *multic_entry_new(const struct multic_key *key,
+					     __be32 group)
+{
+	struct multic_entry *entry = kzalloc(sizeof(*entry), GFP_KERNEL);
+
+	if (!entry)
+		return NULL;
+	if (multic_stats_init(&entry->stats)) {
+		kfree(entry);
+		return NULL;
+	}
+	entry->key = *key;
+	entry->group = group;
+	return entry;
+}
+
+static void multic_entry_free(struct multic_entry *entry)
+{
+	multic_stats_free(&entry->stats);
+	kfree(entry);
+}
+
+static void multic_entry_free_rcu(struct rcu_head *rcu)
+{
+	multic_entry_free(container_of(rcu, struct multic_entry, rcu));
+}
+
+/* Every change of the entries moves the generation on; dumps notice. */
+static void multic_table_changed(struct multic_net *mn)
+{
+	if (!++mn->generation)
+		mn->generation = 1;
+}
+
+int multic_table_init(struct multic_net *mn)
+{
+	INIT_LIST_HEAD(&mn->entry_list);
+	xa_init(&mn->groups);
+	mn->entry_count = 0;
+	mn->group_count = 0;
+	mn->generation = 1;
+	return rhashtable_init(&mn->entries, &multic_entry_params);
+}
+
+/*
+ * The namespace is going away: the data path can no longer see the table
+ * (its hook is gone and an RCU grace period has passed), nor can netlink.
+ */
+void multic_table_destroy(struct multic_net *mn)
+{
+	struct multic_entry *entry, *tmp;
+	struct multic_group *group;
+	unsigned long index;
+
+	list_for_each_entry_safe(entry, tmp, &mn->entry_list, list)
+		multic_entry_free(entry);
+	INIT_LIST_HEAD(&mn->entry_list);
+	rhashtable_destroy(&mn->entries);
+	xa_for_each(&mn->groups, index, group)
+		kfree(group);
+	xa_destroy(&mn->groups);
+}
+
+/*
+ * The data path's lookup, in an RCU read-side section: the entry for
+ * (@server, @port), else the any-port entry of @server.
+ */
+struct multic_entry *multic_table_lookup(struct multic_net *mn,
+					 __be32 server, __be16 port)
+{
+	struct multic_key key = { .server = server, .port = port };
+	struct multic_entry *entry;
+
+	entry = rhashtable_lookup(&mn->entries, &key, multic_entry_params);
+	if (entry || !port)
+		return entry;
+	key.port = 0;
+	return rhashtable_lookup(&mn->entries, &key, multic_entry_params);
+}
+
+/* The entry with exactly @key.  Caller holds multic_net.lock. */
+struct multic_entry *multic_table_find(struct multic_net *mn,
+				       const struct multic_key *key)
+{
+	lockdep_assert_held(&mn->lock);
+	return rhashtable_lookup_fast(&mn->entries, key, multic_entry_params);
+}
+
+/* NLM_F_REPLACE of an existing entry: map it to @group, keeping its counters. */
+static int multic_entry_move(struct multic_net *mn, struct multic_entry *entry,
+			     __be32 group, struct netlink_ext_ack *extack)
+{
+	__be32 old = entry->group;
+	int ret;
+
+	if (old == group)
+		return 0;
+	ret = multic_group_check_limit(mn, group,
+				       multic_group_find(mn, old)->refs == 1,
+				       extack);
+	if (ret)
+		return ret;
+	ret = multic_group_get(mn, group);
+	if (ret) {
+		NL_SET_ERR_MSG(extack, "out of memory");
+		return ret;
+	}
+	WRITE_ONCE(entry->group, group);
+	multic_group_put(mn, old);
+	multic_table_changed(mn);
+	return 0;
+}
+
+/* Caller holds multic_net.lock. */
+int multic_table_add(struct multic_net *mn, const struct multic_key *key,
+		     __be32 group, bool replace,
+		     struct netlink_ext_ack *extack)
+{
+	unsigned int max_entries = READ_ONCE(multic_max_entries);
+	struct multic_entry *entry;
+	int ret;
+
+	entry = multic_table_find(mn, key);
+	if (entry) {
+		if (replace)
+			return multic_entry_move(mn, entry, group, extack);
+		NL_SET_ERR_MSG_FMT(extack, "entry %pI4:%u already maps to %pI4",
+				   &key->server, ntohs(key->port),
+				   &entry->group);
+		return -EEXIST;
+	}
+
+	if (mn->entry_count >= max_entries) {
+		NL_SET_ERR_MSG_FMT(extack, "entry limit %u reached", max_entries);
+		return -ENOSPC;
+	}
+	ret = multic_group_check_limit(mn, group, 0, extack);
+	if (ret)
+		return ret;
+
+	entry = multic_entry_new(key, group);
+	if (!entry) {
+		NL_SET_ERR_MSG(extack, "out of memory");
+		return -ENOMEM;
+	}
+	ret = multic_group_get(mn, group);
+	if (ret) {
+		NL_SET_ERR_MSG(extack, "out of memory");
+		goto err_free;
+	}
+	ret = rhashtable_insert_fast(&mn->entries, &entry->node,
+				     multic_entry_params);
+	if (ret) {
+		NL_SET_ERR_MSG_FMT(extack, "cannot insert entry %pI4:%u: error %d",
+				   &key->server, ntohs(key->port), ret);
+		goto err_put;
+	}
+	list_add_tail(&entry->list, &mn->entry_list);
+	mn->entry_count++;
+	multic_table_changed(mn);
+	return 0;
+
+err_put:
+	multic_group_put(mn, group);
+err_free:
+	multic_entry_free(entry);
+	return ret;
+}
+
+static void multic_entry_remove(struct multic_net *mn,
+				struct multic_entry *entry)
+{
+	rhashtable_remove_fast(&mn->entries, &entry->node, multic_entry_params);
+	list_del(&entry->list);
+	multic_group_put(mn, entry->group);
+	mn->entry_count--;
+	call_rcu(&entry->rcu, multic_entry_free_rcu);
+}
+
+/* Caller holds multic_net.lock. */
+int multic_table_del(struct multic_net *mn, const struct multic_key *key,
+		     struct netlink_ext_ack *extack)
+{
+	struct multic_entry *entry = multic_table_find(mn, key);
+
+	if (!entry) {
+		NL_SET_ERR_MSG_FMT(extack, "no entry for %pI4:%u",
+				   &key->server, ntohs(key->port));
+		return -ENOENT;
+	}
+	multic_entry_remove(mn, entry);
+	multic_table_changed(mn);
+	return 0;
+}
+
+/* Caller holds multic_net.lock. */
+void multic_table_clear(struct multic_net *mn)
+{
+	struct multic_entry *entry, *tmp;
+
+	lockdep_assert_held(&mn->lock);
+	if (list_empty(&mn->entry_list))
+		return;
+	list_for_each_entry_safe(entry, tmp, &mn->entry_list, list)
+		multic_entry_remove(mn, entry);
+	multic_table_changed(mn);
+}
+
+/* Caller holds multic_net.lock. */
+void multic_table_reset_stats(struct multic_net *mn)
+{
+	struct multic_entry *entry;
+
+	lockdep_assert_held(&mn->lock);
+	list_for_each_entry(entry, &mn->entry_list, list)
+		multic_stats_reset(&entry->stats);
+}
