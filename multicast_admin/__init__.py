@@ -1,0 +1,1 @@
+"""multicast-proxy management: netlink bindings, domain API, CLIs, config."""

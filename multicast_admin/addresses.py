@@ -1,0 +1,131 @@
+"""Parsing and checking of the addresses and ports an operator types.
+
+The kernel is the authority and refuses the same things with the same words;
+checking here first gives one clear line before anything is sent, and lets the
+CLI refuse a whole request without touching the kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from ipaddress import AddressValueError, IPv4Address, IPv4Network
+from typing import Union
+
+from .errors import InvalidArgument
+
+Address = Union[str, IPv4Address]
+
+MULTICAST = IPv4Network("224.0.0.0/4")
+LOOPBACK = IPv4Network("127.0.0.0/8")
+ZERO_NETWORK = IPv4Network("0.0.0.0/8")
+UNSPECIFIED = IPv4Address("0.0.0.0")
+LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+_NOT_UNICAST = (
+    (MULTICAST, "multicast"),
+    (LOOPBACK, "loopback"),
+    (ZERO_NETWORK, "zero network"),
+    (IPv4Network(f"{LIMITED_BROADCAST}/32"), "broadcast"),
+)
+PORT_ANY = 0
+PORT_MAX = 65535
+
+
+def parse_ipv4(value: Address, what: str = "address") -> IPv4Address:
+    """``value`` as an IPv4 address, in dotted-quad form only (no '1.2.3', no leading zeros)."""
+    if isinstance(value, IPv4Address):
+        return value
+    text = value.strip()
+    try:
+        return IPv4Address(text)
+    except AddressValueError:
+        raise InvalidArgument(
+            f"{what} {value!r} is not a valid IPv4 address (expected a.b.c.d)"
+        ) from None
+
+
+def parse_ipv4_list(values: Iterable[Address], what: str = "member") -> list[IPv4Address]:
+    """Addresses from values that may each be a comma-separated list ('a,b,c')."""
+    result: list[IPv4Address] = []
+    for value in values:
+        if isinstance(value, IPv4Address):
+            result.append(value)
+            continue
+        for item in value.split(","):
+            if not item.strip():
+                raise InvalidArgument(
+                    f"empty {what} in list {value!r} (separate addresses with single commas)"
+                )
+            result.append(parse_ipv4(item, what))
+    return result
+
+
+def unique(addresses: Iterable[IPv4Address]) -> tuple[list[IPv4Address], list[IPv4Address]]:
+    """(first occurrences in order, repeated ones)."""
+    seen: set[IPv4Address] = set()
+    first: list[IPv4Address] = []
+    repeated: list[IPv4Address] = []
+    for address in addresses:
+        if address in seen:
+            repeated.append(address)
+        else:
+            seen.add(address)
+            first.append(address)
+    return first, repeated
+
+
+def check_group(group: IPv4Address, *, broadcast: bool = False) -> None:
+    """A group is multicast; a broadcast group (only when asked for) is a broadcast address."""
+    if not broadcast:
+        if group not in MULTICAST:
+            raise InvalidArgument(
+                f"group {group} is not a multicast address (224.0.0.0/4); "
+                "add --broadcast to fan out a broadcast address"
+            )
+        return
+    if group in MULTICAST:
+        raise InvalidArgument(
+            f"group {group} is a multicast address, not a broadcast address: drop --broadcast"
+        )
+    if group in LOOPBACK or group == UNSPECIFIED:
+        raise InvalidArgument(f"group {group} is not a broadcast address")
+
+
+def check_member(member: IPv4Address) -> None:
+    """A member is a unicast address another host can be reached at."""
+    if member in MULTICAST:
+        raise InvalidArgument(f"member {member} is a multicast address")
+    if member in LOOPBACK:
+        raise InvalidArgument(f"member {member} is a loopback address")
+    if member == UNSPECIFIED:
+        raise InvalidArgument(f"member {member} is the unspecified address")
+    if member == LIMITED_BROADCAST:
+        raise InvalidArgument(f"member {member} is the broadcast address")
+
+
+def check_server(server: IPv4Address) -> None:
+    """The sending host a client entry names: a unicast address (as multic checks it)."""
+    for network, reason in _NOT_UNICAST:
+        if server in network:
+            raise InvalidArgument(f"server {server} is not a unicast address ({reason})")
+
+
+def check_client_group(group: IPv4Address, *, broadcast: bool = False) -> None:
+    """multic restores copies to a multicast group, or (when asked for) to 255.255.255.255."""
+    if group == LIMITED_BROADCAST:
+        if not broadcast:
+            raise InvalidArgument(
+                f"group {group} is the broadcast address: add --broadcast to restore broadcasts"
+            )
+        return
+    if group not in MULTICAST:
+        raise InvalidArgument(f"group {group} is not a multicast address or 255.255.255.255")
+    if broadcast:
+        raise InvalidArgument(
+            f"group {group} is a multicast address, not a broadcast address: drop --broadcast"
+        )
+
+
+def check_port(port: int) -> None:
+    """A UDP port, 0 meaning any port."""
+    if isinstance(port, bool) or not isinstance(port, int) or not PORT_ANY <= port <= PORT_MAX:
+        raise InvalidArgument(f"port {port!r} is out of range: use 0-65535 (0 = any port)")

@@ -1,0 +1,155 @@
+"""What the kernel reports, as plain immutable values.
+
+``to_json()`` of each class is the stable ``--json`` schema of the CLIs
+(documented in docs/usage.md): addresses as dotted-quad strings, counters as
+integers, every key always present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from ipaddress import IPv4Address
+from typing import Any
+
+JSON_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ServerCounters:
+    """One multis counter space (namespace, group or member)."""
+
+    datagrams: int = 0
+    """Original datagrams fanned out."""
+    packets: int = 0
+    """Unicast copies handed to the stack."""
+    bytes: int = 0
+    """IP bytes of those copies."""
+    drop_no_member: int = 0
+    """Datagrams to a group with no member."""
+    drop_nomem: int = 0
+    """Copies not made: out of memory."""
+    drop_no_route: int = 0
+    """Copies with no route to the member."""
+    drop_xmit: int = 0
+    """Copies the output path refused."""
+
+    #: The counters a member carries (the kernel sends only these for a member).
+    MEMBER_FIELDS = ("packets", "bytes", "drop_nomem", "drop_no_route", "drop_xmit")
+
+    def to_json(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def member_json(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.MEMBER_FIELDS}
+
+
+@dataclass(frozen=True)
+class ClientCounters:
+    """One multic counter space (namespace or entry)."""
+
+    packets: int = 0
+    """Copies restored to their group."""
+    bytes: int = 0
+    """IP bytes of those."""
+    not_local: int = 0
+    """Marked and matched, but not addressed to this host: left alone."""
+    drop_nomem: int = 0
+    """Could not be made writable: dropped."""
+
+    def to_json(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Group:
+    """A multis group as GET_GROUP reports it (without its members)."""
+
+    address: IPv4Address
+    broadcast: bool = False
+    vrrp: bool = False
+    member_count: int = 0
+    stats: ServerCounters = field(default_factory=ServerCounters)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "group": str(self.address),
+            "broadcast": self.broadcast,
+            "vrrp": self.vrrp,
+            "member_count": self.member_count,
+            "stats": self.stats.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class Member:
+    """A member of a multis group, with its own counters."""
+
+    address: IPv4Address
+    stats: ServerCounters = field(default_factory=ServerCounters)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"address": str(self.address), "stats": self.stats.member_json()}
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """Namespace-wide multis counters, counts and limits (GET_STATS)."""
+
+    stats: ServerCounters
+    group_count: int
+    max_groups: int
+    max_members: int
+    marker_tos: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stats": self.stats.to_json(),
+            "group_count": self.group_count,
+            "max_groups": self.max_groups,
+            "max_members": self.max_members,
+            "marker_tos": self.marker_tos,
+        }
+
+
+@dataclass(frozen=True)
+class ClientEntry:
+    """A multic entry: copies from ``server`` to UDP ``port`` (0: any) go back to ``group``."""
+
+    server: IPv4Address
+    port: int
+    group: IPv4Address
+    stats: ClientCounters = field(default_factory=ClientCounters)
+
+    @property
+    def key(self) -> tuple[IPv4Address, int]:
+        return (self.server, self.port)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": str(self.server),
+            "port": self.port,
+            "group": str(self.group),
+            "stats": self.stats.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class ClientStatus:
+    """Namespace-wide multic counters, counts and limits (GET_STATS)."""
+
+    stats: ClientCounters
+    entry_count: int
+    group_count: int
+    max_groups: int
+    max_entries: int
+    marker_tos: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stats": self.stats.to_json(),
+            "entry_count": self.entry_count,
+            "group_count": self.group_count,
+            "max_groups": self.max_groups,
+            "max_entries": self.max_entries,
+            "marker_tos": self.marker_tos,
+        }

@@ -1,0 +1,402 @@
+"""Test doubles for the socket layer: small in-memory kernels that speak the protocol.
+
+``FakeMultisKernel`` and ``FakeMulticKernel`` implement the
+:class:`multicast_admin.netlink.Transport` interface.  They receive the
+request message the bindings built, encode it to bytes and decode it the way
+the kernel would see it, apply the command with the semantics the uapi header
+documents (all or nothing, limits, extack-style refusals), and answer with
+real encoded-then-decoded reply messages.  So a test through them exercises
+the real message classes, the error mapping and the dump handling; only the
+socket is fake.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from pyroute2.netlink import NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_MULTI, NLM_F_REPLACE
+from pyroute2.netlink.exceptions import NetlinkError
+
+from multicast_admin import uapi
+from multicast_admin.netlink import Reply, build_message, multicmsg, multismsg
+
+FAMILY_ID = 0x20
+MULTICAST = IPv4Network("224.0.0.0/4")
+LOOPBACK = IPv4Network("127.0.0.0/8")
+ZERO_NETWORK = IPv4Network("0.0.0.0/8")
+BCAST = IPv4Address("255.255.255.255")
+
+SERVER_STATS = ("DATAGRAMS", "PACKETS", "BYTES", "DROP_NO_MEMBER", "DROP_NOMEM")
+SERVER_STATS += ("DROP_NO_ROUTE", "DROP_XMIT")
+MEMBER_STATS = ("PACKETS", "BYTES", "DROP_NOMEM", "DROP_NO_ROUTE", "DROP_XMIT")
+CLIENT_STATS = ("PACKETS", "BYTES", "NOT_LOCAL", "DROP_NOMEM")
+
+
+def wire(msg_class: type, msg: Any, flags: int, seq: int = 1) -> Any:
+    """``msg`` encoded to bytes and decoded again, as the other side sees it."""
+    msg["header"]["type"] = FAMILY_ID
+    msg["header"]["flags"] = flags
+    msg["header"]["sequence_number"] = seq
+    msg["header"]["pid"] = 0
+    msg.encode()
+    decoded = msg_class(bytes(msg.data))
+    decoded.decode()
+    return decoded
+
+
+def reply(msg_class: type, cmd: int, attrs: list, flags: int = 0) -> Any:
+    msg = build_message(msg_class, cmd, 1, [tuple(a) for a in attrs])
+    return wire(msg_class, msg, flags)
+
+
+def refuse(code: int, text: str) -> NetlinkError:
+    return NetlinkError(code, text)
+
+
+def stats_nest(prefix: str, names: tuple, values: dict) -> dict:
+    return {"attrs": [[f"{prefix}{n}", values.get(n, 0)] for n in names]}
+
+
+@dataclass
+class Request:
+    cmd: int
+    flags: int
+    msg: Any
+    raw: bytes
+
+
+class _FakeKernel:
+    msg_class: type
+    family: str
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.privileged = True
+        self.interrupt_dumps = 0
+        self.closed = False
+
+    def request(self, msg: Any, flags: int) -> Reply:
+        seen = wire(self.msg_class, msg, flags)
+        self.requests.append(Request(seen["cmd"], flags, seen, bytes(msg.data)))
+        if (flags & NLM_F_DUMP) == NLM_F_DUMP:  # as genetlink tests it: REPLACE is ROOT
+            messages = self.dump(seen)
+            interrupted = self.interrupt_dumps > 0
+            if interrupted:
+                self.interrupt_dumps -= 1
+                for m in messages[-1:]:
+                    m["header"]["flags"] |= NLM_F_DUMP_INTR
+            return Reply(messages, interrupted)
+        return Reply(self.do(seen, flags))
+
+    def changes(self) -> list[Request]:
+        """The requests that asked for a change (neither a get nor a dump)."""
+        return [r for r in self.requests if r.cmd not in self.read_commands]
+
+    def need_admin(self) -> None:
+        if not self.privileged:
+            raise refuse(errno.EPERM, "")
+
+    def close(self) -> None:
+        self.closed = True
+
+    read_commands: tuple = ()
+
+    def dump(self, msg: Any) -> list:
+        raise NotImplementedError
+
+    def do(self, msg: Any, flags: int) -> list:
+        raise NotImplementedError
+
+
+@dataclass
+class FakeGroup:
+    flags: int = 0
+    members: list = field(default_factory=list)
+    stats: dict = field(default_factory=dict)
+    member_stats: dict = field(default_factory=dict)
+
+
+class FakeMultisKernel(_FakeKernel):
+    """The multis family as the header describes it."""
+
+    msg_class = multismsg
+    family = "multis"
+    read_commands = (
+        uapi.MULTIS_CMD_GET_GROUP,
+        uapi.MULTIS_CMD_GET_MEMBERS,
+        uapi.MULTIS_CMD_GET_STATS,
+    )
+    members_per_message = 50
+
+    def __init__(self, max_groups: int = 10, max_members: int = 128) -> None:
+        super().__init__()
+        self.max_groups = max_groups
+        self.max_members = max_members
+        self.groups: dict[IPv4Address, FakeGroup] = {}
+        self.stats: dict[str, int] = {}
+
+    # --- helpers for tests -------------------------------------------------
+
+    def state(self) -> dict:
+        """{group: (flags, [members])}, to compare before and after."""
+        return {str(g): (v.flags, [str(m) for m in v.members]) for g, v in self.groups.items()}
+
+    def set_group(self, group: str, members: list = (), flags: int = 0) -> None:
+        self.groups[IPv4Address(group)] = FakeGroup(flags, [IPv4Address(m) for m in members])
+
+    # --- commands ----------------------------------------------------------
+
+    def do(self, msg: Any, flags: int) -> list:
+        cmd = msg["cmd"]
+        if cmd == uapi.MULTIS_CMD_GET_GROUP:
+            group = self._group_addr(msg)
+            return [self._group_message(group, 0)]
+        if cmd == uapi.MULTIS_CMD_GET_STATS:
+            return [
+                reply(
+                    multismsg,
+                    cmd,
+                    [
+                        ["MULTIS_A_STATS", stats_nest("MULTIS_STATS_A_", SERVER_STATS, self.stats)],
+                        ["MULTIS_A_GROUP_COUNT", len(self.groups)],
+                        ["MULTIS_A_MAX_GROUPS", self.max_groups],
+                        ["MULTIS_A_MAX_MEMBERS", self.max_members],
+                        ["MULTIS_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS],
+                    ],
+                )
+            ]
+        self.need_admin()
+        if cmd == uapi.MULTIS_CMD_JOIN:
+            self._join(msg, flags)
+        elif cmd == uapi.MULTIS_CMD_QUIT:
+            self._quit(msg)
+        elif cmd == uapi.MULTIS_CMD_DEL_GROUP:
+            group = self._group_addr(msg)
+            del self.groups[group]
+        elif cmd == uapi.MULTIS_CMD_CLEAR:
+            self.groups.clear()
+        elif cmd == uapi.MULTIS_CMD_RESET_STATS:
+            self.stats = {}
+            for g in self.groups.values():
+                g.stats = {}
+                g.member_stats = {}
+        else:
+            raise refuse(errno.EOPNOTSUPP, "")
+        return []
+
+    def dump(self, msg: Any) -> list:
+        cmd = msg["cmd"]
+        if cmd == uapi.MULTIS_CMD_GET_GROUP:
+            return [self._group_message(g, NLM_F_MULTI) for g in self.groups]
+        if cmd == uapi.MULTIS_CMD_GET_MEMBERS:
+            group = self._group_addr(msg)
+            members = self.groups[group].members
+            messages = []
+            step = self.members_per_message
+            for start in range(0, len(members), step):
+                chunk = members[start : start + step]
+                messages.append(
+                    reply(
+                        multismsg,
+                        cmd,
+                        [
+                            ["MULTIS_A_GROUP_ADDR", str(group)],
+                            ["MULTIS_A_MEMBERS", [self._member_nest(group, m) for m in chunk]],
+                        ],
+                        NLM_F_MULTI,
+                    )
+                )
+            return messages
+        raise refuse(errno.EOPNOTSUPP, "")
+
+    def _member_nest(self, group: IPv4Address, member: IPv4Address) -> dict:
+        counters = self.groups[group].member_stats.get(member, {})
+        return {
+            "attrs": [
+                ["MULTIS_MEMBER_A_ADDR", str(member)],
+                ["MULTIS_MEMBER_A_STATS", stats_nest("MULTIS_STATS_A_", MEMBER_STATS, counters)],
+            ]
+        }
+
+    def _group_message(self, group: IPv4Address, flags: int) -> Any:
+        g = self.groups[group]
+        return reply(
+            multismsg,
+            uapi.MULTIS_CMD_GET_GROUP,
+            [
+                ["MULTIS_A_GROUP_ADDR", str(group)],
+                ["MULTIS_A_GROUP_FLAGS", g.flags],
+                ["MULTIS_A_MEMBER_COUNT", len(g.members)],
+                ["MULTIS_A_STATS", stats_nest("MULTIS_STATS_A_", SERVER_STATS, g.stats)],
+            ],
+            flags,
+        )
+
+    def _group_addr(self, msg: Any, must_exist: bool = True) -> IPv4Address:
+        value = msg.get_attr("MULTIS_A_GROUP_ADDR")
+        if value is None:
+            raise refuse(errno.EINVAL, "missing group address")
+        group = IPv4Address(value)
+        if must_exist and group not in self.groups:
+            raise refuse(errno.ENOENT, f"group {group} does not exist")
+        return group
+
+    def _members(self, msg: Any) -> list[IPv4Address]:
+        return [
+            IPv4Address(e.get_attr("MULTIS_MEMBER_A_ADDR"))
+            for e in msg.get_attr("MULTIS_A_MEMBERS") or []
+        ]
+
+    def _join(self, msg: Any, flags: int) -> None:
+        group = self._group_addr(msg, must_exist=False)
+        group_flags = msg.get_attr("MULTIS_A_GROUP_FLAGS") or 0
+        if group_flags & ~uapi.MULTIS_GROUP_F_ALL:
+            raise refuse(errno.EOPNOTSUPP, "unknown group flags")
+        broadcast = bool(group_flags & uapi.MULTIS_GROUP_F_BROADCAST)
+        if (group in MULTICAST) == broadcast:
+            kind = "broadcast" if broadcast else "multicast"
+            raise refuse(errno.EINVAL, f"group {group} is not a {kind} address")
+        existing = self.groups.get(group)
+        if existing is not None and flags & NLM_F_EXCL:
+            raise refuse(errno.EEXIST, f"group {group} exists")
+        if existing is None and len(self.groups) >= self.max_groups:
+            raise refuse(errno.ENOSPC, f"group limit {self.max_groups} reached")
+        current = list(existing.members) if existing else []
+        for member in self._members(msg):
+            if member in MULTICAST:
+                raise refuse(errno.EINVAL, f"member {member} is a multicast address")
+            if member in LOOPBACK:
+                raise refuse(errno.EINVAL, f"member {member} is a loopback address")
+            if member == IPv4Address(0) or member == IPv4Address("255.255.255.255"):
+                raise refuse(errno.EINVAL, f"member {member} is not a unicast address")
+            if member in self.groups or member == group:
+                raise refuse(errno.EINVAL, f"member {member} is a configured group")
+            if member not in current:
+                current.append(member)
+        if len(current) > self.max_members:
+            raise refuse(errno.ENOSPC, f"group {group}: member limit {self.max_members} reached")
+        if existing is None:
+            self.groups[group] = FakeGroup(group_flags, current)
+        else:
+            existing.members = current
+
+    def _quit(self, msg: Any) -> None:
+        group = self._group_addr(msg)
+        members = self._members(msg)
+        current = self.groups[group].members
+        for member in members:
+            if member not in current:
+                raise refuse(errno.ENOENT, f"group {group}: {member} is not a member")
+        self.groups[group].members = [m for m in current if m not in members]
+
+
+@dataclass
+class FakeEntry:
+    group: IPv4Address
+    stats: dict = field(default_factory=dict)
+
+
+class FakeMulticKernel(_FakeKernel):
+    """The multic family as the header describes it."""
+
+    msg_class = multicmsg
+    family = "multic"
+    read_commands = (uapi.MULTIC_CMD_GET_ENTRY, uapi.MULTIC_CMD_GET_STATS)
+
+    def __init__(self, max_groups: int = 10, max_entries: int = 1024) -> None:
+        super().__init__()
+        self.max_groups = max_groups
+        self.max_entries = max_entries
+        self.entries: dict[tuple[IPv4Address, int], FakeEntry] = {}
+        self.stats: dict[str, int] = {}
+
+    def state(self) -> dict:
+        return {f"{s}:{p}": str(e.group) for (s, p), e in self.entries.items()}
+
+    def set_entry(self, server: str, port: int, group: str) -> None:
+        self.entries[(IPv4Address(server), port)] = FakeEntry(IPv4Address(group))
+
+    def do(self, msg: Any, flags: int) -> list:
+        cmd = msg["cmd"]
+        if cmd == uapi.MULTIC_CMD_GET_ENTRY:
+            key = self._key(msg, must_exist=True)
+            return [self._entry_message(key, 0)]
+        if cmd == uapi.MULTIC_CMD_GET_STATS:
+            return [
+                reply(
+                    multicmsg,
+                    cmd,
+                    [
+                        ["MULTIC_A_STATS", stats_nest("MULTIC_STATS_A_", CLIENT_STATS, self.stats)],
+                        ["MULTIC_A_ENTRY_COUNT", len(self.entries)],
+                        ["MULTIC_A_GROUP_COUNT", len({e.group for e in self.entries.values()})],
+                        ["MULTIC_A_MAX_GROUPS", self.max_groups],
+                        ["MULTIC_A_MAX_ENTRIES", self.max_entries],
+                        ["MULTIC_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS],
+                    ],
+                )
+            ]
+        self.need_admin()
+        if cmd == uapi.MULTIC_CMD_ADD:
+            self._add(msg, flags)
+        elif cmd == uapi.MULTIC_CMD_DEL:
+            del self.entries[self._key(msg, must_exist=True)]
+        elif cmd == uapi.MULTIC_CMD_CLEAR:
+            self.entries.clear()
+        elif cmd == uapi.MULTIC_CMD_RESET_STATS:
+            self.stats = {}
+            for e in self.entries.values():
+                e.stats = {}
+        else:
+            raise refuse(errno.EOPNOTSUPP, "")
+        return []
+
+    def dump(self, msg: Any) -> list:
+        if msg["cmd"] == uapi.MULTIC_CMD_GET_ENTRY:
+            return [self._entry_message(k, NLM_F_MULTI) for k in self.entries]
+        raise refuse(errno.EOPNOTSUPP, "")
+
+    def _key(self, msg: Any, must_exist: bool = False) -> tuple[IPv4Address, int]:
+        server = msg.get_attr("MULTIC_A_SERVER_ADDR")
+        port = msg.get_attr("MULTIC_A_PORT")
+        if server is None or port is None:
+            raise refuse(errno.EINVAL, "missing server address or port")
+        key = (IPv4Address(server), port)
+        if must_exist and key not in self.entries:
+            raise refuse(errno.ENOENT, f"no entry for {server}:{port}")
+        return key
+
+    def _entry_message(self, key: tuple[IPv4Address, int], flags: int) -> Any:
+        entry = self.entries[key]
+        return reply(
+            multicmsg,
+            uapi.MULTIC_CMD_GET_ENTRY,
+            [
+                ["MULTIC_A_SERVER_ADDR", str(key[0])],
+                ["MULTIC_A_PORT", key[1]],
+                ["MULTIC_A_GROUP_ADDR", str(entry.group)],
+                ["MULTIC_A_STATS", stats_nest("MULTIC_STATS_A_", CLIENT_STATS, entry.stats)],
+            ],
+            flags,
+        )
+
+    def _add(self, msg: Any, flags: int) -> None:
+        key = self._key(msg)
+        group = IPv4Address(msg.get_attr("MULTIC_A_GROUP_ADDR"))
+        server = key[0]
+        if server in MULTICAST or server in LOOPBACK or server in ZERO_NETWORK or server == BCAST:
+            raise refuse(errno.EINVAL, f"server {server} is not a unicast address")
+        if group not in MULTICAST and group != BCAST:
+            raise refuse(errno.EINVAL, f"group {group} is not a multicast address or {BCAST}")
+        existing = self.entries.get(key)
+        if existing is not None and not flags & NLM_F_REPLACE:
+            raise refuse(errno.EEXIST, f"entry {key[0]}:{key[1]} already maps to {existing.group}")
+        if existing is None and len(self.entries) >= self.max_entries:
+            raise refuse(errno.ENOSPC, f"entry limit {self.max_entries} reached")
+        groups = {e.group for k, e in self.entries.items() if k != key} | {group}
+        if len(groups) > self.max_groups:
+            raise refuse(errno.ENOSPC, f"group limit {self.max_groups} reached")
+        self.entries[key] = FakeEntry(group)
