@@ -1,0 +1,113 @@
+#!/bin/sh
+# The kernel compatibility matrix: build both modules against every Debian
+# kernel header set these machines can get.
+#
+#   scripts/kernels.sh [build] [SERIES...]   build (default: every series)
+#   scripts/kernels.sh list [SERIES...]      print "SERIES KVER" lines
+#   scripts/kernels.sh kits [SERIES...]      only prepare build/kit/KVER
+#
+# SERIES is 5.10 (Debian 11 bullseye; the series of Alibaba Cloud Linux 3),
+# 6.1 (Debian 12, the default kernel of the tests) or 6.12 (Debian 12's
+# newer kernel, from bookworm-security).  Each resolves to the newest ABI the
+# archive offers (override: KVER_5_10, KVER_6_1, KVER_6_12).  Each kit
+# (kernel image + headers, scripts/setup-kit.sh) lands in build/kit/KVER; the
+# sources are copied to build/kernels/KVER so the builds do not share objects
+# with each other or with the developer's tree, and each build's log is kept
+# in build/kernels/KVER/build.log.  The exit status is non-zero if any build
+# failed; the failing compiler messages are printed.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+SERIES_ALL="5.10 6.1 6.12"
+
+resolve() { # SERIES -> KVER
+	case "$1" in
+	5.10)
+		[ -n "${KVER_5_10:-}" ] && { echo "$KVER_5_10"; return; }
+		"$top/scripts/debian-apt.sh" bullseye apt-cache depends linux-headers-amd64 |
+			sed -n 's/^ *Depends: linux-headers-\(5\.10\.[^ ]*-amd64\)$/\1/p' | head -n1
+		;;
+	6.1)
+		[ -n "${KVER_6_1:-}" ] && { echo "$KVER_6_1"; return; }
+		"$top/scripts/kver.sh"
+		;;
+	6.12)
+		[ -n "${KVER_6_12:-}" ] && { echo "$KVER_6_12"; return; }
+		apt-cache pkgnames linux-headers-6.12. |
+			grep -E '^linux-headers-6\.12\.[0-9]+\+deb12-amd64$' |
+			sed 's/^linux-headers-//' | sort -V | tail -n1
+		;;
+	*)
+		echo "kernels: unknown series $1 (known: $SERIES_ALL)" >&2
+		return 1
+		;;
+	esac
+}
+
+kver_of() {
+	k=$(resolve "$1") || exit 2
+	if [ -z "$k" ]; then
+		echo "kernels: no kernel of series $1 found in the Debian archive" >&2
+		exit 2
+	fi
+	echo "$k"
+}
+
+cmd=build
+case "${1:-}" in
+build | list | kits) cmd=$1; shift ;;
+esac
+series=${*:-$SERIES_ALL}
+
+if [ "$cmd" = list ]; then
+	for s in $series; do echo "$s $(kver_of "$s")"; done
+	exit 0
+fi
+
+if [ "$cmd" = kits ]; then
+	for s in $series; do "$top/scripts/setup-kit.sh" "$(kver_of "$s")"; done
+	exit 0
+fi
+
+if [ ! -f "$top/kernel/Makefile" ]; then
+	echo "kernels: kernel/Makefile is missing: nothing to build" >&2
+	exit 2
+fi
+
+failed=""
+summary=""
+for s in $series; do
+	kver=$(kver_of "$s")
+	echo "== $s: $kver"
+	if ! "$top/scripts/setup-kit.sh" "$kver"; then
+		failed="$failed $s"
+		summary="$summary$s $kver: NO KIT (see above)\n"
+		continue
+	fi
+	out="$top/build/kernels/$kver"
+	rm -rf "$out"
+	mkdir -p "$out"
+	# A clean copy of the sources, without the developer's build products.
+	(cd "$top" && tar -cf - --exclude='*.o' --exclude='*.ko' --exclude='*.mod' \
+		--exclude='*.mod.c' --exclude='.*.cmd' --exclude='*.order' \
+		--exclude='*.symvers' --exclude='.*.d' kernel) | (cd "$out" && tar -xf -)
+	# CC=gcc: Debian's headers name the compiler they were built with (gcc-10
+	# for bullseye); this machine's gcc builds compatible modules.
+	# CONFIG_DEBUG_INFO_BTF_MODULES=: 6.12's kbuild adds BTF to modules with
+	# pahole, which a compile test does not need (modules load without it).
+	if make -C "$out/kernel" KDIR="$top/build/kit/$kver/build" CC=gcc \
+		CONFIG_DEBUG_INFO_BTF_MODULES= >"$out/build.log" 2>&1; then
+		mods=$(cd "$out/kernel" && find . -name '*.ko' | sort | tr '\n' ' ')
+		summary="${summary}$s $kver: ok ($mods)\n"
+	else
+		failed="$failed $s"
+		summary="${summary}$s $kver: FAILED (log: $out/build.log)\n"
+		echo "-- $s $kver: build failed; compiler messages:"
+		grep -E 'error|warning:|Error [0-9]' "$out/build.log" | head -n 60 || tail -n 40 "$out/build.log"
+	fi
+done
+echo "== kernel matrix"
+printf "%b" "$summary"
+if [ -n "$failed" ]; then
+	echo "kernels: build failed for:$failed" >&2
+	exit 1
+fi
