@@ -65,7 +65,8 @@ def render(bench: dict) -> str:
         " spent (blocked in `sendto()`) per message, for all its members.",
         "Absolute numbers inside an emulated VM mean little; the ratios are the result.",
         "",
-        "| payload | way | delivered copies/s | sender time per message | copies dropped by multis |",
+        "| payload | way | delivered copies/s | sender time per message"
+        " | copies dropped by multis |",
         "|---|---|---|---|---|",
     ]
     ratios = []
@@ -78,7 +79,7 @@ def render(bench: dict) -> str:
             r["multis"][k] for r in group for k in ("drop_nomem", "drop_no_route", "drop_xmit")
         )
         lines.append(f"| {size} B | multis | {g_rate:,.0f} | {g_ns / 1000:,.1f} µs | {drops} |")
-        lines.append(f"| {size} B | app unicast | {u_rate:,.0f} | {u_ns / 1000:,.1f} µs | – |")
+        lines.append(f"| {size} B | app unicast | {u_rate:,.0f} | {u_ns / 1000:,.1f} µs | n/a |")
         ratios.append((size, g_rate / u_rate, u_ns / g_ns))
     lines += ["", "Ratios (multis / app unicast, same run):", ""]
     for size, rate, time_ratio in ratios:

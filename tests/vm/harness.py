@@ -16,6 +16,7 @@ Only the standard library is used: this module also runs as a script
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import os
@@ -230,7 +231,7 @@ def run(
         "virtio-9p-pci,fsdev=res,mount_tag=results",
     ]
     started = time.monotonic()
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         subprocess.run(
             qemu,
             stdin=subprocess.DEVNULL,
@@ -239,8 +240,6 @@ def run(
             timeout=timeout,
             check=False,
         )
-    except subprocess.TimeoutExpired:
-        pass
     seconds = time.monotonic() - started
     console_text = console.read_text(errors="replace") if console.exists() else ""
     output_file = results_dir / "output"

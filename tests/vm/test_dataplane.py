@@ -123,7 +123,7 @@ def test_udp_gso_segments_all_arrive(facts):
 
 def test_datagrams_without_udp_checksum_arrive(facts):
     got = facts["no_checksum"]["received"]
-    assert got == {name: True for name in RECEIVERS}
+    assert got == dict.fromkeys(RECEIVERS, True)
 
 
 def _refused(result, errno_code, *words):

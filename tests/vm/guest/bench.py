@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from multicast_admin.netlink import MulticNetlink, MultisNetlink  # noqa: E402
-from tests.vm.guest.facts import Facts  # noqa: E402
-from tests.vm.guest.vpc import build_vpc, sh  # noqa: E402
+from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from tests.vm.guest.facts import Facts
+from tests.vm.guest.vpc import build_vpc, sh
 
 REPO = Path(__file__).resolve().parents[3]
 BLAST = sys.argv[1]
@@ -56,7 +56,9 @@ def trial(mode: str, size: int) -> dict:
     before = rx_packets()
     out = subprocess.run(
         ["ip", "netns", "exec", vpc.sender.name, *args],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     time.sleep(0.5)
     result = json.loads(out)

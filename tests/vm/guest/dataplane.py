@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from multicast_admin.errors import MulticastProxyError  # noqa: E402
-from multicast_admin.netlink import MulticNetlink, MultisNetlink  # noqa: E402
-from tests.vm.guest.facts import Facts  # noqa: E402
-from tests.vm.guest.vpc import Receiver, Sender, build_vpc, payloads, sh  # noqa: E402
+from multicast_admin.errors import MulticastProxyError
+from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from tests.vm.guest.facts import Facts
+from tests.vm.guest.vpc import Receiver, Sender, build_vpc, payloads, sh
 
 REPO = Path(__file__).resolve().parents[3]
 MULTIS_KO = REPO / "kernel" / "multis" / "multis.ko"
@@ -47,12 +47,12 @@ def multis() -> MultisNetlink:
         return MultisNetlink.open()
 
 
-def multic(host) -> MulticNetlink:  # noqa: ANN001
+def multic(host) -> MulticNetlink:
     with host.inside():
         return MulticNetlink.open()
 
 
-def error_of(call) -> dict:  # noqa: ANN001
+def error_of(call) -> dict:
     """Run ``call``; what it raised (kind, errno, message), or {"ok": True}."""
     try:
         call()
@@ -85,7 +85,7 @@ def exchange(group: str, port: int, data: list[bytes], bind_group: bool = True) 
             rx.close()
 
 
-def counters_json(stats) -> dict:  # noqa: ANN001
+def counters_json(stats) -> dict:
     return stats.to_json()
 
 
@@ -103,7 +103,7 @@ with facts.step("baseline") as f:
     # no modules: the switch drops multicast, nobody receives anything
     f["received"] = exchange(G1, PORT, payloads("base", COUNT))
     f["dropped_by_switch"] = vpc.dropped_by_switch()
-    f["module_missing"] = error_of(lambda: multis())
+    f["module_missing"] = error_of(multis)
 
 with facts.step("load") as f:
     insmod(MULTIS_KO)
@@ -144,8 +144,7 @@ with facts.step("delivery") as f:
     f["member_stats"] = {str(m.address): m.stats.member_json() for m in server.members(ip(G1))}
     f["server_totals"] = server.stats().to_json()
     f["client_entry_stats"] = {
-        name: c.get_entry(ip(sender_host.addr), PORT).stats.to_json()
-        for name, c in clients.items()
+        name: c.get_entry(ip(sender_host.addr), PORT).stats.to_json() for name, c in clients.items()
     }
     f["client_totals"] = {name: c.stats().to_json() for name, c in clients.items()}
 
@@ -187,9 +186,7 @@ with facts.step("udp_gso") as f:
     blob = b"".join(payloads("gso", 3, 1000))
     tx.sendto(blob, (G1, PORT))
     tx.close()
-    f["received"] = {
-        rx.host.name: [len(d.payload) for d in rx.drain()] for rx in socks
-    }
+    f["received"] = {rx.host.name: [len(d.payload) for d in rx.drain()] for rx in socks}
     f["intact"] = True
     for rx in socks:
         rx.close()
@@ -213,9 +210,7 @@ with facts.step("bad_members") as f:
     f["loopback"] = error_of(lambda: server.join(ip(G1), [ip("127.0.0.1")]))
     f["unspecified"] = error_of(lambda: server.join(ip(G1), [ip("0.0.0.0")]))
     f["broadcast_member"] = error_of(lambda: server.join(ip(G1), [ip("255.255.255.255")]))
-    f["mixed_batch"] = error_of(
-        lambda: server.join(ip(G1), [ip("10.0.0.50"), ip("127.0.0.2")])
-    )
+    f["mixed_batch"] = error_of(lambda: server.join(ip(G1), [ip("10.0.0.50"), ip("127.0.0.2")]))
     f["members_after"] = sorted(str(m.address) for m in server.members(ip(G1)))
     f["group_not_multicast"] = error_of(lambda: server.join(ip("10.1.1.1"), []))
     f["quit_unknown_member"] = error_of(lambda: server.quit(ip(G1), [ip("10.0.0.99")]))
@@ -232,7 +227,7 @@ with facts.step("no_route") as f:
 
 with facts.step("unprivileged") as f:
     code = (
-        "import sys; sys.path.insert(0, %r)\n"
+        f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
         "from ipaddress import IPv4Address as A\n"
         "from multicast_admin.netlink import MultisNetlink, MulticNetlink\n"
         "from multicast_admin.errors import MulticastProxyError\n"
@@ -252,11 +247,25 @@ with facts.step("unprivileged") as f:
         "    except MulticastProxyError as e:\n"
         "        out.append(e.errno)\n"
         "print(out)\n"
-    ) % str(REPO)
+    )
     proc = subprocess.run(
-        ["ip", "netns", "exec", sender_host.name, "setpriv", "--reuid=nobody",
-         "--regid=nogroup", "--clear-groups", "--inh-caps=-all", sys.executable, "-c", code],
-        capture_output=True, text=True, env={**os.environ, "HOME": "/tmp"},
+        [
+            "ip",
+            "netns",
+            "exec",
+            sender_host.name,
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+            sys.executable,
+            "-c",
+            code,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": "/tmp"},
     )
     f["stdout"] = proc.stdout.strip()
     f["stderr"] = proc.stderr.strip()[-2000:]

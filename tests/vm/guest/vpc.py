@@ -107,8 +107,10 @@ def build_vpc(receivers: int = 3, mtu: int = 1500) -> Vpc:
     hosts += [Host(f"recv{i}", f"10.0.0.{10 + i}") for i in range(1, receivers + 1)]
     for host in hosts:
         sh(f"ip netns add {host.name}")
-        sh(f"ip link add eth0 netns {host.name} mtu {mtu} type veth peer name p-{host.name} "
-           f"netns {sw} mtu {mtu}")
+        sh(
+            f"ip link add eth0 netns {host.name} mtu {mtu} type veth peer name p-{host.name} "
+            f"netns {sw} mtu {mtu}"
+        )
         sh(f"ip -n {sw} link set p-{host.name} master sw0 up")
         sh(f"ip -n {host.name} addr add {host.addr}/24 dev eth0")
         sh(f"ip -n {host.name} link set eth0 up")
@@ -180,9 +182,7 @@ class Sender:
         sock.bind((host.addr, sport))
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-        sock.setsockopt(
-            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(host.addr)
-        )
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(host.addr))
         self.sock = sock
         self.source = (host.addr, sport)
 
