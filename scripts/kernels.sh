@@ -94,15 +94,22 @@ for s in $series; do
 	# for bullseye); this machine's gcc builds compatible modules.
 	# CONFIG_DEBUG_INFO_BTF_MODULES=: 6.12's kbuild adds BTF to modules with
 	# pahole, which a compile test does not need (modules load without it).
-	if make -C "$out/kernel" KDIR="$top/build/kit/$kver/build" CC=gcc \
+	# -k: a module that fails does not hide the other's result.
+	if make -k -C "$out/kernel" KDIR="$top/build/kit/$kver/build" CC=gcc \
 		CONFIG_DEBUG_INFO_BTF_MODULES= >"$out/build.log" 2>&1; then
-		mods=$(cd "$out/kernel" && find . -name '*.ko' | sort | tr '\n' ' ')
-		summary="${summary}$s $kver: ok ($mods)\n"
+		status=ok
 	else
+		status=FAILED
 		failed="$failed $s"
-		summary="${summary}$s $kver: FAILED (log: $out/build.log)\n"
-		echo "-- $s $kver: build failed; compiler messages:"
-		grep -E 'error|warning:|Error [0-9]' "$out/build.log" | head -n 60 || tail -n 40 "$out/build.log"
+	fi
+	mods=""
+	for m in multis multic; do
+		if [ -f "$out/kernel/$m/$m.ko" ]; then mods="$mods $m.ko"; else mods="$mods $m:MISSING"; fi
+	done
+	summary="${summary}$s $kver: $status ($mods )\n"
+	if [ "$status" = FAILED ]; then
+		echo "-- $s $kver: build failed; compiler messages (log: $out/build.log):"
+		grep -E 'error|warning:|\*\*\*' "$out/build.log" | grep -v 'Error [0-9]$' | head -n 60
 	fi
 done
 echo "== kernel matrix"

@@ -1,0 +1,170 @@
+#!/bin/sh
+# Build the RPMs:
+#   multi_server-VERSION-RELEASE.ARCH.rpm   multis module for one kernel + tools + service
+#   multi_client-VERSION-RELEASE.ARCH.rpm   multic module for one kernel + tools + service
+#   multicast-proxy-dkms-VERSION-RELEASE.noarch.rpm   module sources for DKMS
+#
+#   scripts/build-rpms.sh [OPTIONS] [server] [client] [dkms]   (default: all three)
+#
+#   --kver KVER     kernel to build the modules for ($KVER; default: the running one)
+#   --kdir DIR      its build tree ($KDIR; default /lib/modules/KVER/build, else
+#                   this repository's kit build/kit/KVER/build)
+#   --version V     package version (default: pyproject.toml's)
+#   --release R     package release (default 1)
+#   --topdir DIR    rpmbuild's work tree (default build/rpm; ~/.rpmmacros is never touched)
+#   --out DIR       where the finished RPMs are copied (default build/rpms)
+#   --with-kernel-requires / --without-kernel-requires
+#                   Requires: kernel-uname-r = KVER (default: with, except for
+#                   kernels of this repository's kits, which no rpm database knows)
+#
+# Needs rpmbuild (RHEL: rpm-build; Debian: rpm), gcc, make, the kernel's build
+# tree, and PyPI the first time (the vendored wheels are cached in
+# build/rpm/vendor, checked against packaging/rpm/vendor-requirements.txt).
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+me=build-rpms
+
+die() {
+	echo "$me: $*" >&2
+	exit 1
+}
+
+kver=${KVER:-}
+kdir=${KDIR:-}
+version=""
+release=1
+topdir="$top/build/rpm"
+out="$top/build/rpms"
+kernel_requires=""
+what=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kver) kver=$2; shift ;;
+	--kdir) kdir=$2; shift ;;
+	--version) version=$2; shift ;;
+	--release) release=$2; shift ;;
+	--topdir) topdir=$2; shift ;;
+	--out) out=$2; shift ;;
+	--with-kernel-requires) kernel_requires=with ;;
+	--without-kernel-requires) kernel_requires=without ;;
+	server | client | dkms) what="$what $1" ;;
+	-h | --help) sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
+	*) die "unknown argument $1 (see --help)" ;;
+	esac
+	shift
+done
+what=${what:-server client dkms}
+case "$topdir" in /*) ;; *) topdir="$PWD/$topdir" ;; esac
+case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+
+command -v rpmbuild >/dev/null ||
+	die "rpmbuild is missing: install rpm-build (RHEL, Alinux) or rpm (Debian)"
+
+if [ -z "$version" ]; then
+	version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$top/pyproject.toml" | head -n1)
+	[ -n "$version" ] || die "no version in pyproject.toml: pass --version"
+fi
+
+# The kernel: say clearly which build tree is missing and what to install
+# (the old packages failed deep inside rpmbuild instead).
+case "$what" in
+*server* | *client*)
+	kver=${kver:-$(uname -r)}
+	if [ -z "$kdir" ]; then
+		if [ -f "/lib/modules/$kver/build/Makefile" ]; then
+			kdir="/lib/modules/$kver/build"
+		elif [ -f "$top/build/kit/$kver/build/Makefile" ]; then
+			kdir="$top/build/kit/$kver/build"
+			kernel_requires=${kernel_requires:-without}
+		else
+			die "no build tree for kernel $kver (looked in /lib/modules/$kver/build and
+$top/build/kit/$kver/build): install kernel-devel-$kver (RHEL, Alinux) or
+linux-headers-$kver (Debian), or name another kernel with --kver/--kdir"
+		fi
+	fi
+	[ -f "$kdir/Makefile" ] || die "$kdir is not a kernel build tree (no Makefile) for $kver"
+	[ -f "$top/kernel/Makefile" ] || die "kernel/Makefile is missing: cannot build the modules"
+	;;
+esac
+kernel_requires=${kernel_requires:-with}
+
+# Debian's rpm has an empty database: BuildRequires cannot be checked there.
+nodeps=""
+rpm -q --quiet rpm 2>/dev/null || nodeps="--nodeps"
+
+# 6.12+ kbuild adds BTF to modules with pahole; without pahole, skip it (the
+# modules load the same).
+kmake_flags=""
+command -v pahole >/dev/null || kmake_flags="CONFIG_DEBUG_INFO_BTF_MODULES="
+
+mkdir -p "$topdir/SOURCES" "$topdir/SPECS" "$topdir/BUILD" "$topdir/RPMS" "$topdir/SRPMS" "$out"
+
+# Source0: the project tree (tracked and new files, not build products).
+src="multicast-proxy-$version"
+list="$topdir/SOURCES/$src.files"
+(
+	cd "$top"
+	if git rev-parse --git-dir >/dev/null 2>&1; then
+		git ls-files -co --exclude-standard -- kernel multicast_admin packaging docs \
+			pyproject.toml README.md LICENSE COPYING
+	else
+		find kernel multicast_admin packaging docs pyproject.toml README.md LICENSE COPYING \
+			-type f ! -name '*.o' ! -name '*.ko' ! -name '*.cmd' ! -name '*.mod*' \
+			! -name '*.order' ! -name '*.symvers' ! -path '*/__pycache__/*' 2>/dev/null
+	fi
+) | while read -r f; do [ -f "$top/$f" ] && echo "$f"; done | sort -u > "$list"
+tar -C "$top" -czf "$topdir/SOURCES/$src.tar.gz" --owner=0 --group=0 \
+	--transform "s,^,$src/," -T "$list"
+
+# Source1: the vendored wheels, downloaded once and checked against their hashes.
+reqs="$top/packaging/rpm/vendor-requirements.txt"
+vendor="$topdir/vendor"
+if [ ! -f "$vendor/.done" ] || [ "$reqs" -nt "$vendor/.done" ]; then
+	rm -rf "$vendor"
+	mkdir -p "$vendor/vendor"
+	pip="python3 -m pip"
+	[ -x "$top/.venv/bin/python" ] && pip="$top/.venv/bin/python -m pip"
+	# shellcheck disable=SC2086
+	$pip download -q --no-deps --only-binary=:all: --python-version 3.9 \
+		--require-hashes -r "$reqs" -d "$vendor/vendor" ||
+		die "could not download the vendored wheels (needs PyPI, see $reqs)"
+	touch "$vendor/.done"
+fi
+tar -C "$vendor" -czf "$topdir/SOURCES/multicast-proxy-vendor-$version.tar.gz" \
+	--owner=0 --group=0 vendor
+
+rpmbuild_() { # SPEC DEFINES...
+	spec=$1
+	shift
+	log="$topdir/$(basename "$spec" .spec)$suffix.log"
+	if ! rpmbuild -bb $nodeps --define "_topdir $topdir" \
+		--define "pkgversion $version" --define "pkgrelease $release" "$@" \
+		"$top/packaging/rpm/$spec" >"$log" 2>&1; then
+		grep -E '^error:|[Ee]rror|No such file' "$log" | tail -n 20 >&2
+		die "rpmbuild $spec failed (full log: $log)"
+	fi
+	sed -n 's/^Wrote: //p' "$log"
+}
+
+built=""
+for w in $what; do
+	suffix=""
+	case "$w" in
+	server | client)
+		suffix="-$w"
+		set -- --define "role $w" --define "kver $kver" --define "kdir $kdir" \
+			--"$kernel_requires" kernel_requires
+		[ -z "$kmake_flags" ] || set -- "$@" --define "kmake_flags $kmake_flags"
+		files=$(rpmbuild_ multi.spec "$@")
+		;;
+	dkms)
+		files=$(rpmbuild_ multicast-proxy-dkms.spec)
+		;;
+	esac
+	for f in $files; do
+		cp "$f" "$out/"
+		built="$built $out/$(basename "$f")"
+	done
+done
+echo "$me: built for kernel ${kver:-(none)}:"
+for f in $built; do echo "  $f"; done
