@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Every difference between the kernels the multicast-proxy modules build on
+ * (5.10 to 6.12 and later), and nothing else.
+ *
+ * Force-included into every object (-include compat.h in the Kbuild files).
+ * The COMPAT_HAVE_* flags come from the header checks in compat.mk; the .c
+ * files never test a kernel version themselves.
+ */
+#ifndef MULTICAST_PROXY_COMPAT_H
+#define MULTICAST_PROXY_COMPAT_H
+
+#include <linux/compiler.h>
+#include <linux/kernel.h>
+#include <linux/netlink.h>
+#include <linux/skbuff.h>
+#include <linux/types.h>
+#include <net/genetlink.h>
+#include <net/netlink.h>
+
+/*
+ * genl_family.resv_start_op (6.1): commands from this one on get their
+ * genlmsghdr.reserved and nlmsg_flags validated, and only REQUEST, ACK, ECHO
+ * and DUMP are allowed there.  Families whose commands take NLM_F_EXCL,
+ * NLM_F_REPLACE... must put every command below it.  Before 6.1 nothing was
+ * validated, which is the same.
+ */
+#ifdef COMPAT_HAVE_GENL_RESV_START_OP
+#define COMPAT_GENL_RESV_START_OP(op)	.resv_start_op = (op),
+#else
+#define COMPAT_GENL_RESV_START_OP(op)
+#endif
+
+/*
+ * The parsed attributes of a dump request: 6.2 embedded a struct genl_info
+ * in struct genl_dumpit_info.
+ */
+static inline struct nlattr **compat_genl_dumpit_attrs(struct netlink_callback *cb)
+{
+#ifdef COMPAT_HAVE_GENL_DUMPIT_INFO_INFO
+	return genl_dumpit_info(cb)->info.attrs;
+#else
+	return genl_dumpit_info(cb)->attrs;
+#endif
+}
+
+/*
+ * Formatted extack messages ("member 224.1.1.1 is a multicast address").
+ *
+ * NL_SET_ERR_MSG_FMT() (6.2) formats into a buffer inside the ext_ack.
+ * Before it, extack->_msg must point at text that stays alive after the
+ * handler returns, until netlink_rcv_skb() has built the ack; and before 6.5
+ * a dump's ->start() gets no ext_ack at all (cb->extack is NULL there).
+ *
+ * So a handler keeps a struct compat_nlerr on its stack.  Where the kernel
+ * can hold the text, compat_nlerr_fmt() is NL_SET_ERR_MSG_FMT().  Elsewhere
+ * the text goes into compat_nlerr.msg, and compat_nlerr_finish() sends the
+ * error ack itself while that text is alive and returns -EINTR, which
+ * netlink_rcv_skb() takes as "acknowledged already" (the convention of a
+ * started dump).  That ack is the one netlink_rcv_skb() would have sent: the
+ * same errno, message and bad attribute.
+ *
+ * Do not define a drop-in NL_SET_ERR_MSG_FMT() for old kernels on top of a
+ * static or per-CPU buffer: the handler returns, the task may be preempted
+ * before the ack is built, and a concurrent request overwrites the text.
+ */
+#define COMPAT_NLERR_MSG_LEN	80
+
+struct compat_nlerr {
+	struct netlink_ext_ack *extack;	/* NULL in an old dump ->start() */
+	bool own;			/* the message is in msg[] */
+	char msg[COMPAT_NLERR_MSG_LEN];
+};
+
+static inline void compat_nlerr_init(struct compat_nlerr *e,
+				     struct netlink_ext_ack *extack)
+{
+	e->extack = extack;
+	e->own = false;
+	e->msg[0] = '\0';
+}
+
+static inline __printf(2, 3)
+void __compat_nlerr_fmt(struct compat_nlerr *e, const char *fmt, ...)
+{
+	va_list args;
+
+	va_start(args, fmt);
+	vsnprintf(e->msg, sizeof(e->msg), fmt, args);
+	va_end(args);
+	e->own = true;
+	if (e->extack)
+		e->extack->_msg = e->msg;
+}
+
+#ifdef COMPAT_HAVE_NL_SET_ERR_MSG_FMT
+#define compat_nlerr_fmt(e, fmt, ...) do {				\
+	struct compat_nlerr *__e = (e);					\
+									\
+	if (__e->extack) {						\
+		NL_SET_ERR_MSG_FMT(__e->extack, fmt, ##__VA_ARGS__);	\
+		__e->own = false;					\
+	} else {							\
+		__compat_nlerr_fmt(__e, fmt, ##__VA_ARGS__);		\
+	}								\
+} while (0)
+#else
+#define compat_nlerr_fmt(e, fmt, ...) __compat_nlerr_fmt(e, fmt, ##__VA_ARGS__)
+#endif
+
+/*
+ * The return value of a doit or dump ->start() handler that reported through
+ * @e: @err, or -EINTR once the error ack carrying @e's text has been sent.
+ */
+static inline int compat_nlerr_finish(struct compat_nlerr *e,
+				      struct sk_buff *skb,
+				      const struct nlmsghdr *nlh, int err)
+{
+	struct netlink_ext_ack local = {};
+	struct netlink_ext_ack *extack = e->extack ?: &local;
+
+	if (!err || !e->own)
+		return err;
+	/* A later static message (NL_SET_ERR_MSG) won: the core acks. */
+	if (e->extack && e->extack->_msg != e->msg)
+		return err;
+	extack->_msg = e->msg;
+	netlink_ack(skb, (struct nlmsghdr *)nlh, err, extack);
+	return -EINTR;
+}
+
+#endif /* MULTICAST_PROXY_COMPAT_H */

@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The data path: a LOCAL_OUT hook that copies every datagram sent to a
+ * configured group once per member, as unicast to that member.
+ *
+ * Each copy gets daddr = member, TOS = the marker, TTL at least
+ * MULTIS_MIN_TTL and correct checksums; it is routed as unicast and sent with
+ * ip_local_out().  The original always continues unchanged.
+ */
+
+#include "multis.h"
+
+#include <linux/ip.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/percpu.h>
+#include <linux/skbuff.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <net/checksum.h>
+#include <net/dst.h>
+#include <net/inet_sock.h>
+#include <net/ip.h>
+#include <net/route.h>
+#include <net/sock.h>
+
+/*
+ * Set while this CPU is inside our own ip_local_out() (with BH disabled, so
+ * nothing else runs on this CPU meanwhile): a packet that reaches the hook
+ * then is one of our copies, or something its transmission generated, and
+ * passes untouched.  Copies cannot be fanned out again anyway (a member is
+ * never a group); this makes recursion impossible even so.
+ */
+static DEFINE_PER_CPU(bool, multis_in_xmit);
+
+/* What every copy of one datagram shares, computed once from the original. */
+struct multis_datagram {
+	struct sk_buff *skb;
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	u8 protocol;
+	u32 mark;
+	kuid_t uid;
+	unsigned int hdrlen;	/* network + transport header, to edit */
+	u64 packets;		/* on the wire: the GSO segments */
+	u64 bytes;		/* IP bytes of those packets */
+};
+
+/* Headers repeated in every segment of a GSO skb. */
+static unsigned int multis_gso_hdrlen(const struct sk_buff *skb,
+				      unsigned int hdrlen)
+{
+	if (!skb->encapsulation)
+		return hdrlen;
+	if (skb_shinfo(skb)->gso_type & (SKB_GSO_TCPV4 | SKB_GSO_TCPV6))
+		return skb_inner_transport_offset(skb) -
+		       skb_network_offset(skb) + inner_tcp_hdrlen(skb);
+	return skb_inner_transport_offset(skb) - skb_network_offset(skb) +
+	       sizeof(struct udphdr);
+}
+
+static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
+				 struct sk_buff *skb, unsigned int l4len)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+
+	dg->skb = skb;
+	dg->saddr = iph->saddr;
+	dg->daddr = iph->daddr;
+	dg->protocol = iph->protocol;
+	dg->mark = skb->mark;
+	dg->uid = sock_net_uid(net, skb_to_full_sk(skb));
+	dg->hdrlen = skb_network_offset(skb) + iph->ihl * 4 + l4len;
+	dg->sport = 0;
+	dg->dport = 0;
+	if (dg->protocol == IPPROTO_UDP) {
+		const struct udphdr *uh;
+		struct udphdr buf;
+
+		uh = skb_header_pointer(skb, skb_network_offset(skb) +
+					iph->ihl * 4, sizeof(buf), &buf);
+		if (uh) {
+			dg->sport = uh->source;
+			dg->dport = uh->dest;
+		}
+	}
+
+	dg->packets = 1;
+	dg->bytes = skb->len;
+	if (skb_is_gso(skb)) {
+		unsigned int hdr = multis_gso_hdrlen(skb, iph->ihl * 4 + l4len);
+		unsigned int segs = skb_shinfo(skb)->gso_segs;
+
+		if (!segs && skb_shinfo(skb)->gso_size && skb->len > hdr)
+			segs = DIV_ROUND_UP(skb->len - hdr,
+					    skb_shinfo(skb)->gso_size);
+		if (segs > 1) {
+			dg->packets = segs;
+			dg->bytes += (u64)(segs - 1) * hdr;
+		}
+	}
+}
+
+static struct rtable *multis_route(struct net *net,
+				   const struct multis_datagram *dg,
+				   __be32 daddr)
+{
+	struct flowi4 fl4;
+
+	/*
+	 * Our own lookup, as a unicast datagram from the original's source to
+	 * the member would get: same mark, uid and ports; any output device.
+	 * ANYSRC keeps the source the original was allowed to use even if it
+	 * is not (or no longer) a local address.
+	 */
+	memset(&fl4, 0, sizeof(fl4));
+	fl4.daddr = daddr;
+	fl4.saddr = dg->saddr;
+	fl4.flowi4_mark = dg->mark;
+	fl4.flowi4_uid = dg->uid;
+	fl4.flowi4_proto = dg->protocol;
+	fl4.flowi4_scope = RT_SCOPE_UNIVERSE;
+	fl4.flowi4_flags = FLOWI_FLAG_ANYSRC;
+	fl4.fl4_sport = dg->sport;
+	fl4.fl4_dport = dg->dport;
+	return ip_route_output_key(net, &fl4);
+}
+
+/*
+ * A private copy of the original's headers (the payload is shared, read
+ * only), rewritten for @daddr.  NULL when out of memory.
+ */
+static struct sk_buff *multis_copy(const struct multis_datagram *dg,
+				   __be32 daddr)
+{
+	struct sk_buff *skb;
+	struct iphdr *iph;
+
+	skb = pskb_copy(dg->skb, GFP_ATOMIC);
+	if (!skb)
+		return NULL;
+	if (!pskb_may_pull(skb, dg->hdrlen)) {
+		kfree_skb(skb);
+		return NULL;
+	}
+	/* A new flow for conntrack, not part of the original's. */
+	nf_reset_ct(skb);
+	skb_dst_drop(skb);
+
+	iph = ip_hdr(skb);
+	if (iph->protocol == IPPROTO_UDP) {
+		struct udphdr *uh = (struct udphdr *)((u8 *)iph +
+						      iph->ihl * 4);
+
+		/*
+		 * The pseudo header changes with daddr.  A zero checksum means
+		 * "none" unless the skb is CHECKSUM_PARTIAL (then the field
+		 * holds the pseudo header sum, also for UDP GSO); a computed
+		 * zero goes on the wire as CSUM_MANGLED_0.
+		 */
+		if (uh->check || skb->ip_summed == CHECKSUM_PARTIAL) {
+			inet_proto_csum_replace4(&uh->check, skb, iph->daddr,
+						 daddr, true);
+			if (!uh->check)
+				uh->check = CSUM_MANGLED_0;
+		}
+	}
+	/* VRRP: its checksum has no pseudo header (v2), or the receiving
+	 * side restores the group address before anyone checks it (v3).
+	 */
+	iph->daddr = daddr;
+	iph->tos = multis_marker_tos;
+	if (iph->ttl < MULTIS_MIN_TTL)
+		iph->ttl = MULTIS_MIN_TTL;
+	ip_send_check(iph);
+	return skb;
+}
+
+/*
+ * Send one copy to @member.  Adds the member's counters to @delta, the
+ * group's tally for this datagram.
+ */
+static void multis_xmit(struct net *net, const struct multis_datagram *dg,
+			struct multis_member *member, u64 *delta)
+{
+	u64 mdelta[MULTIS_CTR_MEMBER_N] = {};
+	struct sk_buff *skb;
+	struct rtable *rt;
+	unsigned int i;
+	int err;
+
+	rt = multis_route(net, dg, member->addr);
+	if (IS_ERR(rt)) {
+		mdelta[MULTIS_CTR_DROP_NO_ROUTE] = 1;
+		goto count;
+	}
+	skb = multis_copy(dg, member->addr);
+	if (!skb) {
+		ip_rt_put(rt);
+		mdelta[MULTIS_CTR_DROP_NOMEM] = 1;
+		goto count;
+	}
+	skb_dst_set(skb, &rt->dst);
+
+	/*
+	 * Counted from the original's figures: once handed to ip_local_out()
+	 * the copy belongs to the stack and may be gone when it returns.
+	 */
+	mdelta[MULTIS_CTR_PACKETS] = dg->packets;
+	mdelta[MULTIS_CTR_BYTES] = dg->bytes;
+
+	/*
+	 * No socket: skb->sk is NULL (pskb_copy() does not take the owner),
+	 * so the copy is not charged to the sender's buffer, and passing the
+	 * sender's socket here would let the output path (cgroup BPF egress,
+	 * PMTU mode) treat an skb it does not own as that socket's.
+	 */
+	local_bh_disable();
+	__this_cpu_write(multis_in_xmit, true);
+	err = ip_local_out(net, NULL, skb);
+	__this_cpu_write(multis_in_xmit, false);
+	local_bh_enable();
+	if (net_xmit_eval(err))
+		mdelta[MULTIS_CTR_DROP_XMIT] = 1;
+
+count:
+	local_bh_disable();
+	multis_stats_add(&member->stats, mdelta);
+	local_bh_enable();
+	for (i = 0; i < MULTIS_CTR_MEMBER_N; i++)
+		delta[i] += mdelta[i];
+}
+
+static void multis_fanout(struct net *net, struct multis_net *pn,
+			  struct multis_group *group, struct sk_buff *skb,
+			  unsigned int l4len)
+{
+	const struct multis_members *members;
+	struct multis_datagram dg;
+	u64 delta[MULTIS_CTR_N] = {};
+	unsigned int i;
+
+	members = rcu_dereference(group->members);
+	if (!members) {
+		delta[MULTIS_CTR_DROP_NO_MEMBER] = 1;
+	} else {
+		delta[MULTIS_CTR_DATAGRAMS] = 1;
+		multis_datagram_init(&dg, net, skb, l4len);
+		for (i = 0; i < members->count; i++)
+			multis_xmit(net, &dg, members->member[i], delta);
+	}
+
+	local_bh_disable();
+	multis_stats_add(&group->stats, delta);
+	multis_stats_add(&pn->stats, delta);
+	local_bh_enable();
+}
+
+static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
+				     const struct nf_hook_state *state)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+	struct multis_group *group;
+	unsigned int l4len;
+
+	if (this_cpu_read(multis_in_xmit))
+		return NF_ACCEPT;
+
+	switch (iph->protocol) {
+	case IPPROTO_UDP:
+		l4len = sizeof(struct udphdr);
+		break;
+	case MULTIS_IPPROTO_VRRP:
+		l4len = 0;
+		break;
+	default:
+		return NF_ACCEPT;
+	}
+	/*
+	 * Fragments are left alone: at LOCAL_OUT a datagram is still whole
+	 * (one skb, maybe with a frag_list); only a raw socket sends
+	 * fragments, and copying them one by one would rewrite the UDP
+	 * header of the first only.
+	 */
+	if (ip_is_fragment(iph))
+		return NF_ACCEPT;
+
+	/* nf_hook() holds rcu_read_lock(). */
+	group = multis_group_lookup_rcu(multis_pernet(state->net), iph->daddr);
+	if (!group)
+		return NF_ACCEPT;
+	if (iph->protocol == MULTIS_IPPROTO_VRRP &&
+	    !(group->flags & MULTIS_GROUP_F_VRRP))
+		return NF_ACCEPT;
+	/* Malformed (a raw socket's): nothing we could copy correctly. */
+	if (iph->ihl < 5 || skb->len < iph->ihl * 4 + l4len)
+		return NF_ACCEPT;
+
+	multis_fanout(state->net, multis_pernet(state->net), group, skb,
+		      l4len);
+	return NF_ACCEPT;
+}
+
+static const struct nf_hook_ops multis_nf_ops[] = {
+	{
+		.hook		= multis_local_out,
+		.pf		= NFPROTO_IPV4,
+		.hooknum	= NF_INET_LOCAL_OUT,
+		.priority	= NF_IP_PRI_FIRST,
+	},
+};
+
+int multis_hook_register(struct net *net)
+{
+	return nf_register_net_hooks(net, multis_nf_ops,
+				     ARRAY_SIZE(multis_nf_ops));
+}
+
+void multis_hook_unregister(struct net *net)
+{
+	nf_unregister_net_hooks(net, multis_nf_ops, ARRAY_SIZE(multis_nf_ops));
+}

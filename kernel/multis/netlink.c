@@ -1,0 +1,688 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The "multis" generic netlink family: include/uapi/linux/multicast_proxy.h
+ * is the protocol.
+ *
+ * Every request is validated by the policies below (strict: unknown
+ * attributes and wrong lengths are refused), every refusal carries an extack
+ * message, and every change is all or nothing under multis_net.lock.
+ */
+
+#include "multis.h"
+
+#include <linux/in.h>
+#include <linux/mm.h>
+#include <net/genetlink.h>
+#include <net/netlink.h>
+#include <net/sock.h>
+
+static const struct nla_policy multis_member_policy[MULTIS_MEMBER_A_MAX + 1] = {
+	[MULTIS_MEMBER_A_ADDR]	= { .type = NLA_BE32 },
+};
+
+static const struct nla_policy multis_policy[MULTIS_A_MAX + 1] = {
+	[MULTIS_A_GROUP_ADDR]	= { .type = NLA_BE32 },
+	[MULTIS_A_GROUP_FLAGS]	= { .type = NLA_U32 },
+	[MULTIS_A_MEMBERS]	= NLA_POLICY_NESTED_ARRAY(multis_member_policy),
+};
+
+static struct genl_family multis_genl_family;
+
+/* The counters in the order of enum multis_stats_attr. */
+static const struct {
+	u16 attr;
+	u8 ctr;
+} multis_nl_stats[] = {
+	{ MULTIS_STATS_A_DATAGRAMS,	 MULTIS_CTR_DATAGRAMS },
+	{ MULTIS_STATS_A_PACKETS,	 MULTIS_CTR_PACKETS },
+	{ MULTIS_STATS_A_BYTES,		 MULTIS_CTR_BYTES },
+	{ MULTIS_STATS_A_DROP_NO_MEMBER, MULTIS_CTR_DROP_NO_MEMBER },
+	{ MULTIS_STATS_A_DROP_NOMEM,	 MULTIS_CTR_DROP_NOMEM },
+	{ MULTIS_STATS_A_DROP_NO_ROUTE,	 MULTIS_CTR_DROP_NO_ROUTE },
+	{ MULTIS_STATS_A_DROP_XMIT,	 MULTIS_CTR_DROP_XMIT },
+};
+
+/* One request: where it acts and where its error message goes. */
+struct multis_nl_req {
+	struct multis_net *pn;
+	struct compat_nlerr err;
+	__be32 group_addr;
+	struct multis_group *group;	/* NULL: does not exist (yet) */
+};
+
+static void multis_nl_req_init(struct multis_nl_req *req, struct net *net,
+			       struct netlink_ext_ack *extack)
+{
+	req->pn = multis_pernet(net);
+	compat_nlerr_init(&req->err, extack);
+	req->group_addr = 0;
+	req->group = NULL;
+}
+
+static int multis_nl_put_stats(struct sk_buff *skb, int attrtype,
+			       const struct multis_stats *stats)
+{
+	u64 val[MULTIS_CTR_N];
+	struct nlattr *nest;
+	unsigned int i;
+
+	multis_stats_read(stats, val);
+	nest = nla_nest_start(skb, attrtype);
+	if (!nest)
+		return -EMSGSIZE;
+	for (i = 0; i < ARRAY_SIZE(multis_nl_stats); i++) {
+		if (multis_nl_stats[i].ctr >= stats->n)
+			continue;
+		if (nla_put_u64_64bit(skb, multis_nl_stats[i].attr,
+				      val[multis_nl_stats[i].ctr],
+				      MULTIS_STATS_A_PAD)) {
+			nla_nest_cancel(skb, nest);
+			return -EMSGSIZE;
+		}
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+static int multis_nl_put_group(struct sk_buff *skb, struct multis_net *pn,
+			       struct multis_group *group)
+{
+	if (nla_put_in_addr(skb, MULTIS_A_GROUP_ADDR, group->addr) ||
+	    nla_put_u32(skb, MULTIS_A_GROUP_FLAGS, group->flags) ||
+	    nla_put_u32(skb, MULTIS_A_MEMBER_COUNT,
+			multis_group_member_count(pn, group)) ||
+	    multis_nl_put_stats(skb, MULTIS_A_STATS, &group->stats))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int multis_nl_put_member(struct sk_buff *skb,
+				const struct multis_member *member)
+{
+	struct nlattr *nest;
+
+	nest = nla_nest_start(skb, MULTIS_A_MEMBER);
+	if (!nest)
+		return -EMSGSIZE;
+	if (nla_put_in_addr(skb, MULTIS_MEMBER_A_ADDR, member->addr) ||
+	    multis_nl_put_stats(skb, MULTIS_MEMBER_A_STATS, &member->stats)) {
+		nla_nest_cancel(skb, nest);
+		return -EMSGSIZE;
+	}
+	nla_nest_end(skb, nest);
+	return 0;
+}
+
+/* req->group_addr from MULTIS_A_GROUP_ADDR, which is required. */
+static int multis_nl_get_group_addr(struct multis_nl_req *req,
+				    struct nlattr **attrs)
+{
+	if (!attrs || !attrs[MULTIS_A_GROUP_ADDR]) {
+		compat_nlerr_fmt(&req->err, "missing group address");
+		return -EINVAL;
+	}
+	req->group_addr = nla_get_in_addr(attrs[MULTIS_A_GROUP_ADDR]);
+	return 0;
+}
+
+/* req->group: the existing group req->group_addr, or -ENOENT. */
+static int multis_nl_find_group(struct multis_nl_req *req,
+				struct nlattr **attrs)
+{
+	int ret;
+
+	ret = multis_nl_get_group_addr(req, attrs);
+	if (ret)
+		return ret;
+	req->group = multis_group_find(req->pn, req->group_addr);
+	if (!req->group) {
+		NL_SET_BAD_ATTR(req->err.extack, attrs[MULTIS_A_GROUP_ADDR]);
+		compat_nlerr_fmt(&req->err, "group %pI4 does not exist",
+				 &req->group_addr);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* JOIN: may @addr become a member of req->group_addr? */
+static int multis_nl_check_new_member(struct multis_nl_req *req, __be32 addr,
+				      const struct nlattr *attr)
+{
+	const char *why;
+
+	if (ipv4_is_multicast(addr))
+		why = "a multicast address";
+	else if (ipv4_is_loopback(addr))
+		why = "a loopback address";
+	else if (ipv4_is_zeronet(addr))
+		why = "an unspecified address";
+	else if (ipv4_is_lbcast(addr))
+		why = "the broadcast address";
+	else if (addr == req->group_addr || multis_group_find(req->pn, addr))
+		why = "a configured group";	/* copies would loop */
+	else
+		return 0;
+
+	NL_SET_BAD_ATTR(req->err.extack, attr);
+	compat_nlerr_fmt(&req->err, "member %pI4 is %s", &addr, why);
+	return -EINVAL;
+}
+
+/* QUIT: is @addr a member of req->group? */
+static int multis_nl_check_old_member(struct multis_nl_req *req, __be32 addr,
+				      const struct nlattr *attr)
+{
+	if (multis_members_has(multis_group_members(req->pn, req->group),
+			       addr))
+		return 0;
+	NL_SET_BAD_ATTR(req->err.extack, attr);
+	compat_nlerr_fmt(&req->err, "member %pI4 is not in group %pI4", &addr,
+			 &req->group_addr);
+	return -ENOENT;
+}
+
+/*
+ * The addresses of MULTIS_A_MEMBERS (a nest of MULTIS_A_MEMBER nests, each
+ * with an address), each accepted by @check, sorted and without duplicates,
+ * in a kvmalloc'd array for the caller to kvfree().  The policy has
+ * validated the attributes; the nest's size bounds their number.
+ */
+static int multis_nl_get_members(struct multis_nl_req *req,
+				 const struct nlattr *nest,
+				 int (*check)(struct multis_nl_req *req,
+					      __be32 addr,
+					      const struct nlattr *attr),
+				 __be32 **addrs, unsigned int *n)
+{
+	const struct nlattr *elem, *attr;
+	unsigned int count = 0;
+	int rem, ret;
+
+	*addrs = NULL;
+	*n = 0;
+	if (!nest)
+		return 0;
+	nla_for_each_nested(elem, nest, rem)
+		count++;
+	if (!count)
+		return 0;
+	*addrs = kvmalloc_array(count, sizeof(**addrs), GFP_KERNEL);
+	if (!*addrs) {
+		compat_nlerr_fmt(&req->err, "out of memory");
+		return -ENOMEM;
+	}
+
+	nla_for_each_nested(elem, nest, rem) {
+		__be32 addr;
+
+		if (nla_type(elem) != MULTIS_A_MEMBER) {
+			NL_SET_BAD_ATTR(req->err.extack, elem);
+			compat_nlerr_fmt(&req->err,
+					 "members: element type %u is not MULTIS_A_MEMBER",
+					 nla_type(elem));
+			return -EINVAL;
+		}
+		attr = nla_find_nested(elem, MULTIS_MEMBER_A_ADDR);
+		if (!attr) {
+			NL_SET_BAD_ATTR(req->err.extack, elem);
+			compat_nlerr_fmt(&req->err, "member without an address");
+			return -EINVAL;
+		}
+		addr = nla_get_in_addr(attr);
+		ret = check(req, addr, attr);
+		if (ret)
+			return ret;
+		(*addrs)[(*n)++] = addr;
+	}
+	multis_addrs_sort_unique(*addrs, n);
+	return 0;
+}
+
+/* JOIN of a group that does not exist yet: may it be created? */
+static int multis_nl_check_new_group(struct multis_nl_req *req, u32 flags,
+				     const struct nlattr *attr)
+{
+	struct multis_net *pn = req->pn;
+	__be32 addr = req->group_addr;
+	struct multis_group *owner;
+
+	/*
+	 * A broadcast group is 255.255.255.255 or a subnet's broadcast
+	 * address.  Which addresses are a subnet's broadcast depends on
+	 * interface configuration that changes under us, so any address that
+	 * is not multicast, loopback or in 0.0.0.0/8 is accepted: the
+	 * administrator names it explicitly with MULTIS_GROUP_F_BROADCAST.
+	 */
+	if (flags & MULTIS_GROUP_F_BROADCAST) {
+		if (ipv4_is_multicast(addr) || ipv4_is_loopback(addr) ||
+		    ipv4_is_zeronet(addr)) {
+			NL_SET_BAD_ATTR(req->err.extack, attr);
+			compat_nlerr_fmt(&req->err,
+					 "group %pI4 is not a broadcast address",
+					 &addr);
+			return -EINVAL;
+		}
+	} else if (!ipv4_is_multicast(addr)) {
+		NL_SET_BAD_ATTR(req->err.extack, attr);
+		compat_nlerr_fmt(&req->err,
+				 "group %pI4 is not a multicast address",
+				 &addr);
+		return -EINVAL;
+	}
+
+	owner = multis_group_of_member(pn, addr);
+	if (owner) {
+		NL_SET_BAD_ATTR(req->err.extack, attr);
+		compat_nlerr_fmt(&req->err, "group %pI4 is a member of group %pI4",
+				 &addr, &owner->addr);
+		return -EINVAL;
+	}
+
+	if (pn->group_count >= multis_max_groups) {
+		compat_nlerr_fmt(&req->err, "group limit %u reached",
+				 multis_max_groups);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static int multis_nl_join_locked(struct multis_nl_req *req,
+				 struct genl_info *info, __be32 **add)
+{
+	struct nlattr **attrs = info->attrs;
+	struct multis_members *members;
+	unsigned int i, n, fresh, count;
+	u32 flags = 0;
+	int ret;
+
+	ret = multis_nl_get_group_addr(req, attrs);
+	if (ret)
+		return ret;
+	if (attrs[MULTIS_A_GROUP_FLAGS])
+		flags = nla_get_u32(attrs[MULTIS_A_GROUP_FLAGS]);
+	if (flags & ~MULTIS_GROUP_F_ALL) {
+		NL_SET_BAD_ATTR(req->err.extack, attrs[MULTIS_A_GROUP_FLAGS]);
+		compat_nlerr_fmt(&req->err, "unknown group flags 0x%x",
+				 flags & ~MULTIS_GROUP_F_ALL);
+		return -EOPNOTSUPP;
+	}
+
+	req->group = multis_group_find(req->pn, req->group_addr);
+	if (req->group && (info->nlhdr->nlmsg_flags & NLM_F_EXCL)) {
+		compat_nlerr_fmt(&req->err, "group %pI4 already exists",
+				 &req->group_addr);
+		return -EEXIST;
+	}
+	if (req->group && attrs[MULTIS_A_GROUP_FLAGS] &&
+	    flags != req->group->flags) {
+		NL_SET_BAD_ATTR(req->err.extack, attrs[MULTIS_A_GROUP_FLAGS]);
+		compat_nlerr_fmt(&req->err,
+				 "group %pI4 already exists with flags 0x%x",
+				 &req->group_addr, req->group->flags);
+		return -EINVAL;
+	}
+	if (!req->group) {
+		ret = multis_nl_check_new_group(req, flags,
+						attrs[MULTIS_A_GROUP_ADDR]);
+		if (ret)
+			return ret;
+	}
+
+	ret = multis_nl_get_members(req, attrs[MULTIS_A_MEMBERS],
+				    multis_nl_check_new_member, add, &n);
+	if (ret)
+		return ret;
+
+	/* Members already in the group are not an error: JOIN is idempotent. */
+	members = req->group ? multis_group_members(req->pn, req->group) : NULL;
+	count = members ? members->count : 0;
+	for (i = 0, fresh = 0; i < n; i++)
+		if (!multis_members_has(members, (*add)[i]))
+			(*add)[fresh++] = (*add)[i];
+	if ((u64)count + fresh > multis_max_members) {
+		compat_nlerr_fmt(&req->err, "group %pI4: member limit %u reached",
+				 &req->group_addr, multis_max_members);
+		return -ENOSPC;
+	}
+
+	ret = multis_group_join(req->pn, req->group_addr, flags, *add, fresh);
+	if (ret)
+		compat_nlerr_fmt(&req->err, "out of memory");
+	return ret;
+}
+
+static int multis_nl_join(struct sk_buff *skb, struct genl_info *info)
+{
+	struct multis_nl_req req;
+	__be32 *add = NULL;
+	int ret;
+
+	multis_nl_req_init(&req, genl_info_net(info), info->extack);
+	mutex_lock(&req.pn->lock);
+	ret = multis_nl_join_locked(&req, info, &add);
+	mutex_unlock(&req.pn->lock);
+	kvfree(add);
+	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
+}
+
+static int multis_nl_quit_locked(struct multis_nl_req *req,
+				 struct genl_info *info, __be32 **del)
+{
+	unsigned int n;
+	int ret;
+
+	ret = multis_nl_find_group(req, info->attrs);
+	if (ret)
+		return ret;
+	if (!info->attrs[MULTIS_A_MEMBERS]) {
+		compat_nlerr_fmt(&req->err, "missing members");
+		return -EINVAL;
+	}
+	ret = multis_nl_get_members(req, info->attrs[MULTIS_A_MEMBERS],
+				    multis_nl_check_old_member, del, &n);
+	if (ret)
+		return ret;
+	ret = multis_group_quit(req->pn, req->group, *del, n);
+	if (ret)
+		compat_nlerr_fmt(&req->err, "out of memory");
+	return ret;
+}
+
+static int multis_nl_quit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct multis_nl_req req;
+	__be32 *del = NULL;
+	int ret;
+
+	multis_nl_req_init(&req, genl_info_net(info), info->extack);
+	mutex_lock(&req.pn->lock);
+	ret = multis_nl_quit_locked(&req, info, &del);
+	mutex_unlock(&req.pn->lock);
+	kvfree(del);
+	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
+}
+
+static int multis_nl_del_group(struct sk_buff *skb, struct genl_info *info)
+{
+	struct multis_nl_req req;
+	int ret;
+
+	multis_nl_req_init(&req, genl_info_net(info), info->extack);
+	mutex_lock(&req.pn->lock);
+	ret = multis_nl_find_group(&req, info->attrs);
+	if (!ret)
+		multis_group_delete(req.pn, req.group);
+	mutex_unlock(&req.pn->lock);
+	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
+}
+
+static int multis_nl_clear(struct sk_buff *skb, struct genl_info *info)
+{
+	struct multis_net *pn = multis_pernet(genl_info_net(info));
+
+	mutex_lock(&pn->lock);
+	multis_groups_clear(pn);
+	mutex_unlock(&pn->lock);
+	return 0;
+}
+
+static int multis_nl_reset_stats(struct sk_buff *skb, struct genl_info *info)
+{
+	struct multis_net *pn = multis_pernet(genl_info_net(info));
+
+	mutex_lock(&pn->lock);
+	multis_groups_reset_stats(pn);
+	mutex_unlock(&pn->lock);
+	return 0;
+}
+
+static int multis_nl_get_group(struct sk_buff *skb, struct genl_info *info)
+{
+	struct multis_nl_req req;
+	struct sk_buff *msg;
+	void *hdr;
+	int ret;
+
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+
+	multis_nl_req_init(&req, genl_info_net(info), info->extack);
+	mutex_lock(&req.pn->lock);
+	ret = multis_nl_find_group(&req, info->attrs);
+	if (ret)
+		goto out_unlock;
+	ret = -EMSGSIZE;
+	hdr = genlmsg_put_reply(msg, info, &multis_genl_family, 0,
+				MULTIS_CMD_GET_GROUP);
+	if (!hdr || multis_nl_put_group(msg, req.pn, req.group))
+		goto out_unlock;
+	genlmsg_end(msg, hdr);
+	mutex_unlock(&req.pn->lock);
+	return genlmsg_reply(msg, info);
+
+out_unlock:
+	mutex_unlock(&req.pn->lock);
+	nlmsg_free(msg);
+	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
+}
+
+static int multis_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
+{
+	struct multis_net *pn = multis_pernet(genl_info_net(info));
+	struct sk_buff *msg;
+	void *hdr;
+	int ret;
+
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+
+	mutex_lock(&pn->lock);
+	hdr = genlmsg_put_reply(msg, info, &multis_genl_family, 0,
+				MULTIS_CMD_GET_STATS);
+	ret = !hdr ||
+	      multis_nl_put_stats(msg, MULTIS_A_STATS, &pn->stats) ||
+	      nla_put_u32(msg, MULTIS_A_GROUP_COUNT, pn->group_count) ||
+	      nla_put_u32(msg, MULTIS_A_MAX_GROUPS, multis_max_groups) ||
+	      nla_put_u32(msg, MULTIS_A_MAX_MEMBERS, multis_max_members) ||
+	      nla_put_u8(msg, MULTIS_A_MARKER_TOS, multis_marker_tos);
+	mutex_unlock(&pn->lock);
+	if (ret) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+/*
+ * Dumps.  A dump runs over several calls; each takes the lock, stamps
+ * cb->seq with the table's generation (a change between two calls marks the
+ * next message NLM_F_DUMP_INTR) and resumes from an address cursor:
+ *   cb->args[0]	1 once everything has been dumped
+ *   cb->args[1]	the (host order) address to resume at
+ */
+static int multis_nl_dump_groups(struct sk_buff *skb,
+				 struct netlink_callback *cb)
+{
+	struct multis_net *pn = multis_pernet(sock_net(cb->skb->sk));
+	u32 cursor = cb->args[1];
+	struct multis_group *group;
+	bool done = true;
+	void *hdr;
+
+	if (cb->args[0])
+		return 0;
+
+	mutex_lock(&pn->lock);
+	cb->seq = pn->generation;
+	list_for_each_entry(group, &pn->group_list, lnode) {
+		if (ntohl(group->addr) < cursor)
+			continue;
+		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
+				  cb->nlh->nlmsg_seq, &multis_genl_family,
+				  NLM_F_MULTI, MULTIS_CMD_GET_GROUP);
+		if (hdr) {
+			genl_dump_check_consistent(cb, hdr);
+			if (!multis_nl_put_group(skb, pn, group)) {
+				genlmsg_end(skb, hdr);
+				continue;
+			}
+			genlmsg_cancel(skb, hdr);
+		}
+		/* Full: resume at this group. */
+		cb->args[1] = ntohl(group->addr);
+		done = false;
+		break;
+	}
+	mutex_unlock(&pn->lock);
+
+	if (done)
+		cb->args[0] = 1;
+	else if (!skb->len)
+		return -EMSGSIZE;
+	return skb->len;
+}
+
+static int multis_nl_members_start(struct netlink_callback *cb)
+{
+	struct multis_nl_req req;
+	int ret;
+
+	multis_nl_req_init(&req, sock_net(cb->skb->sk), cb->extack);
+	mutex_lock(&req.pn->lock);
+	ret = multis_nl_find_group(&req, compat_genl_dumpit_attrs(cb));
+	mutex_unlock(&req.pn->lock);
+	return compat_nlerr_finish(&req.err, cb->skb, cb->nlh, ret);
+}
+
+/* One message per call: the group and as many members as fit. */
+static int multis_nl_dump_members(struct sk_buff *skb,
+				  struct netlink_callback *cb)
+{
+	struct nlattr **attrs = compat_genl_dumpit_attrs(cb);
+	struct multis_net *pn = multis_pernet(sock_net(cb->skb->sk));
+	u32 cursor = cb->args[1];
+	struct multis_members *members;
+	struct multis_group *group;
+	unsigned int i, first;
+	struct nlattr *nest;
+	__be32 addr;
+	void *hdr;
+	int ret;
+
+	if (cb->args[0])
+		return 0;
+	addr = nla_get_in_addr(attrs[MULTIS_A_GROUP_ADDR]);
+
+	mutex_lock(&pn->lock);
+	cb->seq = pn->generation;
+	group = multis_group_find(pn, addr);
+	if (!group) {
+		NL_SET_ERR_MSG(cb->extack, "group deleted during the dump");
+		ret = -ENOENT;
+		goto out;
+	}
+	members = multis_group_members(pn, group);
+	first = multis_members_search(members, htonl(cursor));
+
+	ret = -EMSGSIZE;
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &multis_genl_family, NLM_F_MULTI,
+			  MULTIS_CMD_GET_MEMBERS);
+	if (!hdr)
+		goto out;
+	genl_dump_check_consistent(cb, hdr);
+	if (nla_put_in_addr(skb, MULTIS_A_GROUP_ADDR, addr))
+		goto out_cancel;
+	nest = nla_nest_start(skb, MULTIS_A_MEMBERS);
+	if (!nest)
+		goto out_cancel;
+	for (i = first; members && i < members->count; i++)
+		if (multis_nl_put_member(skb, members->member[i]))
+			break;
+	/* Not even one member fits in a message: give up, do not spin. */
+	if (i == first && members && i < members->count)
+		goto out_cancel;
+	nla_nest_end(skb, nest);
+	genlmsg_end(skb, hdr);
+
+	if (!members || i == members->count)
+		cb->args[0] = 1;
+	else
+		cb->args[1] = ntohl(members->member[i]->addr);
+	ret = skb->len;
+	goto out;
+
+out_cancel:
+	genlmsg_cancel(skb, hdr);
+out:
+	mutex_unlock(&pn->lock);
+	return ret;
+}
+
+static const struct genl_ops multis_genl_ops[] = {
+	{
+		.cmd = MULTIS_CMD_GET_GROUP,
+		.doit = multis_nl_get_group,
+		.dumpit = multis_nl_dump_groups,
+	}, {
+		.cmd = MULTIS_CMD_JOIN,
+		.doit = multis_nl_join,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = MULTIS_CMD_QUIT,
+		.doit = multis_nl_quit,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = MULTIS_CMD_DEL_GROUP,
+		.doit = multis_nl_del_group,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = MULTIS_CMD_CLEAR,
+		.doit = multis_nl_clear,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = MULTIS_CMD_GET_MEMBERS,
+		.start = multis_nl_members_start,
+		.dumpit = multis_nl_dump_members,
+	}, {
+		.cmd = MULTIS_CMD_GET_STATS,
+		.doit = multis_nl_get_stats,
+	}, {
+		.cmd = MULTIS_CMD_RESET_STATS,
+		.doit = multis_nl_reset_stats,
+		.flags = GENL_UNS_ADMIN_PERM,
+	},
+};
+
+static struct genl_family multis_genl_family __ro_after_init = {
+	.name		= MULTIS_GENL_NAME,
+	.version	= MULTIS_GENL_VERSION,
+	.maxattr	= MULTIS_A_MAX,
+	.policy		= multis_policy,
+	.netnsok	= true,
+	/* Our own lock (per namespace), not the global genl_mutex. */
+	.parallel_ops	= true,
+	.module		= THIS_MODULE,
+	.ops		= multis_genl_ops,
+	.n_ops		= ARRAY_SIZE(multis_genl_ops),
+	/*
+	 * Every command below it: JOIN takes NLM_F_EXCL, which the core
+	 * refuses ("ambiguous or reserved bits set in nlmsg_flags") for
+	 * commands from resv_start_op on.  Unknown commands are refused
+	 * anyway (-EOPNOTSUPP).
+	 */
+	COMPAT_GENL_RESV_START_OP(__MULTIS_CMD_MAX)
+};
+
+int __init multis_genl_init(void)
+{
+	return genl_register_family(&multis_genl_family);
+}
+
+void multis_genl_exit(void)
+{
+	genl_unregister_family(&multis_genl_family);
+}

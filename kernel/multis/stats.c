@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Per-CPU counters of the namespace, a group or a member.
+ *
+ * The data path adds with BH disabled, so the per-CPU writer is never
+ * interrupted by another writer on the same CPU; readers sum every CPU.
+ */
+
+#include "multis.h"
+
+#include <linux/overflow.h>
+#include <linux/percpu.h>
+#include <linux/string.h>
+
+int multis_stats_init(struct multis_stats *stats, unsigned int n)
+{
+	struct multis_pcpu_stats *p;
+	int cpu;
+
+	stats->pcpu = __alloc_percpu(struct_size(p, ctr, n),
+				     __alignof__(struct multis_pcpu_stats));
+	if (!stats->pcpu)
+		return -ENOMEM;
+	for_each_possible_cpu(cpu)
+		u64_stats_init(&per_cpu_ptr(stats->pcpu, cpu)->syncp);
+	stats->n = n;
+	memset(stats->base, 0, sizeof(stats->base));
+	return 0;
+}
+
+void multis_stats_free(struct multis_stats *stats)
+{
+	free_percpu(stats->pcpu);
+	stats->pcpu = NULL;
+}
+
+/* Add @delta[0..n-1] to this CPU's counters.  BH must be disabled. */
+void multis_stats_add(struct multis_stats *stats, const u64 *delta)
+{
+	struct multis_pcpu_stats *p = this_cpu_ptr(stats->pcpu);
+	unsigned int i;
+
+	u64_stats_update_begin(&p->syncp);
+	for (i = 0; i < stats->n; i++)
+		if (delta[i])
+			u64_stats_add(&p->ctr[i], delta[i]);
+	u64_stats_update_end(&p->syncp);
+}
+
+static void multis_stats_sum(const struct multis_stats *stats, u64 *sum)
+{
+	unsigned int i;
+	int cpu;
+
+	memset(sum, 0, stats->n * sizeof(*sum));
+	for_each_possible_cpu(cpu) {
+		const struct multis_pcpu_stats *p;
+		u64 val[MULTIS_CTR_N];
+		unsigned int start;
+
+		p = per_cpu_ptr(stats->pcpu, cpu);
+		do {
+			start = u64_stats_fetch_begin(&p->syncp);
+			for (i = 0; i < stats->n; i++)
+				val[i] = u64_stats_read(&p->ctr[i]);
+		} while (u64_stats_fetch_retry(&p->syncp, start));
+		for (i = 0; i < stats->n; i++)
+			sum[i] += val[i];
+	}
+}
+
+/* @val[0..n-1]: the counters since the last reset. */
+void multis_stats_read(const struct multis_stats *stats, u64 *val)
+{
+	unsigned int i;
+
+	multis_stats_sum(stats, val);
+	for (i = 0; i < stats->n; i++)
+		val[i] -= stats->base[i];
+}
+
+/*
+ * Start counting from zero.  The per-CPU counters only ever grow, so taking
+ * their current sums as the new base is exact even under traffic.  Callers
+ * serialize resets and reads (multis_net.lock).
+ */
+void multis_stats_reset(struct multis_stats *stats)
+{
+	multis_stats_sum(stats, stats->base);
+}
