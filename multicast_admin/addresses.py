@@ -7,6 +7,7 @@ CLI refuse a whole request without touching the kernel.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from ipaddress import AddressValueError, IPv4Address, IPv4Network
 from typing import Union
@@ -123,6 +124,17 @@ def check_client_group(group: IPv4Address, *, broadcast: bool = False) -> None:
         raise InvalidArgument(
             f"group {group} is a multicast address, not a broadcast address: drop --broadcast"
         )
+
+
+def parse_port(value: int | str) -> int:
+    """A UDP port typed as digits (or given as an int), 0 meaning any port."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"[0-9]+", text):
+            raise InvalidArgument(f"port {value!r} is not a number: use 0-65535 (0 = any port)")
+        value = int(text)
+    check_port(value)
+    return value
 
 
 def check_port(port: int) -> None:

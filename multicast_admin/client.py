@@ -13,7 +13,7 @@ from enum import Enum
 from ipaddress import IPv4Address
 from typing import Protocol
 
-from .addresses import Address, check_client_group, check_port, check_server, parse_ipv4
+from .addresses import Address, check_client_group, check_server, parse_ipv4, parse_port
 from .errors import LimitReached
 from .models import ClientEntry, ClientStatus
 from .netlink import MulticNetlink
@@ -62,10 +62,19 @@ class AddResult:
         return self.outcome is not AddOutcome.UNCHANGED
 
 
-def parse_key(server: Address, port: int) -> tuple[IPv4Address, int]:
-    address = parse_ipv4(server, "server")
-    check_port(port)
-    return address, port
+def parse_key(server: Address, port: int | str) -> tuple[IPv4Address, int]:
+    return parse_ipv4(server, "server"), parse_port(port)
+
+
+def check_add(
+    server: Address, port: int | str, group: Address, *, broadcast: bool = False
+) -> tuple[IPv4Address, int, IPv4Address]:
+    """The checks of an add that need no kernel: (server, port, group)."""
+    address, port = parse_key(server, port)
+    check_server(address)
+    target = parse_ipv4(group, "group")
+    check_client_group(target, broadcast=broadcast)
+    return address, port, target
 
 
 class Client:
@@ -89,18 +98,14 @@ class Client:
         self.close()
 
     def add(
-        self, server: Address, port: int, group: Address, *, broadcast: bool = False
+        self, server: Address, port: int | str, group: Address, *, broadcast: bool = False
     ) -> AddResult:
         """Restore copies from ``server`` to UDP ``port`` (0: any port) to ``group``.
 
         The same entry again changes nothing; an existing (server, port)
         with another group is moved to ``group``.
         """
-        address, port = parse_key(server, port)
-        check_server(address)
-        target = parse_ipv4(group, "group")
-        check_client_group(target, broadcast=broadcast)
-
+        address, port, target = check_add(server, port, group, broadcast=broadcast)
         entries = self.backend.entries()
         existing = next((e for e in entries if e.key == (address, port)), None)
         if existing is not None and existing.group == target:
@@ -124,7 +129,7 @@ class Client:
             return AddResult(address, port, target, AddOutcome.ADDED)
         return AddResult(address, port, target, AddOutcome.MOVED, existing.group)
 
-    def delete(self, server: Address, port: int) -> None:
+    def delete(self, server: Address, port: int | str) -> None:
         """Remove the entry (server, port); NotFound if there is none."""
         address, port = parse_key(server, port)
         self.backend.get_entry(address, port)
@@ -141,7 +146,7 @@ class Client:
     def entries(self) -> list[ClientEntry]:
         return self.backend.entries()
 
-    def entry(self, server: Address, port: int) -> ClientEntry:
+    def entry(self, server: Address, port: int | str) -> ClientEntry:
         """One entry with its counters; NotFound if there is none."""
         return self.backend.get_entry(*parse_key(server, port))
 

@@ -85,6 +85,31 @@ class QuitResult:
     repeated: tuple[IPv4Address, ...] = ()
 
 
+def check_join(
+    group: Address, members: Iterable[Address], *, broadcast: bool = False
+) -> tuple[IPv4Address, list[IPv4Address], list[IPv4Address]]:
+    """The checks of a join that need no kernel: (group, members once each, repeated ones)."""
+    address = parse_ipv4(group, "group")
+    check_group(address, broadcast=broadcast)
+    wanted, repeated = unique(parse_ipv4_list(members))
+    for member in wanted:
+        check_member(member)
+        if member == address:
+            raise InvalidArgument(f"member {member} is the group itself")
+    return address, wanted, repeated
+
+
+def check_quit(
+    group: Address, members: Iterable[Address]
+) -> tuple[IPv4Address, list[IPv4Address], list[IPv4Address]]:
+    """The checks of a quit that need no kernel: (group, members once each, repeated ones)."""
+    address = parse_ipv4(group, "group")
+    wanted, repeated = unique(parse_ipv4_list(members))
+    if not wanted:
+        raise InvalidArgument(f"group {address}: no member to remove given")
+    return address, wanted, repeated
+
+
 def _options(broadcast: bool, vrrp: bool) -> str:
     names = [name for name, on in (("broadcast", broadcast), ("vrrp", vrrp)) if on]
     return ", ".join(names) if names else "no options"
@@ -132,14 +157,7 @@ class Server:
         Members already in the group, or given twice, are no error: the
         result lists them.
         """
-        address = parse_ipv4(group, "group")
-        check_group(address, broadcast=broadcast)
-        wanted, repeated = unique(parse_ipv4_list(members))
-        for member in wanted:
-            check_member(member)
-            if member == address:
-                raise InvalidArgument(f"member {member} is the group itself")
-
+        address, wanted, repeated = check_join(group, members, broadcast=broadcast)
         groups = {g.address: g for g in self.backend.groups()}
         for member in wanted:
             if member in groups:
@@ -185,10 +203,7 @@ class Server:
 
     def quit(self, group: Address, members: Iterable[Address]) -> QuitResult:
         """Remove ``members`` from ``group``; all or nothing, every one must be a member."""
-        address = parse_ipv4(group, "group")
-        wanted, repeated = unique(parse_ipv4_list(members))
-        if not wanted:
-            raise InvalidArgument(f"group {address}: no member to remove given")
+        address, wanted, repeated = check_quit(group, members)
         current = {m.address for m in self.members(address)}
         missing = [m for m in wanted if m not in current]
         if missing:

@@ -135,6 +135,7 @@ class FakeMultisKernel(_FakeKernel):
         super().__init__()
         self.max_groups = max_groups
         self.max_members = max_members
+        self.advertised_max_members: int | None = None  # what GET_STATS says, if not the limit
         self.groups: dict[IPv4Address, FakeGroup] = {}
         self.stats: dict[str, int] = {}
 
@@ -163,7 +164,7 @@ class FakeMultisKernel(_FakeKernel):
                         ["MULTIS_A_STATS", stats_nest("MULTIS_STATS_A_", SERVER_STATS, self.stats)],
                         ["MULTIS_A_GROUP_COUNT", len(self.groups)],
                         ["MULTIS_A_MAX_GROUPS", self.max_groups],
-                        ["MULTIS_A_MAX_MEMBERS", self.max_members],
+                        ["MULTIS_A_MAX_MEMBERS", self.advertised_max_members or self.max_members],
                         ["MULTIS_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS],
                     ],
                 )

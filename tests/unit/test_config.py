@@ -1,0 +1,302 @@
+"""The state files: format, atomic writes, locking, corruption, legacy import, save/restore."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from ipaddress import IPv4Address
+
+import pytest
+from fakes import FakeMulticKernel, FakeMultisKernel
+
+from multicast_admin.client import Client
+from multicast_admin.config import (
+    CLIENT,
+    SERVER,
+    StateFile,
+    change_client,
+    change_server,
+    client_config_from_kernel,
+    config_dir,
+    import_legacy,
+    read_server_config,
+    restore_client,
+    restore_server,
+    save_client,
+    save_server,
+    server_config_from_kernel,
+)
+from multicast_admin.errors import ConfigError, InvalidArgument
+from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from multicast_admin.server import Server
+
+A = IPv4Address
+
+
+def server_on(kernel: FakeMultisKernel) -> Server:
+    return Server(MultisNetlink(kernel))
+
+
+def client_on(kernel: FakeMulticKernel) -> Client:
+    return Client(MulticNetlink(kernel))
+
+
+@pytest.fixture
+def legacy_dir(tmp_path):
+    directory = tmp_path / "usr-local-etc"
+    directory.mkdir()
+    return directory
+
+
+def test_config_dir_comes_from_the_environment(state_dir, monkeypatch):
+    assert config_dir() == state_dir
+    monkeypatch.delenv("MULTICAST_PROXY_CONFIG_DIR")
+    assert str(config_dir()) == "/etc/multicast-proxy"
+
+
+def test_atomic_write(state_dir):
+    state = StateFile(SERVER)
+    state.write({"format": "multicast-proxy/multis", "version": 1, "groups": []})
+    assert json.loads(state.path.read_text())["version"] == 1
+    assert stat.S_IMODE(state.path.stat().st_mode) == 0o644
+    state.write({"format": "multicast-proxy/multis", "version": 1, "groups": [], "x": 1})
+    assert sorted(p.name for p in state_dir.iterdir()) == ["multis.json"]  # no temp file left
+
+
+def test_save_and_restore_round_trip(state_dir):
+    first = FakeMultisKernel(max_members=300)
+    server = server_on(first)
+    server.join("239.1.1.1", [f"10.0.{i // 100}.{i % 100 + 1}" for i in range(300)])
+    server.join("255.255.255.255", ["10.1.0.1"], broadcast=True)
+    server.add_group("224.0.0.18", vrrp=True)
+    saved = save_server(server)
+    assert len(saved.groups) == 3
+
+    second = FakeMultisKernel(max_members=300)
+    report = restore_server(server_on(second))
+    assert report.ok, report.failures
+    assert (report.source, report.legacy, report.applied) == (StateFile(SERVER).path, False, 3)
+    assert second.state() == first.state()
+    # restoring again onto the same state changes nothing
+    sent = len(second.changes())
+    assert restore_server(server_on(second)).ok
+    assert len(second.changes()) == sent
+
+
+def test_client_save_and_restore_round_trip(state_dir):
+    first = FakeMulticKernel()
+    client = client_on(first)
+    client.add("10.0.0.1", 1234, "239.1.1.1")
+    client.add("10.0.0.2", 0, "224.0.0.251")
+    client.add("10.0.0.3", 0, "255.255.255.255", broadcast=True)
+    save_client(client)
+    second = FakeMulticKernel()
+    second.set_entry("10.9.9.9", 9, "239.9.9.9")  # stale state is replaced
+    report = restore_client(client_on(second))
+    assert report.ok
+    assert second.state() == first.state()
+
+
+def test_restore_without_any_file_does_nothing(state_dir):
+    kernel = FakeMultisKernel()
+    report = restore_server(server_on(kernel))
+    assert (report.source, report.ok) == (None, True)
+    assert kernel.requests == [] or kernel.changes() == []
+
+
+def test_restore_that_partly_fails_keeps_the_file(state_dir):
+    state = StateFile(SERVER)
+    content = {
+        "format": "multicast-proxy/multis",
+        "version": 1,
+        "groups": [
+            {"group": f"239.0.0.{i}", "members": ["10.0.0.1"], "broadcast": False, "vrrp": False}
+            for i in range(1, 4)
+        ],
+    }
+    state.write(content)
+    original = state.path.read_bytes()
+    kernel = FakeMultisKernel(max_groups=2)  # the operator lowered the limit meanwhile
+    report = restore_server(server_on(kernel))
+    assert not report.ok
+    assert report.failures == [
+        "group 239.0.0.3: group 239.0.0.3: group limit 2 reached "
+        "(delete a group first, or raise the multis max_groups parameter)"
+    ]
+    assert report.applied == 2
+    assert state.path.read_bytes() == original
+    assert report.kept_copy == state_dir / "multis.json.failed"
+    assert report.kept_copy.read_bytes() == original
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{", "not valid JSON"),
+        ("[]", "the top level must be a JSON object"),
+        ('{"format": "other", "version": 1}', '"format" must be "multicast-proxy/multis"'),
+        ('{"format": "multicast-proxy/multis", "version": 2}', '"version" 2 is not supported'),
+        (
+            '{"format": "multicast-proxy/multis", "version": 1, "groups": [{"group": "1.2.3"}]}',
+            "groups[0].group '1.2.3' is not a valid IPv4 address",
+        ),
+        (
+            '{"format": "multicast-proxy/multis", "version": 1, "groups": '
+            '[{"group": "239.1.1.1", "members": [5]}]}',
+            "groups[0].members[0] must be an address string, not 5",
+        ),
+        (
+            '{"format": "multicast-proxy/multis", "version": 1, "groups": '
+            '[{"group": "239.1.1.1", "vrrp": "yes"}]}',
+            "groups[0].vrrp must be true or false",
+        ),
+    ],
+)
+def test_a_corrupt_file_is_refused_and_kept(state_dir, content, problem):
+    state = StateFile(SERVER)
+    state_dir.mkdir(parents=True)
+    state.path.write_text(content)
+    kernel = FakeMultisKernel()
+    with pytest.raises(ConfigError) as caught:
+        restore_server(server_on(kernel))
+    assert str(caught.value).startswith(f"{state.path} is corrupt (")
+    assert problem in str(caught.value)
+    assert str(caught.value).endswith("it was left as it is: fix it or move it away")
+    with pytest.raises(ConfigError):
+        change_server(server_on(kernel), lambda s: s.add_group("239.1.1.1"))
+    assert kernel.changes() == []
+    assert state.path.read_text() == content
+
+
+def test_the_legacy_server_file_is_imported_once(state_dir, legacy_dir):
+    legacy = {
+        "multi_group_array": [
+            {"group_ip": "239.1.1.1", "member_array": ["10.0.0.1", "10.0.0.2"]},
+            {"group_ip": "239.1.1.1", "member_array": ["10.0.0.2", "10.0.0.3", "224.5.5.5"]},
+            {"group_ip": "255.255.255.255", "member_array": ["10.0.0.4"]},
+        ]
+    }
+    (legacy_dir / "multi_server_startup_config").write_text(json.dumps(legacy, indent=8))
+    kernel = FakeMultisKernel()
+    report = restore_server(server_on(kernel))
+    assert report.ok, report.failures
+    assert report.legacy
+    assert report.source == legacy_dir / "multi_server_startup_config"
+    assert report.skipped == ("group 239.1.1.1: member 224.5.5.5 is a multicast address",)
+    assert kernel.state() == {
+        "239.1.1.1": (0, ["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
+        "255.255.255.255": (1, ["10.0.0.4"]),
+    }
+    ours = read_server_config(StateFile(SERVER))
+    assert ours == server_config_from_kernel(server_on(kernel))
+    # from now on our file wins, even if the old one changes
+    (legacy_dir / "multi_server_startup_config").write_text('{"multi_group_array": []}')
+    assert restore_server(server_on(FakeMultisKernel())).source == StateFile(SERVER).path
+
+
+def test_the_legacy_running_file_is_used_when_there_is_no_startup_file(state_dir, legacy_dir):
+    legacy = {"multi_group_array": [{"group_ip": "239.1.1.1", "member_array": ["10.0.0.1"]}]}
+    (legacy_dir / "multi_server_running_config").write_text(json.dumps(legacy))
+    imported = import_legacy(StateFile(SERVER))
+    assert imported is not None
+    assert imported.path.name == "multi_server_running_config"
+
+
+def test_the_legacy_client_file_is_imported(state_dir, legacy_dir):
+    legacy = {
+        "multi_server_info_array": [
+            {"server_ip": "10.0.0.1", "group_ip": "239.1.1.1", "client_port": 1234},
+            {"server_ip": "10.0.0.2", "group_ip": "224.0.0.251", "client_port": "0"},
+        ]
+    }
+    (legacy_dir / "multi_client_startup_config").write_text(json.dumps(legacy))
+    kernel = FakeMulticKernel()
+    report = restore_client(client_on(kernel))
+    assert report.ok
+    assert report.legacy
+    assert kernel.state() == {"10.0.0.1:1234": "239.1.1.1", "10.0.0.2:0": "224.0.0.251"}
+    assert client_config_from_kernel(client_on(kernel)).to_json()["entries"] == [
+        {"server": "10.0.0.1", "port": 1234, "group": "239.1.1.1"},
+        {"server": "10.0.0.2", "port": 0, "group": "224.0.0.251"},
+    ]
+    assert json.loads(StateFile(CLIENT).path.read_text())["entries"][1]["port"] == 0
+
+
+def test_a_corrupt_legacy_file_is_refused(state_dir, legacy_dir):
+    (legacy_dir / "multi_client_startup_config").write_text("{not json")
+    with pytest.raises(ConfigError, match="multi_client_startup_config is corrupt"):
+        restore_client(client_on(FakeMulticKernel()))
+
+
+def test_two_concurrent_writers_end_consistent(state_dir):
+    kernel = FakeMultisKernel(max_groups=100)
+    errors = []
+
+    def writer(first: int) -> None:
+        try:
+            for i in range(first, first + 12):
+                change_server(
+                    server_on(kernel), lambda s, i=i: s.join(f"239.0.0.{i}", [f"10.0.0.{i}"])
+                )
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=writer, args=(first,)) for first in (1, 101)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(kernel.groups) == 24
+    saved = read_server_config(StateFile(SERVER))
+    assert saved == server_config_from_kernel(server_on(kernel))
+
+
+def test_the_lock_excludes_another_process(state_dir):
+    state = StateFile(CLIENT)
+    state_dir.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"f = open({str(state.lock_path)!r}, 'a')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(3)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        started = time.monotonic()
+        with pytest.raises(ConfigError, match="stayed locked"), state.locked(timeout=0.3):
+            pass
+        assert time.monotonic() - started >= 0.3
+    finally:
+        holder.kill()
+        holder.wait()
+    with state.locked(timeout=1):
+        pass
+
+
+def test_a_refused_change_writes_nothing(state_dir):
+    kernel = FakeMulticKernel()
+    with pytest.raises(InvalidArgument):
+        change_client(client_on(kernel), lambda c: c.add("10.0.0.1", 1, "10.1.1.1"))
+    assert not StateFile(CLIENT).path.exists()
+
+
+def test_unwritable_directory_is_reported(tmp_path, monkeypatch):
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    directory = tmp_path / "ro"
+    directory.mkdir(mode=0o555)
+    with pytest.raises(Exception, match="run as root"):
+        StateFile(SERVER, directory).write({})
