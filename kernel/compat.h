@@ -14,6 +14,7 @@
 #include <linux/kernel.h>
 #include <linux/netlink.h>
 #include <linux/skbuff.h>
+#include <linux/string.h>
 #include <linux/types.h>
 #include <net/genetlink.h>
 #include <net/netlink.h>
@@ -47,18 +48,20 @@ static inline struct nlattr **compat_genl_dumpit_attrs(struct netlink_callback *
 /*
  * Formatted extack messages ("member 224.1.1.1 is a multicast address").
  *
- * NL_SET_ERR_MSG_FMT() (6.2) formats into a buffer inside the ext_ack.
- * Before it, extack->_msg must point at text that stays alive after the
- * handler returns, until netlink_rcv_skb() has built the ack; and before 6.5
- * a dump's ->start() gets no ext_ack at all (cb->extack is NULL there).
+ * Since 6.2 struct netlink_ext_ack has a buffer of its own, _msg_buf, which
+ * NL_SET_ERR_MSG_FMT() formats into.  Before, extack->_msg must point at text
+ * that stays alive after the handler returns, until netlink_rcv_skb() has
+ * built the ack; and before 6.5 a dump's ->start() gets no ext_ack at all
+ * (cb->extack is NULL there).
  *
- * So a handler keeps a struct compat_nlerr on its stack.  Where the kernel
- * can hold the text, compat_nlerr_fmt() is NL_SET_ERR_MSG_FMT().  Elsewhere
- * the text goes into compat_nlerr.msg, and compat_nlerr_finish() sends the
- * error ack itself while that text is alive and returns -EINTR, which
- * netlink_rcv_skb() takes as "acknowledged already" (the convention of a
- * started dump).  That ack is the one netlink_rcv_skb() would have sent: the
- * same errno, message and bad attribute.
+ * So a handler keeps a struct compat_nlerr on its stack and reports with
+ * compat_nlerr_fmt().  Where the ext_ack can hold the text, it goes there,
+ * as NL_SET_ERR_MSG_FMT() would put it.  Elsewhere it stays in
+ * compat_nlerr.msg, and compat_nlerr_finish() sends the error ack itself
+ * while that text is alive and returns -EINTR, which netlink_rcv_skb() takes
+ * as "acknowledged already" (the convention of a started dump).  That ack is
+ * the one netlink_rcv_skb() would have sent: the same errno, message and bad
+ * attribute.
  *
  * Do not define a drop-in NL_SET_ERR_MSG_FMT() for old kernels on top of a
  * static or per-CPU buffer: the handler returns, the task may be preempted
@@ -81,32 +84,26 @@ static inline void compat_nlerr_init(struct compat_nlerr *e,
 }
 
 static inline __printf(2, 3)
-void __compat_nlerr_fmt(struct compat_nlerr *e, const char *fmt, ...)
+void compat_nlerr_fmt(struct compat_nlerr *e, const char *fmt, ...)
 {
 	va_list args;
 
 	va_start(args, fmt);
 	vsnprintf(e->msg, sizeof(e->msg), fmt, args);
 	va_end(args);
+#ifdef COMPAT_HAVE_EXTACK_MSG_BUF
+	if (e->extack) {
+		strscpy(e->extack->_msg_buf, e->msg,
+			sizeof(e->extack->_msg_buf));
+		e->extack->_msg = e->extack->_msg_buf;
+		e->own = false;
+		return;
+	}
+#endif
 	e->own = true;
 	if (e->extack)
 		e->extack->_msg = e->msg;
 }
-
-#ifdef COMPAT_HAVE_NL_SET_ERR_MSG_FMT
-#define compat_nlerr_fmt(e, fmt, ...) do {				\
-	struct compat_nlerr *__e = (e);					\
-									\
-	if (__e->extack) {						\
-		NL_SET_ERR_MSG_FMT(__e->extack, fmt, ##__VA_ARGS__);	\
-		__e->own = false;					\
-	} else {							\
-		__compat_nlerr_fmt(__e, fmt, ##__VA_ARGS__);		\
-	}								\
-} while (0)
-#else
-#define compat_nlerr_fmt(e, fmt, ...) __compat_nlerr_fmt(e, fmt, ##__VA_ARGS__)
-#endif
 
 /*
  * The return value of a doit or dump ->start() handler that reported through

@@ -39,7 +39,7 @@ else ifneq ($(call compat_struct_has,net/genetlink.h,genl_dumpit_info,struct nla
 $(error compat.mk: unknown layout of struct genl_dumpit_info in $(compat_inc)/net/genetlink.h)
 endif
 
-# 6.2: NL_SET_ERR_MSG_FMT(), formatted extack messages kept in the ext_ack.
-ifeq ($(call compat_file_has,linux/netlink.h,define NL_SET_ERR_MSG_FMT[^_A-Z]),y)
-ccflags-y += -DCOMPAT_HAVE_NL_SET_ERR_MSG_FMT
+# 6.2: struct netlink_ext_ack._msg_buf, where NL_SET_ERR_MSG_FMT() formats.
+ifeq ($(call compat_struct_has,linux/netlink.h,netlink_ext_ack,_msg_buf\[),y)
+ccflags-y += -DCOMPAT_HAVE_EXTACK_MSG_BUF
 endif
