@@ -15,7 +15,8 @@
 #   --out DIR       where the finished RPMs are copied (default build/rpms)
 #   --with-kernel-requires / --without-kernel-requires
 #                   Requires: kernel-uname-r = KVER (default: with, except for
-#                   kernels of this repository's kits, which no rpm database knows)
+#                   Debian kernels and this repository's kits, which no rpm
+#                   database knows)
 #
 # Needs rpmbuild (RHEL: rpm-build; Debian: rpm), gcc, make, the kernel's build
 # tree, and PyPI the first time (the vendored wheels are cached in
@@ -84,6 +85,9 @@ linux-headers-$kver (Debian), or name another kernel with --kver/--kdir"
 	fi
 	[ -f "$kdir/Makefile" ] || die "$kdir is not a kernel build tree (no Makefile) for $kver"
 	[ -f "$top/kernel/Makefile" ] || die "kernel/Makefile is missing: cannot build the modules"
+	# RHEL-style names (4.18.0-513.el8.x86_64) are valid RPM versions;
+	# Debian's (6.1.0-56-amd64: two '-') are not, and no rpm database has them.
+	case "$kver" in *-*-*) kernel_requires=${kernel_requires:-without} ;; esac
 	;;
 esac
 kernel_requires=${kernel_requires:-with}

@@ -1,0 +1,231 @@
+"""Guest side of tests/vm/test_service.py: the RPMs, installed and used as the guide says.
+
+Arguments: the multi_server and multi_client RPM files (built on the host for
+this kernel).  The guest makes /usr and /lib/modules/KVER writable (overlays
+over the read-only host root), then follows the guide: ``rpm -Uvh`` (with
+--nodeps: this Debian's rpm database knows no python3 or kmod package),
+``service multis start``, the installed ``multis_admin``/``multic_admin``,
+``service ... stop``/``start``, and finally ``rpm -e``.  The sender's service
+runs in the sender's network namespace and the client's in recv1's (state is
+per namespace); recv2 is a member of the groups without a client
+configuration, the control.  Every step records what it saw; the host asserts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from ipaddress import IPv4Address
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from multicast_admin.netlink import MulticNetlink, MultisNetlink  # noqa: E402
+from tests.vm.guest.facts import Facts  # noqa: E402
+from tests.vm.guest.vpc import Receiver, Sender, build_vpc, payloads, sh  # noqa: E402
+
+SERVER_RPM, CLIENT_RPM = sys.argv[1:3]
+KVER = os.environ["MCP_KVER"]
+STATE = Path("/etc/multicast-proxy")
+G1, G2 = "239.1.1.1", "239.2.2.2"
+PORT = 5000
+COUNT = 10
+
+facts = Facts()
+
+
+def run(cmd: str) -> dict:
+    """Run a shell command; its exit status and output (stdout and stderr together)."""
+    proc = subprocess.run(
+        cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    return {"rc": proc.returncode, "out": proc.stdout}
+
+
+def loaded() -> list[str]:
+    return sorted(m for m in ("multis", "multic") if Path(f"/sys/module/{m}").exists())
+
+
+def state_files() -> dict:
+    out = {}
+    for name in ("multis.json", "multic.json"):
+        path = STATE / name
+        out[name] = json.loads(path.read_text()) if path.exists() else None
+    return out
+
+
+def kernel_state() -> dict:
+    """What the kernel holds: the sender's groups and recv1's entries."""
+    out: dict = {}
+    if "multis" in loaded():
+        with vpc.sender.inside(), MultisNetlink.open() as server:
+            out["groups"] = {
+                str(g.address): sorted(str(m.address) for m in server.members(g.address))
+                for g in server.groups()
+            }
+    if "multic" in loaded():
+        with recv1.inside(), MulticNetlink.open() as client:
+            out["entries"] = sorted(f"{e.server}:{e.port}>{e.group}" for e in client.entries())
+    return out
+
+
+def exchange(group: str, port: int) -> dict:
+    """Send COUNT datagrams from the sender to group:port; what recv1 and recv2 got."""
+    data = payloads(f"{group}:{port}", COUNT, 100)
+    socks = [Receiver(h, group, port) for h in (recv1, recv2)]
+    tx = Sender(vpc.sender)
+    try:
+        tx.send(group, port, data)
+        out = {}
+        for rx in socks:
+            got = rx.drain()
+            out[rx.host.name] = {
+                "count": len(got),
+                "intact": [d.payload for d in got] == data,
+                "sources": sorted({d.source[0] for d in got}),
+            }
+        return out
+    finally:
+        tx.close()
+        for rx in socks:
+            rx.close()
+
+
+def in_ns(ns: str, cmd: str) -> dict:
+    return run(f"ip netns exec {ns} {cmd}")
+
+
+# --------------------------------------------------------------------------- setup
+
+# Writable /usr and /lib/modules/KVER for rpm (overlays on /run's tmpfs).
+# /lib is /usr/lib here: the overlay on /usr hides the harness's mounts on
+# /lib/modules, so the kit's modules are mounted again, writable this time.
+# RHEL's /etc/init.d is a link to rc.d/init.d, where the packages put their
+# scripts (Debian's `service` looks in /etc/init.d).
+def overlay(target: str, lower: str) -> None:
+    work = Path("/run/overlay") / target.strip("/").replace("/", "_")
+    (work / "up").mkdir(parents=True)
+    (work / "work").mkdir()
+    sh(f"mount -t overlay overlay -o lowerdir={lower},upperdir={work}/up,workdir={work}/work "
+       f"{target}")
+
+
+overlay("/usr", "/usr")
+sh("mount -t tmpfs tmpfs /lib/modules")
+Path(f"/lib/modules/{KVER}").mkdir()
+overlay(f"/lib/modules/{KVER}", f"{os.environ['MCP_KIT']}/lib/modules/{KVER}")
+vpc = build_vpc(receivers=2)
+recv1, recv2 = vpc.receivers
+
+with facts.step("install") as f:
+    f["rpm"] = run(f"rpm -Uvh --nodeps {SERVER_RPM} {CLIENT_RPM}")
+    f["query"] = run("rpm -q multi_server multi_client")["out"].split()
+    for name in ("multis", "multic"):
+        sh(f"ln -s ../rc.d/init.d/{name} /etc/init.d/{name}")
+    f["files"] = {
+        p: Path(p).exists()
+        for p in (
+            f"/lib/modules/{KVER}/extra/multis.ko",
+            f"/lib/modules/{KVER}/extra/multic.ko",
+            "/usr/sbin/multis_admin",
+            "/usr/sbin/multic_admin",
+            "/usr/sbin/multicast-proxy-service",
+            "/etc/rc.d/init.d/multis",
+            "/etc/rc.d/init.d/multic",
+            "/usr/lib/systemd/system/multis.service",
+            "/etc/modprobe.d/multis.conf",
+            str(STATE),
+        )
+    }
+    # %post ran depmod: modprobe finds the modules by name
+    f["modinfo"] = {m: run(f"modinfo -n {m}")["out"].strip() for m in ("multis", "multic")}
+    f["loaded"] = loaded()
+
+with facts.step("baseline") as f:
+    f["received"] = exchange(G1, PORT)
+
+with facts.step("start") as f:
+    f["multis"] = in_ns("sender", "service multis start")
+    f["multic"] = in_ns("recv1", "service multic start")
+    f["loaded"] = loaded()
+    f["status_multis"] = in_ns("sender", "service multis status")
+
+with facts.step("configure") as f:
+    f["cli"] = [
+        in_ns("sender", f"multis_admin -A -m {G1} -j 10.0.0.11,10.0.0.12"),
+        in_ns("sender", f"multis_admin -A -m {G2} -j 10.0.0.11"),
+        in_ns("recv1", f"multic_admin -A -i 10.0.0.1 -p {PORT} -m {G1}"),
+        in_ns("recv1", f"multic_admin -A -i 10.0.0.1 -p 0 -m {G2}"),
+    ]
+    f["listing"] = in_ns("sender", f"multis_admin -L -m {G1}")
+    f["kernel"] = kernel_state()
+    f["state_files"] = state_files()
+
+with facts.step("flow") as f:
+    f["g1"] = exchange(G1, PORT)
+    f["g2_any_port"] = exchange(G2, 6000)
+
+with facts.step("stop") as f:
+    # a change the state files have not seen (made without the CLI): stop
+    # must save the kernel's state, not keep the file's
+    with vpc.sender.inside(), MultisNetlink.open() as server:
+        server.join(IPv4Address(G2), [IPv4Address("10.0.0.12")])
+    f["before"] = kernel_state()
+    f["multis"] = in_ns("sender", "service multis stop")
+    f["multic"] = in_ns("recv1", "service multic stop")
+    f["loaded"] = loaded()
+    f["state_files"] = state_files()
+    f["status_multis"] = in_ns("sender", "service multis status")
+    f["stop_again"] = in_ns("sender", "service multis stop")
+    f["flow_stopped"] = exchange(G1, PORT)
+
+with facts.step("restart") as f:
+    f["multis"] = in_ns("sender", "service multis start")
+    f["multic"] = in_ns("recv1", "service multic start")
+    f["loaded"] = loaded()
+    f["kernel"] = kernel_state()
+    f["start_again"] = in_ns("sender", "service multis start")
+    f["g1"] = exchange(G1, PORT)
+    f["g2_any_port"] = exchange(G2, 7000)
+    f["restart"] = in_ns("recv1", "service multic restart")
+    f["kernel_after_restart"] = kernel_state()
+
+with facts.step("corrupt") as f:
+    f["stop"] = in_ns("sender", "service multis stop")
+    path = STATE / "multis.json"
+    good = path.read_bytes()
+    corrupt = good[: len(good) // 2]
+    path.write_bytes(corrupt)
+    f["start"] = in_ns("sender", "service multis start")
+    f["loaded"] = loaded()
+    f["kept"] = path.read_bytes() == corrupt
+    path.write_bytes(good)
+    f["start_repaired"] = in_ns("sender", "service multis start")
+    f["kernel"] = kernel_state()
+
+with facts.step("erase") as f:
+    # services stopped in their namespaces (saving), then started in the
+    # host's namespace, where %preun's `service multis stop` acts: erasing
+    # must stop them (saving again) and unload the modules
+    in_ns("sender", "service multis stop")
+    in_ns("recv1", "service multic stop")
+    f["saved_before"] = state_files()
+    f["root_start"] = [run("service multis start"), run("service multic start")]
+    f["loaded_before"] = loaded()
+    f["rpm"] = run("rpm -e multi_server multi_client")
+    f["loaded"] = loaded()
+    f["query"] = run("rpm -q multi_server multi_client")["rc"]
+    f["files_left"] = sorted(
+        str(p)
+        for p in (
+            Path("/usr/sbin/multis_admin"),
+            Path("/usr/sbin/multicast-proxy-service"),
+            Path("/usr/lib/multicast-proxy"),
+            Path(f"/lib/modules/{KVER}/extra/multis.ko"),
+            Path("/etc/rc.d/init.d/multis"),
+        )
+        if p.exists()
+    )
+    f["state_files"] = state_files()

@@ -1,0 +1,168 @@
+"""The RPMs and the service, in a real kernel (one VM boot): the guide's path end to end.
+
+Host side: builds multi_server and multi_client for the VM's kernel with
+scripts/build-rpms.sh, boots once, and asserts on what the guest
+(tests/vm/guest/service.py) recorded: ``rpm -Uvh``, ``service multis|multic
+start``, the installed CLIs, ``stop`` saving and unloading, ``start``
+restoring exactly, multicast flowing again, a corrupt state file refused and
+kept, ``rpm -e`` stopping everything.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.vm import harness
+from tests.vm.conftest import GuestFacts, boot_and_run
+
+GUEST = "tests/vm/guest/service.py"
+G1, G2 = "239.1.1.1", "239.2.2.2"
+COUNT = 10
+
+
+@pytest.fixture(scope="module")
+def kver() -> str:
+    return harness.default_kver()
+
+
+@pytest.fixture(scope="module")
+def rpms(kver: str) -> list[Path]:
+    """multi_server and multi_client for the VM's kernel, where the guest can read them."""
+    out = harness.BUILD / "vm" / "rpms" / kver
+    for old in out.glob("*.rpm"):
+        old.unlink()
+    proc = subprocess.run(
+        [
+            str(harness.REPO / "scripts" / "build-rpms.sh"),
+            "--kver", kver,
+            "--topdir", str(harness.BUILD / "vm" / "rpmbuild"),
+            "--out", str(out),
+            "server", "client",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"build-rpms.sh failed:\n{proc.stdout}{proc.stderr}", pytrace=False)
+    found = sorted(out.glob("multi_*.rpm"))
+    assert [p.name.split("-")[0] for p in found] == ["multi_client", "multi_server"]
+    return [found[1], found[0]]
+
+
+@pytest.fixture(scope="module")
+def facts(rpms: list[Path]) -> GuestFacts:
+    return boot_and_run(GUEST, *map(str, rpms))
+
+
+def ok(result: dict) -> str:
+    assert result["rc"] == 0, result["out"]
+    return result["out"]
+
+
+def test_rpm_installs_the_modules_where_modprobe_finds_them(facts, kver):
+    step = facts["install"]
+    assert "multi_server" in ok(step["rpm"])
+    assert step["query"] == ["multi_server-2.0.0-1.x86_64", "multi_client-2.0.0-1.x86_64"]
+    assert all(step["files"].values()), step["files"]
+    assert step["modinfo"] == {
+        "multis": f"/lib/modules/{kver}/extra/multis.ko",
+        "multic": f"/lib/modules/{kver}/extra/multic.ko",
+    }
+    assert step["loaded"] == []  # installing does not start anything
+
+
+def test_nothing_flows_before_the_service_starts(facts):
+    assert facts["baseline"]["received"]["recv1"]["count"] == 0
+
+
+def test_service_start_loads_the_modules(facts):
+    step = facts["start"]
+    assert "multis: started: nothing to restore" in ok(step["multis"])
+    assert "multic: started: nothing to restore" in ok(step["multic"])
+    assert step["loaded"] == ["multic", "multis"]
+    assert ok(step["status_multis"]).startswith("multis: running (module loaded)")
+
+
+def test_the_installed_clis_configure_and_save(facts):
+    step = facts["configure"]
+    for result in step["cli"]:
+        ok(result)
+    assert "10.0.0.11" in ok(step["listing"])
+    assert step["kernel"] == {
+        "groups": {G1: ["10.0.0.11", "10.0.0.12"], G2: ["10.0.0.11"]},
+        "entries": [f"10.0.0.1:0>{G2}", f"10.0.0.1:5000>{G1}"],
+    }
+    files = step["state_files"]
+    assert [(g["group"], g["members"]) for g in files["multis.json"]["groups"]] == [
+        (G1, ["10.0.0.11", "10.0.0.12"]),
+        (G2, ["10.0.0.11"]),
+    ]
+    assert len(files["multic.json"]["entries"]) == 2
+
+
+def test_multicast_flows_through_the_installed_service(facts):
+    step = facts["flow"]
+    assert step["g1"]["recv1"] == {"count": COUNT, "intact": True, "sources": ["10.0.0.1"]}
+    # recv2 is a member, but has no client configuration: the copies stay unicast
+    assert step["g1"]["recv2"]["count"] == 0
+    assert step["g2_any_port"]["recv1"]["count"] == COUNT
+
+
+def test_service_stop_saves_the_kernel_state_and_unloads(facts):
+    step = facts["stop"]
+    assert step["before"]["groups"][G2] == ["10.0.0.11", "10.0.0.12"]  # made without the CLI
+    assert "multis: saved 2 groups, 4 members to /etc/multicast-proxy/multis.json" in ok(
+        step["multis"]
+    )
+    assert "multic: saved 2 entries" in ok(step["multic"])
+    assert step["loaded"] == []
+    saved = {g["group"]: g["members"] for g in step["state_files"]["multis.json"]["groups"]}
+    assert saved == step["before"]["groups"]
+    assert step["status_multis"]["rc"] == 3
+    assert "stopped (module not loaded)" in step["status_multis"]["out"]
+    assert "not running" in ok(step["stop_again"])
+    assert step["flow_stopped"]["recv1"]["count"] == 0
+
+
+def test_service_start_restores_exactly_and_multicast_flows_again(facts):
+    before = facts["stop"]["before"]
+    step = facts["restart"]
+    assert "restored 2 groups, 4 members" in ok(step["multis"])
+    assert "restored 2 entries" in ok(step["multic"])
+    assert step["loaded"] == ["multic", "multis"]
+    assert step["kernel"] == before
+    assert "already running" in ok(step["start_again"])
+    assert step["g1"]["recv1"] == {"count": COUNT, "intact": True, "sources": ["10.0.0.1"]}
+    assert step["g2_any_port"]["recv1"]["count"] == COUNT
+    ok(step["restart"])
+    assert step["kernel_after_restart"] == before
+
+
+def test_a_corrupt_state_file_refuses_start_loudly_and_is_kept(facts):
+    step = facts["corrupt"]
+    ok(step["stop"])
+    assert step["start"]["rc"] == 6
+    assert "multis: not started: /etc/multicast-proxy/multis.json is corrupt" in step["start"]["out"]
+    assert "multis" not in step["loaded"]
+    assert step["kept"]
+    ok(step["start_repaired"])
+    assert step["kernel"]["groups"] == facts["stop"]["before"]["groups"]
+
+
+def test_rpm_erase_stops_the_services_and_keeps_the_state(facts):
+    step = facts["erase"]
+    for result in step["root_start"]:
+        ok(result)
+    assert step["loaded_before"] == ["multic", "multis"]
+    ok(step["rpm"])
+    assert step["loaded"] == []
+    assert step["query"] != 0
+    assert step["files_left"] == []
+    assert step["state_files"] == step["saved_before"]
+
+
+def test_the_kernel_log_is_clean(facts):
+    assert facts.kernel_trouble() == []
