@@ -243,7 +243,7 @@ static void multis_fanout(struct net *net, struct multis_net *pn,
 	unsigned int i;
 
 	members = rcu_dereference(group->members);
-	if (!members) {
+	if (!members || !members->count) {
 		delta[MULTIS_CTR_DROP_NO_MEMBER] = 1;
 	} else {
 		delta[MULTIS_CTR_DATAGRAMS] = 1;
@@ -263,6 +263,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 {
 	const struct iphdr *iph = ip_hdr(skb);
 	struct multis_group *group;
+	struct multis_net *pn;
 	unsigned int l4len;
 
 	if (this_cpu_read(multis_in_xmit))
@@ -288,7 +289,8 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 		return NF_ACCEPT;
 
 	/* nf_hook() holds rcu_read_lock(). */
-	group = multis_group_lookup_rcu(multis_pernet(state->net), iph->daddr);
+	pn = multis_pernet(state->net);
+	group = multis_group_lookup_rcu(pn, iph->daddr);
 	if (!group)
 		return NF_ACCEPT;
 	if (iph->protocol == MULTIS_IPPROTO_VRRP &&
@@ -298,8 +300,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	if (iph->ihl < 5 || skb->len < iph->ihl * 4 + l4len)
 		return NF_ACCEPT;
 
-	multis_fanout(state->net, multis_pernet(state->net), group, skb,
-		      l4len);
+	multis_fanout(state->net, pn, group, skb, l4len);
 	return NF_ACCEPT;
 }
 

@@ -40,7 +40,11 @@ extern u8 multis_marker_tos;
 
 /*
  * Counters.  A member has the first MULTIS_CTR_MEMBER_N of them; groups and
- * the namespace have all MULTIS_CTR_N.
+ * the namespace have all MULTIS_CTR_N.  PACKETS and BYTES count every copy
+ * handed to ip_local_out() (a GSO skb as its segments); DROP_XMIT counts the
+ * ones of those it refused, DROP_NOMEM and DROP_NO_ROUTE the copies never
+ * made.  DATAGRAMS counts originals fanned out, DROP_NO_MEMBER originals to
+ * a group without members.
  */
 enum multis_ctr {
 	MULTIS_CTR_PACKETS,
