@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from tests.vm.guest.facts import Facts
-from tests.vm.guest.vpc import build_vpc, sh
+from tests.vm.guest.vpc import build_vpc, insmod, sh
 
 REPO = Path(__file__).resolve().parents[3]
 BLAST = sys.argv[1]
@@ -33,8 +33,8 @@ recv = vpc.receivers[0]
 for member in MEMBERS:
     recv.sh(f"ip addr add {member}/24 dev eth0")
 vpc.sender.sh("ip route add 10.0.1.0/24 dev eth0")
-sh(f"insmod {REPO}/kernel/multis/multis.ko")
-sh(f"insmod {REPO}/kernel/multic/multic.ko")
+insmod(REPO / "kernel/multis/multis.ko")
+insmod(REPO / "kernel/multic/multic.ko")
 with vpc.sender.inside():
     server = MultisNetlink.open()
 with recv.inside():

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from multicast_admin.errors import MulticastProxyError
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from tests.vm.guest.facts import Facts
-from tests.vm.guest.vpc import Receiver, Sender, build_vpc, payloads, sh
+from tests.vm.guest.vpc import Receiver, Sender, build_vpc, insmod, payloads, sh
 
 REPO = Path(__file__).resolve().parents[3]
 MULTIS_KO = REPO / "kernel" / "multis" / "multis.ko"
@@ -87,10 +87,6 @@ def exchange(group: str, port: int, data: list[bytes], bind_group: bool = True) 
 
 def counters_json(stats) -> dict:
     return stats.to_json()
-
-
-def insmod(path: Path, *params: str) -> None:
-    sh(f"insmod {path} {' '.join(params)}")
 
 
 def rmmod(name: str) -> None:

@@ -49,6 +49,14 @@ def sh(cmd: str) -> str:
     return proc.stdout
 
 
+def insmod(path: object, *params: str) -> None:
+    """insmod a module of the build tree, after modprobe of the modules it needs."""
+    for dep in sh(f"modinfo -F depends {path}").strip().split(","):
+        if dep:
+            sh(f"modprobe {dep}")
+    sh(f"insmod {path} {' '.join(params)}")
+
+
 def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
