@@ -79,26 +79,26 @@ def check_group(group: IPv4Address, *, broadcast: bool = False) -> None:
     if not broadcast:
         if group not in MULTICAST:
             raise InvalidArgument(
-                f"group {group} is not a multicast address (224.0.0.0/4); "
-                "add --broadcast to fan out a broadcast address"
+                f"group {group} is not a multicast address "
+                "(224.0.0.0/4; add --broadcast for a broadcast address)"
             )
         return
     if group in MULTICAST:
         raise InvalidArgument(
-            f"group {group} is a multicast address, not a broadcast address: drop --broadcast"
+            f"group {group} is not a broadcast address (it is multicast: drop --broadcast)"
         )
-    if group in LOOPBACK or group == UNSPECIFIED:
+    if group in LOOPBACK or group in ZERO_NETWORK:
         raise InvalidArgument(f"group {group} is not a broadcast address")
 
 
 def check_member(member: IPv4Address) -> None:
-    """A member is a unicast address another host can be reached at."""
+    """A member is a unicast address another host can be reached at (as multis checks it)."""
     if member in MULTICAST:
         raise InvalidArgument(f"member {member} is a multicast address")
     if member in LOOPBACK:
         raise InvalidArgument(f"member {member} is a loopback address")
-    if member == UNSPECIFIED:
-        raise InvalidArgument(f"member {member} is the unspecified address")
+    if member in ZERO_NETWORK:
+        raise InvalidArgument(f"member {member} is an unspecified address")
     if member == LIMITED_BROADCAST:
         raise InvalidArgument(f"member {member} is the broadcast address")
 
@@ -122,7 +122,7 @@ def check_client_group(group: IPv4Address, *, broadcast: bool = False) -> None:
         raise InvalidArgument(f"group {group} is not a multicast address or 255.255.255.255")
     if broadcast:
         raise InvalidArgument(
-            f"group {group} is a multicast address, not a broadcast address: drop --broadcast"
+            f"group {group} is not a broadcast address (it is multicast: drop --broadcast)"
         )
 
 

@@ -16,7 +16,6 @@ from typing import Protocol
 from .addresses import Address, check_client_group, check_server, parse_ipv4, parse_port
 from .errors import LimitReached
 from .models import ClientEntry, ClientStatus
-from .netlink import MulticNetlink
 
 
 class ClientBackend(Protocol):
@@ -86,6 +85,9 @@ class Client:
     @classmethod
     def open(cls) -> Client:
         """Connect to the kernel; raises ModuleNotLoaded if multic is not loaded."""
+        # pyroute2 takes long to import: only when the kernel is really asked.
+        from .netlink import MulticNetlink  # noqa: PLC0415
+
         return cls(MulticNetlink.open())
 
     def close(self) -> None:

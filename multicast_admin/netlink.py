@@ -462,12 +462,6 @@ def entry_missing(server: IPv4Address, port: int) -> str:
     return f"no entry for {server}:{port}"
 
 
-def group_flags(*, broadcast: bool = False, vrrp: bool = False) -> int:
-    return (uapi.MULTIS_GROUP_F_BROADCAST if broadcast else 0) | (
-        uapi.MULTIS_GROUP_F_VRRP if vrrp else 0
-    )
-
-
 class MultisNetlink(_Family):
     """The multis (server) family, one method per command."""
 
@@ -484,9 +478,12 @@ class MultisNetlink(_Family):
         exclusive: bool = False,
     ) -> None:
         """Create ``group`` if needed (with ``flags``), then add ``members`` (all or nothing)."""
-        attrs: list[tuple[str, Any]] = [("MULTIS_A_GROUP_ADDR", str(group))]
-        if flags:
-            attrs.append(("MULTIS_A_GROUP_FLAGS", flags))
+        # FLAGS always: the kernel then refuses to join an existing group
+        # whose options differ, instead of silently keeping the old ones.
+        attrs: list[tuple[str, Any]] = [
+            ("MULTIS_A_GROUP_ADDR", str(group)),
+            ("MULTIS_A_GROUP_FLAGS", flags),
+        ]
         if members:
             attrs.append(("MULTIS_A_MEMBERS", members_value(members)))
         self._do(
@@ -502,7 +499,7 @@ class MultisNetlink(_Family):
             uapi.MULTIS_CMD_QUIT,
             [("MULTIS_A_GROUP_ADDR", str(group)), ("MULTIS_A_MEMBERS", members_value(members))],
             f"group {group}: removing members",
-            missing=f"group {group}: not every member given is in the group",
+            missing=f"group {group}: a member given is not in the group",
         )
 
     def delete_group(self, group: IPv4Address) -> None:

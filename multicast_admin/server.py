@@ -23,7 +23,7 @@ from .addresses import (
 )
 from .errors import AlreadyExists, InvalidArgument, LimitReached, NotFound
 from .models import Group, Member, ServerStatus
-from .netlink import MultisNetlink, group_flags
+from .uapi import MULTIS_GROUP_F_BROADCAST, MULTIS_GROUP_F_VRRP
 
 
 class ServerBackend(Protocol):
@@ -95,7 +95,7 @@ def check_join(
     for member in wanted:
         check_member(member)
         if member == address:
-            raise InvalidArgument(f"member {member} is the group itself")
+            raise InvalidArgument(f"member {member} is a configured group")
     return address, wanted, repeated
 
 
@@ -108,6 +108,11 @@ def check_quit(
     if not wanted:
         raise InvalidArgument(f"group {address}: no member to remove given")
     return address, wanted, repeated
+
+
+def group_flags(*, broadcast: bool = False, vrrp: bool = False) -> int:
+    """The MULTIS_GROUP_F_* bits of a group's options."""
+    return (MULTIS_GROUP_F_BROADCAST if broadcast else 0) | (MULTIS_GROUP_F_VRRP if vrrp else 0)
 
 
 def _options(broadcast: bool, vrrp: bool) -> str:
@@ -124,6 +129,9 @@ class Server:
     @classmethod
     def open(cls) -> Server:
         """Connect to the kernel; raises ModuleNotLoaded if multis is not loaded."""
+        # pyroute2 takes long to import: only when the kernel is really asked.
+        from .netlink import MultisNetlink  # noqa: PLC0415
+
         return cls(MultisNetlink.open())
 
     def close(self) -> None:
@@ -167,7 +175,7 @@ class Server:
         if existing is None:
             if len(groups) >= status.max_groups:
                 raise LimitReached(
-                    f"group {address}: group limit {status.max_groups} reached "
+                    f"group limit {status.max_groups} reached: {address} would be one too many "
                     "(delete a group first, or raise the multis max_groups parameter)"
                 )
             if broadcast:
@@ -176,8 +184,9 @@ class Server:
         else:
             if (existing.broadcast, existing.vrrp) != (broadcast, vrrp):
                 raise AlreadyExists(
-                    f"group {address} exists with {_options(existing.broadcast, existing.vrrp)}, "
-                    f"not {_options(broadcast, vrrp)}: delete it first to change its options"
+                    f"group {address} already exists with "
+                    f"{_options(existing.broadcast, existing.vrrp)}, not "
+                    f"{_options(broadcast, vrrp)} (delete it first to change its options)"
                 )
             current = {m.address for m in self.backend.members(address)}
 
@@ -208,8 +217,9 @@ class Server:
         missing = [m for m in wanted if m not in current]
         if missing:
             listed = ", ".join(str(m) for m in missing)
-            verb = "is not a member" if len(missing) == 1 else "are not members"
-            raise NotFound(f"group {address}: {listed} {verb}")
+            noun = "member" if len(missing) == 1 else "members"
+            verb = "is" if len(missing) == 1 else "are"
+            raise NotFound(f"{noun} {listed} {verb} not in group {address}")
         self.backend.quit(address, wanted)
         return QuitResult(address, tuple(wanted), tuple(repeated))
 

@@ -120,7 +120,10 @@ class FakeGroup:
 
 
 class FakeMultisKernel(_FakeKernel):
-    """The multis family as the header describes it."""
+    """The multis family as the header and kernel/multis/netlink.c describe it.
+
+    Like the module, it keeps groups and members sorted by address.
+    """
 
     msg_class = multismsg
     family = "multis"
@@ -146,7 +149,8 @@ class FakeMultisKernel(_FakeKernel):
         return {str(g): (v.flags, [str(m) for m in v.members]) for g, v in self.groups.items()}
 
     def set_group(self, group: str, members: list = (), flags: int = 0) -> None:
-        self.groups[IPv4Address(group)] = FakeGroup(flags, [IPv4Address(m) for m in members])
+        self.groups[IPv4Address(group)] = FakeGroup(flags, sorted(IPv4Address(m) for m in members))
+        self.groups = dict(sorted(self.groups.items()))
 
     # --- commands ----------------------------------------------------------
 
@@ -252,37 +256,59 @@ class FakeMultisKernel(_FakeKernel):
         ]
 
     def _join(self, msg: Any, flags: int) -> None:
+        # The checks and words of kernel/multis/netlink.c, in its order.
         group = self._group_addr(msg, must_exist=False)
-        group_flags = msg.get_attr("MULTIS_A_GROUP_FLAGS") or 0
+        flags_attr = msg.get_attr("MULTIS_A_GROUP_FLAGS")
+        group_flags = flags_attr or 0
         if group_flags & ~uapi.MULTIS_GROUP_F_ALL:
             raise refuse(errno.EOPNOTSUPP, "unknown group flags")
-        broadcast = bool(group_flags & uapi.MULTIS_GROUP_F_BROADCAST)
-        if (group in MULTICAST) == broadcast:
-            kind = "broadcast" if broadcast else "multicast"
-            raise refuse(errno.EINVAL, f"group {group} is not a {kind} address")
         existing = self.groups.get(group)
         if existing is not None and flags & NLM_F_EXCL:
-            raise refuse(errno.EEXIST, f"group {group} exists")
-        if existing is None and len(self.groups) >= self.max_groups:
-            raise refuse(errno.ENOSPC, f"group limit {self.max_groups} reached")
+            raise refuse(errno.EEXIST, f"group {group} already exists")
+        if existing is not None and flags_attr is not None and group_flags != existing.flags:
+            raise refuse(
+                errno.EINVAL, f"group {group} already exists with flags {existing.flags:#x}"
+            )
+        if existing is None:
+            self._check_new_group(group, group_flags)
         current = list(existing.members) if existing else []
         for member in self._members(msg):
-            if member in MULTICAST:
-                raise refuse(errno.EINVAL, f"member {member} is a multicast address")
-            if member in LOOPBACK:
-                raise refuse(errno.EINVAL, f"member {member} is a loopback address")
-            if member == IPv4Address(0) or member == IPv4Address("255.255.255.255"):
-                raise refuse(errno.EINVAL, f"member {member} is not a unicast address")
-            if member in self.groups or member == group:
-                raise refuse(errno.EINVAL, f"member {member} is a configured group")
+            why = (
+                "a multicast address"
+                if member in MULTICAST
+                else "a loopback address"
+                if member in LOOPBACK
+                else "an unspecified address"
+                if member in ZERO_NETWORK
+                else "the broadcast address"
+                if member == BCAST
+                else "a configured group"
+                if member in self.groups or member == group
+                else None
+            )
+            if why:
+                raise refuse(errno.EINVAL, f"member {member} is {why}")
             if member not in current:
                 current.append(member)
         if len(current) > self.max_members:
             raise refuse(errno.ENOSPC, f"group {group}: member limit {self.max_members} reached")
         if existing is None:
-            self.groups[group] = FakeGroup(group_flags, current)
+            self.groups[group] = FakeGroup(group_flags, sorted(current))
+            self.groups = dict(sorted(self.groups.items()))
         else:
-            existing.members = current
+            existing.members = sorted(current)
+
+    def _check_new_group(self, group: IPv4Address, group_flags: int) -> None:
+        if group_flags & uapi.MULTIS_GROUP_F_BROADCAST:
+            if group in MULTICAST or group in LOOPBACK or group in ZERO_NETWORK:
+                raise refuse(errno.EINVAL, f"group {group} is not a broadcast address")
+        elif group not in MULTICAST:
+            raise refuse(errno.EINVAL, f"group {group} is not a multicast address")
+        for other, g in self.groups.items():
+            if group in g.members:
+                raise refuse(errno.EINVAL, f"group {group} is a member of group {other}")
+        if len(self.groups) >= self.max_groups:
+            raise refuse(errno.ENOSPC, f"group limit {self.max_groups} reached")
 
     def _quit(self, msg: Any) -> None:
         group = self._group_addr(msg)
@@ -290,7 +316,7 @@ class FakeMultisKernel(_FakeKernel):
         current = self.groups[group].members
         for member in members:
             if member not in current:
-                raise refuse(errno.ENOENT, f"group {group}: {member} is not a member")
+                raise refuse(errno.ENOENT, f"member {member} is not in group {group}")
         self.groups[group].members = [m for m in current if m not in members]
 
 

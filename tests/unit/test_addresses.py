@@ -65,7 +65,7 @@ def test_groups():
         ("239.255.0.1", "is a multicast address"),
         ("127.0.0.1", "is a loopback address"),
         ("127.8.9.10", "is a loopback address"),
-        ("0.0.0.0", "is the unspecified address"),
+        ("0.0.0.0", "is an unspecified address"),
         ("255.255.255.255", "is the broadcast address"),
     ],
 )

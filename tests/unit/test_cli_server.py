@@ -259,12 +259,12 @@ USAGE = "(see 'multis_admin --help')"
         (
             ["-A", "-m", "10.1.1.1", "-j", "10.0.0.3"],
             2,
-            "group 10.1.1.1 is not a multicast address (224.0.0.0/4); "
-            "add --broadcast to fan out a broadcast address",
+            "group 10.1.1.1 is not a multicast address "
+            "(224.0.0.0/4; add --broadcast for a broadcast address)",
         ),
         (["-A", "-m", G, "-j", "10.0.0.3,224.1.1.1"], 2, "member 224.1.1.1 is a multicast address"),
         (["-A", "-m", G, "-j", "127.0.0.1"], 2, "member 127.0.0.1 is a loopback address"),
-        (["-A", "-m", G, "-j", "0.0.0.0"], 2, "member 0.0.0.0 is the unspecified address"),
+        (["-A", "-m", G, "-j", "0.0.0.0"], 2, "member 0.0.0.0 is an unspecified address"),
         (
             ["-A", "-m", G, "-j", "255.255.255.255"],
             2,
@@ -276,7 +276,7 @@ USAGE = "(see 'multis_admin --help')"
             2,
             "empty member in list '10.0.0.1,,10.0.0.2' (separate addresses with single commas)",
         ),
-        (["-A", "-m", G, "-q", "10.0.0.9"], 3, f"group {G}: 10.0.0.9 is not a member"),
+        (["-A", "-m", G, "-q", "10.0.0.9"], 3, f"member 10.0.0.9 is not in group {G}"),
         (["-A", "-m", "239.9.9.9", "-q", "10.0.0.1"], 3, "group 239.9.9.9 does not exist"),
         (["-D", "-m", "239.9.9.9"], 3, "group 239.9.9.9 does not exist"),
         (["-L", "-m", "239.9.9.9"], 3, "group 239.9.9.9 does not exist"),
@@ -284,7 +284,8 @@ USAGE = "(see 'multis_admin --help')"
         (
             ["-A", "-m", G, "-j", "10.0.0.3", "--vrrp"],
             8,
-            f"group {G} exists with no options, not vrrp: delete it first to change its options",
+            f"group {G} already exists with no options, not vrrp "
+            "(delete it first to change its options)",
         ),
         (
             ["-A", "-m", G, "-j", "10.0.0.3", "-q", "10.0.0.1"],
@@ -342,7 +343,7 @@ def test_the_eleventh_group(multis_admin, multis_kernel, state_dir):
         multis_kernel,
         state_dir,
         4,
-        "group 239.0.0.11: group limit 10 reached "
+        "group limit 10 reached: 239.0.0.11 would be one too many "
         "(delete a group first, or raise the multis max_groups parameter)",
     )
     assert len(multis_kernel.groups) == 10
@@ -429,7 +430,9 @@ def test_every_change_leaves_file_equal_to_kernel(env, multis_admin, multis_kern
         assert multis_admin(*args).exit_code == 0
         expected = server_config_from_kernel(env.open_server()).to_json()
         assert state(state_dir) == expected
-    assert state(state_dir)["groups"][1] == {
+    groups = {g["group"]: g for g in state(state_dir)["groups"]}
+    assert list(groups) == ["224.0.0.18", G]  # the kernel keeps groups sorted
+    assert groups["224.0.0.18"] == {
         "group": "224.0.0.18",
         "broadcast": False,
         "vrrp": True,

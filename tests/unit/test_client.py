@@ -116,7 +116,7 @@ def test_broadcast_entries_are_explicit(client, kernel):
         kernel,
         lambda: client.add("10.0.0.1", 1, "239.1.1.1", broadcast=True),
         InvalidArgument,
-        "group 239.1.1.1 is a multicast address, not a broadcast address: drop --broadcast",
+        "group 239.1.1.1 is not a broadcast address (it is multicast: drop --broadcast)",
     )
 
 

@@ -125,7 +125,7 @@ def test_restore_that_partly_fails_keeps_the_file(state_dir):
     report = restore_server(server_on(kernel))
     assert not report.ok
     assert report.failures == [
-        "group 239.0.0.3: group 239.0.0.3: group limit 2 reached "
+        "group 239.0.0.3: group limit 2 reached: 239.0.0.3 would be one too many "
         "(delete a group first, or raise the multis max_groups parameter)"
     ]
     assert report.applied == 2

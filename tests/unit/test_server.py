@@ -68,8 +68,8 @@ def test_broadcast_and_vrrp_groups_are_explicit(server, kernel):
         kernel,
         lambda: server.join("255.255.255.255", ["10.0.0.1"]),
         InvalidArgument,
-        "group 255.255.255.255 is not a multicast address (224.0.0.0/4); "
-        "add --broadcast to fan out a broadcast address",
+        "group 255.255.255.255 is not a multicast address "
+        "(224.0.0.0/4; add --broadcast for a broadcast address)",
     )
     server.join("255.255.255.255", ["10.0.0.1"], broadcast=True)
     server.add_group("224.0.0.18", vrrp=True)
@@ -85,7 +85,8 @@ def test_options_of_an_existing_group_are_not_changed_silently(server, kernel):
         kernel,
         lambda: server.join("224.0.0.18", ["10.0.0.1"], vrrp=True),
         AlreadyExists,
-        "group 224.0.0.18 exists with no options, not vrrp: delete it first to change its options",
+        "group 224.0.0.18 already exists with no options, not vrrp "
+        "(delete it first to change its options)",
     )
 
 
@@ -94,7 +95,7 @@ def test_options_of_an_existing_group_are_not_changed_silently(server, kernel):
     [
         ("224.1.1.1", "member 224.1.1.1 is a multicast address"),
         ("127.0.0.1", "member 127.0.0.1 is a loopback address"),
-        ("0.0.0.0", "member 0.0.0.0 is the unspecified address"),
+        ("0.0.0.0", "member 0.0.0.0 is an unspecified address"),
         ("255.255.255.255", "member 255.255.255.255 is the broadcast address"),
         ("10.0.0.300", "member '10.0.0.300' is not a valid IPv4 address (expected a.b.c.d)"),
     ],
@@ -128,7 +129,7 @@ def test_a_member_may_not_be_a_group(server, kernel):
         kernel,
         lambda: server.join("10.0.0.255", ["10.0.0.255"], broadcast=True),
         InvalidArgument,
-        "member 10.0.0.255 is the group itself",
+        "member 10.0.0.255 is a configured group",
     )
     refused(
         kernel,
@@ -145,7 +146,7 @@ def test_the_eleventh_group_is_refused(server, kernel):
         kernel,
         lambda: server.add_group("239.0.0.11"),
         LimitReached,
-        "group 239.0.0.11: group limit 10 reached "
+        "group limit 10 reached: 239.0.0.11 would be one too many "
         "(delete a group first, or raise the multis max_groups parameter)",
     )
     assert not server.add_group("239.0.0.1").changed  # an existing one is still fine
@@ -187,13 +188,13 @@ def test_quitting_a_member_that_is_not_in_the_group(server, kernel):
         kernel,
         lambda: server.quit("239.1.1.1", ["10.0.0.1", "10.0.0.9"]),
         NotFound,
-        "group 239.1.1.1: 10.0.0.9 is not a member",
+        "member 10.0.0.9 is not in group 239.1.1.1",
     )
     refused(
         kernel,
         lambda: server.quit("239.1.1.1", ["10.0.0.8", "10.0.0.9"]),
         NotFound,
-        "group 239.1.1.1: 10.0.0.8, 10.0.0.9 are not members",
+        "members 10.0.0.8, 10.0.0.9 are not in group 239.1.1.1",
     )
     refused(
         kernel,
