@@ -126,4 +126,19 @@ static inline int compat_nlerr_finish(struct compat_nlerr *e,
 	return -EINTR;
 }
 
+/* multic */
+
+/*
+ * nf_defrag_ipv4_disable() (5.13), the counterpart of nf_defrag_ipv4_enable().
+ * Before, defragmentation stayed on in a namespace once enabled, until the
+ * namespace went away: there is nothing to undo.
+ */
+#ifndef COMPAT_HAVE_NF_DEFRAG_IPV4_DISABLE
+struct net;
+
+static inline void nf_defrag_ipv4_disable(struct net *net)
+{
+}
+#endif
+
 #endif /* MULTICAST_PROXY_COMPAT_H */

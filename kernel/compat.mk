@@ -43,3 +43,10 @@ endif
 ifeq ($(call compat_struct_has,linux/netlink.h,netlink_ext_ack,_msg_buf\[),y)
 ccflags-y += -DCOMPAT_HAVE_EXTACK_MSG_BUF
 endif
+
+# multic
+
+# 5.13: nf_defrag_ipv4_disable(), the counterpart of nf_defrag_ipv4_enable().
+ifeq ($(call compat_file_has,net/netfilter/ipv4/nf_defrag_ipv4.h,nf_defrag_ipv4_disable),y)
+ccflags-y += -DCOMPAT_HAVE_NF_DEFRAG_IPV4_DISABLE
+endif

@@ -24,24 +24,28 @@ static const struct nla_policy multic_nl_policy[MULTIC_A_MAX + 1] = {
 
 static struct genl_family multic_nl_family;
 
-static struct nlattr *multic_nl_require(struct genl_info *info, int attrtype,
-					const char *what)
+static struct nlattr *multic_nl_require(struct genl_info *info,
+					struct compat_nlerr *err,
+					int attrtype, const char *what)
 {
 	struct nlattr *attr = info->attrs[attrtype];
 
 	if (!attr)
-		NL_SET_ERR_MSG_FMT(info->extack, "missing attribute: %s", what);
+		compat_nlerr_fmt(err, "missing attribute: %s", what);
 	return attr;
 }
 
-static int multic_nl_parse_key(struct genl_info *info, struct multic_key *key)
+static int multic_nl_parse_key(struct genl_info *info,
+			       struct compat_nlerr *err,
+			       struct multic_key *key)
 {
 	struct nlattr *server, *port;
 
-	server = multic_nl_require(info, MULTIC_A_SERVER_ADDR, "server address");
+	server = multic_nl_require(info, err, MULTIC_A_SERVER_ADDR,
+				   "server address");
 	if (!server)
 		return -EINVAL;
-	port = multic_nl_require(info, MULTIC_A_PORT, "port");
+	port = multic_nl_require(info, err, MULTIC_A_PORT, "port");
 	if (!port)
 		return -EINVAL;
 	*key = (struct multic_key){
@@ -105,17 +109,21 @@ static int multic_nl_get_entry(struct sk_buff *skb, struct genl_info *info)
 {
 	struct multic_net *mn = multic_net(genl_info_net(info));
 	struct multic_entry *entry;
+	struct compat_nlerr err;
 	struct multic_key key;
 	struct sk_buff *msg;
 	void *hdr;
 	int ret;
 
-	ret = multic_nl_parse_key(info, &key);
+	compat_nlerr_init(&err, info->extack);
+	ret = multic_nl_parse_key(info, &err, &key);
 	if (ret)
-		return ret;
+		goto out;
 	msg = genlmsg_new(multic_nl_entry_size(), GFP_KERNEL);
-	if (!msg)
-		return -ENOMEM;
+	if (!msg) {
+		ret = -ENOMEM;
+		goto out;
+	}
 	hdr = genlmsg_put_reply(msg, info, &multic_nl_family, 0,
 				MULTIC_CMD_GET_ENTRY);
 	if (!hdr) {
@@ -128,8 +136,8 @@ static int multic_nl_get_entry(struct sk_buff *skb, struct genl_info *info)
 	if (entry) {
 		ret = multic_nl_put_entry(msg, entry);
 	} else {
-		NL_SET_ERR_MSG_FMT(info->extack, "no entry for %pI4:%u",
-				   &key.server, ntohs(key.port));
+		compat_nlerr_fmt(&err, "no entry for %pI4:%u",
+				 &key.server, ntohs(key.port));
 		ret = -ENOENT;
 	}
 	mutex_unlock(&mn->lock);
@@ -141,7 +149,8 @@ static int multic_nl_get_entry(struct sk_buff *skb, struct genl_info *info)
 
 err_free:
 	nlmsg_free(msg);
-	return ret;
+out:
+	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
 }
 
 /*
@@ -200,54 +209,62 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 {
 	struct multic_net *mn = multic_net(genl_info_net(info));
 	struct nlattr *group_attr;
+	struct compat_nlerr err;
 	struct multic_key key;
 	__be32 group;
 	int ret;
 
-	ret = multic_nl_parse_key(info, &key);
+	compat_nlerr_init(&err, info->extack);
+	ret = multic_nl_parse_key(info, &err, &key);
 	if (ret)
-		return ret;
-	group_attr = multic_nl_require(info, MULTIC_A_GROUP_ADDR, "group address");
-	if (!group_attr)
-		return -EINVAL;
+		goto out;
+	group_attr = multic_nl_require(info, &err, MULTIC_A_GROUP_ADDR,
+				       "group address");
+	if (!group_attr) {
+		ret = -EINVAL;
+		goto out;
+	}
 	group = nla_get_in_addr(group_attr);
 
 	if (!multic_nl_valid_server(key.server)) {
 		NL_SET_BAD_ATTR(info->extack, info->attrs[MULTIC_A_SERVER_ADDR]);
-		NL_SET_ERR_MSG_FMT(info->extack,
-				   "server %pI4 is not a unicast address",
-				   &key.server);
-		return -EINVAL;
+		compat_nlerr_fmt(&err, "server %pI4 is not a unicast address",
+				 &key.server);
+		ret = -EINVAL;
+		goto out;
 	}
 	if (!ipv4_is_multicast(group) && !ipv4_is_lbcast(group)) {
 		NL_SET_BAD_ATTR(info->extack, group_attr);
-		NL_SET_ERR_MSG_FMT(info->extack,
-				   "group %pI4 is not a multicast address or 255.255.255.255",
-				   &group);
-		return -EINVAL;
+		compat_nlerr_fmt(&err,
+				 "group %pI4 is not a multicast address or 255.255.255.255",
+				 &group);
+		ret = -EINVAL;
+		goto out;
 	}
 
 	mutex_lock(&mn->lock);
 	ret = multic_table_add(mn, &key, group,
-			       info->nlhdr->nlmsg_flags & NLM_F_REPLACE,
-			       info->extack);
+			       info->nlhdr->nlmsg_flags & NLM_F_REPLACE, &err);
 	mutex_unlock(&mn->lock);
-	return ret;
+out:
+	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
 }
 
 static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 {
 	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct compat_nlerr err;
 	struct multic_key key;
 	int ret;
 
-	ret = multic_nl_parse_key(info, &key);
-	if (ret)
-		return ret;
-	mutex_lock(&mn->lock);
-	ret = multic_table_del(mn, &key, info->extack);
-	mutex_unlock(&mn->lock);
-	return ret;
+	compat_nlerr_init(&err, info->extack);
+	ret = multic_nl_parse_key(info, &err, &key);
+	if (!ret) {
+		mutex_lock(&mn->lock);
+		ret = multic_table_del(mn, &key, &err);
+		mutex_unlock(&mn->lock);
+	}
+	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
 }
 
 static int multic_nl_clear(struct sk_buff *skb, struct genl_info *info)

@@ -12,7 +12,6 @@
 
 #include <linux/build_bug.h>
 #include <linux/lockdep.h>
-#include <linux/netlink.h>
 #include <linux/rcupdate.h>
 #include <linux/rhashtable.h>
 #include <linux/slab.h>
@@ -76,13 +75,13 @@ static void multic_group_put(struct multic_net *mn, __be32 addr)
  */
 static int multic_group_check_limit(struct multic_net *mn, __be32 addr,
 				    unsigned int freed,
-				    struct netlink_ext_ack *extack)
+				    struct compat_nlerr *err)
 {
 	unsigned int max_groups = READ_ONCE(multic_max_groups);
 
 	if (multic_group_find(mn, addr) || mn->group_count - freed < max_groups)
 		return 0;
-	NL_SET_ERR_MSG_FMT(extack, "group limit %u reached", max_groups);
+	compat_nlerr_fmt(err, "group limit %u reached", max_groups);
 	return -ENOSPC;
 }
 
@@ -176,7 +175,7 @@ struct multic_entry *multic_table_find(struct multic_net *mn,
 
 /* NLM_F_REPLACE of an existing entry: map it to @group, keeping its counters. */
 static int multic_entry_move(struct multic_net *mn, struct multic_entry *entry,
-			     __be32 group, struct netlink_ext_ack *extack)
+			     __be32 group, struct compat_nlerr *err)
 {
 	__be32 old = entry->group;
 	int ret;
@@ -185,12 +184,12 @@ static int multic_entry_move(struct multic_net *mn, struct multic_entry *entry,
 		return 0;
 	ret = multic_group_check_limit(mn, group,
 				       multic_group_find(mn, old)->refs == 1,
-				       extack);
+				       err);
 	if (ret)
 		return ret;
 	ret = multic_group_get(mn, group);
 	if (ret) {
-		NL_SET_ERR_MSG(extack, "out of memory");
+		compat_nlerr_fmt(err, "out of memory");
 		return ret;
 	}
 	WRITE_ONCE(entry->group, group);
@@ -202,7 +201,7 @@ static int multic_entry_move(struct multic_net *mn, struct multic_entry *entry,
 /* Caller holds multic_net.lock. */
 int multic_table_add(struct multic_net *mn, const struct multic_key *key,
 		     __be32 group, bool replace,
-		     struct netlink_ext_ack *extack)
+		     struct compat_nlerr *err)
 {
 	unsigned int max_entries = READ_ONCE(multic_max_entries);
 	struct multic_entry *entry;
@@ -211,36 +210,35 @@ int multic_table_add(struct multic_net *mn, const struct multic_key *key,
 	entry = multic_table_find(mn, key);
 	if (entry) {
 		if (replace)
-			return multic_entry_move(mn, entry, group, extack);
-		NL_SET_ERR_MSG_FMT(extack, "entry %pI4:%u already maps to %pI4",
-				   &key->server, ntohs(key->port),
-				   &entry->group);
+			return multic_entry_move(mn, entry, group, err);
+		compat_nlerr_fmt(err, "entry %pI4:%u already maps to %pI4",
+				 &key->server, ntohs(key->port), &entry->group);
 		return -EEXIST;
 	}
 
 	if (mn->entry_count >= max_entries) {
-		NL_SET_ERR_MSG_FMT(extack, "entry limit %u reached", max_entries);
+		compat_nlerr_fmt(err, "entry limit %u reached", max_entries);
 		return -ENOSPC;
 	}
-	ret = multic_group_check_limit(mn, group, 0, extack);
+	ret = multic_group_check_limit(mn, group, 0, err);
 	if (ret)
 		return ret;
 
 	entry = multic_entry_new(key, group);
 	if (!entry) {
-		NL_SET_ERR_MSG(extack, "out of memory");
+		compat_nlerr_fmt(err, "out of memory");
 		return -ENOMEM;
 	}
 	ret = multic_group_get(mn, group);
 	if (ret) {
-		NL_SET_ERR_MSG(extack, "out of memory");
+		compat_nlerr_fmt(err, "out of memory");
 		goto err_free;
 	}
 	ret = rhashtable_insert_fast(&mn->entries, &entry->node,
 				     multic_entry_params);
 	if (ret) {
-		NL_SET_ERR_MSG_FMT(extack, "cannot insert entry %pI4:%u: error %d",
-				   &key->server, ntohs(key->port), ret);
+		compat_nlerr_fmt(err, "cannot insert entry %pI4:%u: error %d",
+				 &key->server, ntohs(key->port), ret);
 		goto err_put;
 	}
 	list_add_tail(&entry->list, &mn->entry_list);
@@ -267,13 +265,13 @@ static void multic_entry_remove(struct multic_net *mn,
 
 /* Caller holds multic_net.lock. */
 int multic_table_del(struct multic_net *mn, const struct multic_key *key,
-		     struct netlink_ext_ack *extack)
+		     struct compat_nlerr *err)
 {
 	struct multic_entry *entry = multic_table_find(mn, key);
 
 	if (!entry) {
-		NL_SET_ERR_MSG_FMT(extack, "no entry for %pI4:%u",
-				   &key->server, ntohs(key->port));
+		compat_nlerr_fmt(err, "no entry for %pI4:%u",
+				 &key->server, ntohs(key->port));
 		return -ENOENT;
 	}
 	multic_entry_remove(mn, entry);

@@ -15,7 +15,7 @@
 #include <linux/types.h>
 
 struct multic_net;
-struct netlink_ext_ack;
+struct compat_nlerr;
 
 /* Hashed and compared as bytes: no implicit padding, zero fills the rest. */
 struct multic_key {
@@ -43,9 +43,9 @@ struct multic_entry *multic_table_find(struct multic_net *mn,
 				       const struct multic_key *key);
 int multic_table_add(struct multic_net *mn, const struct multic_key *key,
 		     __be32 group, bool replace,
-		     struct netlink_ext_ack *extack);
+		     struct compat_nlerr *err);
 int multic_table_del(struct multic_net *mn, const struct multic_key *key,
-		     struct netlink_ext_ack *extack);
+		     struct compat_nlerr *err);
 void multic_table_clear(struct multic_net *mn);
 void multic_table_reset_stats(struct multic_net *mn);
 
