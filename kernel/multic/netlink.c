@@ -121,6 +121,7 @@ static int multic_nl_get_entry(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 	msg = genlmsg_new(multic_nl_entry_size(), GFP_KERNEL);
 	if (!msg) {
+		compat_nlerr_fmt(&err, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -287,8 +288,10 @@ static int multic_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 	msg = genlmsg_new(multic_nl_stats_size() +
 			  4 * nla_total_size(sizeof(u32)) +
 			  nla_total_size(sizeof(u8)), GFP_KERNEL);
-	if (!msg)
+	if (!msg) {
+		NL_SET_ERR_MSG(info->extack, "out of memory");
 		return -ENOMEM;
+	}
 	hdr = genlmsg_put_reply(msg, info, &multic_nl_family, 0,
 				MULTIC_CMD_GET_STATS);
 	if (!hdr) {
