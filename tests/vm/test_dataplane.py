@@ -103,7 +103,8 @@ def test_other_groups_and_unicast_are_untouched(facts):
     step = facts["untouched"]
     for name in RECEIVERS:
         assert step["other_group"][name]["count"] == 0
-    assert step["other_group_dropped"] == 5
+    # they reached the switch and were dropped there (with the receivers' IGMP)
+    assert step["other_group_dropped"] >= 5
     assert step["unicast"] == {"payload": "plain unicast", "source": SENDER}
 
 
@@ -136,7 +137,10 @@ def _refused(result, errno_code, *words):
 def test_bad_members_are_refused_and_change_nothing(facts):
     step = facts["bad_members"]
     _refused(step["group_itself"], errno.EINVAL, G1)
-    _refused(step["another_group"], errno.EINVAL, G2, "group")
+    _refused(step["another_group"], errno.EINVAL, G2)
+    assert step["broadcast_group"] == {"ok": True}
+    _refused(step["member_is_broadcast_group"], errno.EINVAL, "10.0.0.255", "group")
+    _refused(step["group_is_member"], errno.EINVAL, "10.0.0.12", "member")
     _refused(step["multicast"], errno.EINVAL, "224.5.5.5", "multicast")
     _refused(step["loopback"], errno.EINVAL, "127.0.0.1", "loopback")
     _refused(step["unspecified"], errno.EINVAL, "0.0.0.0")
