@@ -117,50 +117,53 @@ class Command:
 _print_lock = threading.Lock()
 
 
-def run_parallel(chains: list[list[Command]], first: list[Command] | None = None) -> None:
-    """Run each chain's commands in order, the chains side by side.
+@dataclasses.dataclass
+class Chain:
+    """One host's commands, in order; ``after`` must be set before it starts."""
 
-    ``first`` runs before every chain starts (the receivers share the VM's
-    kernel: the first ``service multic start`` loads the module for all of
-    them, and three concurrent loads of one module would race each other,
-    which separate machines never do).  Each command is shown as it ends.
-    """
+    commands: list[Command]
+    after: threading.Event | None = None
+    done_first: threading.Event | None = None  # set when its first command ended
 
-    def run(command: Command) -> None:
-        command.run()
-        with _print_lock:
-            command.show()
+    def run(self) -> None:
+        if self.after is not None:
+            self.after.wait()
+        for i, command in enumerate(self.commands):
+            try:
+                command.run()
+                with _print_lock:
+                    command.show()
+            finally:
+                if i == 0 and self.done_first is not None:
+                    self.done_first.set()
 
-    for command in first or ():
-        run(command)
-    threads = [threading.Thread(target=lambda c=chain: [run(cmd) for cmd in c]) for chain in chains]
+
+def run_parallel(chains: list[Chain]) -> float:
+    """Run the chains side by side, each command shown as it ends; the seconds taken."""
+    started = time.monotonic()
+    threads = [threading.Thread(target=chain.run) for chain in chains]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    return time.monotonic() - started
 
 
 KO_DIR = Path(os.environ.get("MULTICAST_PROXY_KO_DIR") or REPO / "kernel")
 SERVICE_LAUNCHER = Path("/usr/sbin/multicast-proxy-service")
 
 
-def install_service() -> str:
+def install_service() -> None:
     """Install the service in the VM the way the RPMs install it on a real host.
 
-    Returns how ``service NAME start`` will be run (see :func:`service_start`):
-    "service" when the real ``service`` command can run the project's SysV
-    init scripts: they are copied to /etc/init.d (a writable overlay in the
-    VM) and /usr/sbin/multicast-proxy-service, which they call, is a launcher
-    of this checkout's multicast_admin.service with the modules of this
-    checkout (a writable overlay over /usr/sbin holds it).
+    The project's SysV init scripts go to /etc/init.d (a writable overlay in
+    the VM), and /usr/sbin/multicast-proxy-service, which they call, becomes
+    a launcher of this checkout's multicast_admin.service and modules (in a
+    writable overlay over /usr/sbin).  Then ``service multis start`` is the
+    real command running the real init script.
     """
-    init_scripts = [REPO / "packaging" / "init.d" / name for name in ("multis", "multic")]
-    if not (REPO / "multicast_admin" / "service.py").exists():
-        return "insmod"
-    if not all(p.exists() for p in init_scripts) or not shutil.which("service"):
-        return "service.py"
-    for script in init_scripts:
-        shutil.copy2(script, Path("/etc/init.d") / script.name)
+    for name in ("multis", "multic"):
+        shutil.copy2(REPO / "packaging" / "init.d" / name, Path("/etc/init.d") / name)
     upper = Path("/run/demo-usr-sbin")
     (upper / "up").mkdir(parents=True, exist_ok=True)
     (upper / "work").mkdir(parents=True, exist_ok=True)
@@ -174,8 +177,8 @@ def install_service() -> str:
         "#!/bin/sh\n"
         "# multicast-proxy-service in the demo VM: this checkout's service and modules.\n"
         "# On a real host the RPM's depmod lets modprobe load a module's dependencies\n"
-        "# (multic needs nf_defrag_ipv4); a module loaded from the build tree is\n"
-        "# loaded with insmod, which does not, so they are loaded here first.\n"
+        "# (multic needs nf_defrag_ipv4); a module of the build tree is loaded with\n"
+        "# insmod, which does not, so they are loaded here first.\n"
         f'ko={ko_dir}/"$1"/"$1".ko\n'
         'if [ "$2" = start ] && [ -f "$ko" ]; then\n'
         '    for dep in $(modinfo -F depends "$ko" | tr , " "); do modprobe "$dep"; done\n'
@@ -184,29 +187,17 @@ def install_service() -> str:
         f'exec {shlex.quote(str(python))} -m multicast_admin.service "$@"\n'
     )
     SERVICE_LAUNCHER.chmod(0o755)
-    return "service"
 
 
-def service_start(host: str, name: str, how: str) -> Command:
-    """``service NAME start`` on ``host``, the way this checkout can do it (install_service)."""
-    if how == "service":
+def service_start(host: str, name: str) -> Command:
+    """``service NAME start`` on ``host``: the real thing, or its init script as service runs it."""
+    if shutil.which("service"):
         return Command(host, f"service {name} start", f"service {name} start")
-    if how == "service.py":
-        python = REPO / ".venv" / "bin" / "python"
-        return Command(
-            host,
-            f"service {name} start",
-            f"MULTICAST_PROXY_KO_DIR={shlex.quote(str(KO_DIR))} "
-            f"{shlex.quote(str(python))} -m multicast_admin.service {name} start",
-            note=f"run as: python -m multicast_admin.service {name} start "
-            "(no init script in this checkout)",
-        )
-    module = KO_DIR / name / f"{name}.ko"
     return Command(
         host,
-        f"insmod {module}",
-        f"grep -q '^{name} ' /proc/modules || insmod {shlex.quote(str(module))}",
-        note=f"stands in for `service {name} start`: this checkout has no service yet",
+        f"service {name} start",
+        f"env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin /etc/init.d/{name} start",
+        note=f"no `service` command here: run as it would, env -i /etc/init.d/{name} start",
     )
 
 
@@ -381,15 +372,7 @@ def per_host_etc(hosts: list[Host]) -> None:
         Path(f"/etc/netns/{host.name}/multicast-proxy").mkdir(parents=True, exist_ok=True)
 
 
-def main() -> int:
-    heading("multicast-proxy demo: multicast across a VPC switch that drops it")
-    vpc = build_vpc(receivers=3)
-    hosts = {h.name: h for h in [vpc.sender, *vpc.receivers]}
-    per_host_etc(list(hosts.values()))
-    sh(f"ip netns exec vpc nft -f - <<'EOF'\n{SWITCH_COUNTERS}\nEOF")
-    how = install_service()
-    sender_ip = vpc.sender.addr
-    say(f"""
+INTRO = f"""
   A simulated VPC, built from network namespaces in this VM:
 
       sender 10.0.0.1  --+
@@ -399,114 +382,131 @@ def main() -> int:
 
   The application: plain UDP sockets, no change at all.  Receivers join their
   groups (IP_ADD_MEMBERSHIP) and bind the group's port; the sender sends
-  {COUNT} datagrams of {SIZE} bytes to each group from {sender_ip}:{SPORT}.""")
-    for group in GROUPS:
-        say(f"      group {group.label}  {group!s:<15}  joined by {', '.join(group.members)}")
-    say("      (recv3 also listens on port 6000 without joining group B: it must get nothing)")
+  {COUNT} datagrams of {SIZE} bytes to each group from 10.0.0.1:{SPORT}."""
 
-    listeners: dict = {}
-    for group in GROUPS:
-        for name in group.members:
-            listeners[(name, group.label)] = Receiver(hosts[name], group.address, group.port)
-    listeners[("recv3", "B")] = Bystander(hosts["recv3"], GROUPS[1].port)
-    sender = Sender(vpc.sender, sport=SPORT)
 
-    # ------------------------------------------------------------- before
-    heading("1. Without the proxy")
-    seen = switch_counts()
-    before = exchange(sender, listeners, "before")
-    now = switch_counts()
-    total = sum(o.received for o in before.values())
-    say(
-        f"  The sender sent {COUNT} datagrams to each group.  The switch saw "
-        f"{now['multicast'] - seen['multicast']} multicast"
-    )
-    say(f"  frames and dropped them all: the receivers got {total} datagrams.")
-
-    # ------------------------------------------------------------- configure
-    heading("2. Start and configure the proxy, as the guide says")
-    say(
-        "  hostname# COMMAND means: the command runs on that simulated host "
-        "(ip netns exec HOST COMMAND)."
-    )
-    say("  The four hosts are configured in parallel, as four machines would be; each")
-    say("  command is shown when it ends, with how long it took in this emulated VM.")
-    if how == "service":
-        say("  `service` runs packaging/init.d/multis|multic of this checkout, installed in the")
-        say("  VM's /etc/init.d, with /usr/sbin/multicast-proxy-service running this checkout's")
-        say("  multicast_admin/service.py and modules: what the RPMs install on a real host.")
-    say()
-    sender_cmds = [service_start("sender", "multis", how)]
-    for group in GROUPS:
-        members = ",".join(hosts[name].addr for name in group.members)
-        sender_cmds.append(admin("sender", f"multis_admin -A -m {group.address} -j {members}"))
-    receiver_cmds = {}
-    for name in ("recv1", "recv2", "recv3"):
-        cmds = [service_start(name, "multic", how)]
+class Demo:
+    def __init__(self) -> None:
+        self.vpc = build_vpc(receivers=3)
+        self.hosts = {h.name: h for h in [self.vpc.sender, *self.vpc.receivers]}
+        per_host_etc(list(self.hosts.values()))
+        sh(f"ip netns exec vpc nft -f - <<'EOF'\n{SWITCH_COUNTERS}\nEOF")
+        install_service()
+        # The application: it runs from the start to the end of the demo.
+        self.listeners: dict = {}
         for group in GROUPS:
-            if name in group.members:
-                cmds.append(
-                    admin(
-                        name,
-                        f"multic_admin -A -i {sender_ip} -p {group.port} -m {group.address}",
-                    )
+            for name in group.members:
+                self.listeners[(name, group.label)] = Receiver(
+                    self.hosts[name], group.address, group.port
                 )
-        receiver_cmds[name] = cmds
-    # recv1's `service multic start` loads the module for the whole VM first;
-    # everything else then runs side by side.
-    first = receiver_cmds["recv1"][:1]
-    chains = [
-        sender_cmds,
-        receiver_cmds["recv1"][1:],
-        receiver_cmds["recv2"],
-        receiver_cmds["recv3"],
-    ]
-    configure_started = time.monotonic()
-    run_parallel(chains, first=first)
-    configure_seconds = time.monotonic() - configure_started
-    commands = sender_cmds + [c for cmds in receiver_cmds.values() for c in cmds]
-    say()
-    failed = [c for c in commands if c.status != 0]
-    say(
-        f"  {len(commands)} commands in {configure_seconds:.1f} s"
-        + (f"; {len(failed)} FAILED" if failed else "")
-    )
+        self.listeners[("recv3", "B")] = Bystander(self.hosts["recv3"], GROUPS[1].port)
+        self.sender = Sender(self.vpc.sender, sport=SPORT)
+        self.commands: list[Command] = []
 
-    # ------------------------------------------------------------- after
-    heading("3. With the proxy: the same application sends again")
-    seen = switch_counts()
-    after = exchange(sender, listeners, "after")
-    now = switch_counts()
-    total = sum(o.received for o in after.values())
-    say(
-        f"  The sender sent {COUNT} datagrams to each group.  The switch saw (and dropped) "
-        f"{now['multicast'] - seen['multicast']}"
-    )
-    say(
-        f"  multicast originals again, and forwarded {now['copies'] - seen['copies']} "
-        "unicast copies marked TOS 0xE0, one per"
-    )
-    say(
-        f"  member; the receivers got {total} datagrams (expected "
-        f"{sum(COUNT * len(g.members) for g in GROUPS)})."
-    )
+    def introduce(self) -> None:
+        say(INTRO)
+        for group in GROUPS:
+            say(f"      group {group.label}  {group!s:<15}  joined by {', '.join(group.members)}")
+        say("      (recv3 also listens on port 6000 without joining group B: it must get nothing)")
 
+    def without_proxy(self) -> dict:
+        heading("1. Without the proxy")
+        seen = switch_counts()
+        before = exchange(self.sender, self.listeners, "before")
+        now = switch_counts()
+        total = sum(o.received for o in before.values())
+        say(
+            f"  The sender sent {COUNT} datagrams to each group.  The switch saw "
+            f"{now['multicast'] - seen['multicast']} multicast"
+        )
+        say(f"  frames and dropped them all: the receivers got {total} datagrams.")
+        return before
+
+    def configure(self) -> None:
+        heading("2. Start and configure the proxy, as the guide says")
+        say("  HOST# COMMAND: the command runs on that simulated host (ip netns exec HOST ...).")
+        say("  The hosts are configured in parallel, as separate machines would be; each")
+        say("  command is shown when it ends, with the time it took in this emulated VM.")
+        say("  `service` runs packaging/init.d/multis|multic of this checkout, installed in")
+        say("  the VM's /etc/init.d; /usr/sbin/multicast-proxy-service, which they call, runs")
+        say("  this checkout's service and modules: what the RPMs install on a real host.")
+        say("  The receivers share the VM's kernel: recv1's start loads multic for all three.")
+        say()
+        sender_ip = self.vpc.sender.addr
+        sender = [service_start("sender", "multis")]
+        for group in GROUPS:
+            members = ",".join(self.hosts[name].addr for name in group.members)
+            sender.append(admin("sender", f"multis_admin -A -m {group.address} -j {members}"))
+        receivers = {}
+        for name in ("recv1", "recv2", "recv3"):
+            receivers[name] = [service_start(name, "multic")] + [
+                admin(name, f"multic_admin -A -i {sender_ip} -p {g.port} -m {g.address}")
+                for g in GROUPS
+                if name in g.members
+            ]
+        # recv1's start loads the module; the other receivers start after it
+        # (concurrent loads of one module race: separate machines never do).
+        loaded = threading.Event()
+        seconds = run_parallel(
+            [
+                Chain(sender),
+                Chain(receivers["recv1"], done_first=loaded),
+                Chain(receivers["recv2"], after=loaded),
+                Chain(receivers["recv3"], after=loaded),
+            ]
+        )
+        commands = sender + [c for cmds in receivers.values() for c in cmds]
+        self.commands += commands
+        failed = [c for c in commands if c.status != 0]
+        say(
+            f"  {len(commands)} commands in {seconds:.1f} s"
+            + (f"; {len(failed)} FAILED" if failed else "")
+        )
+
+    def with_proxy(self) -> dict:
+        heading("3. With the proxy: the same application sends again")
+        seen = switch_counts()
+        after = exchange(self.sender, self.listeners, "after")
+        now = switch_counts()
+        total = sum(o.received for o in after.values())
+        expected = sum(COUNT * len(g.members) for g in GROUPS)
+        say(
+            f"  The sender sent {COUNT} datagrams to each group.  The switch dropped the "
+            f"{now['multicast'] - seen['multicast']}"
+        )
+        say(
+            f"  multicast originals again, and forwarded {now['copies'] - seen['copies']} "
+            "unicast copies marked TOS 0xE0"
+        )
+        say(f"  (one per member); the receivers got {total} datagrams (expected {expected}).")
+        return after
+
+    def counters(self) -> None:
+        heading("4. The proxy's counters")
+        counters = [admin("sender", "multis_admin -P")]
+        counters += [admin(name, "multic_admin -P") for name in ("recv1", "recv2", "recv3")]
+        run_parallel([Chain([c]) for c in counters])
+        self.commands += counters
+
+
+def main() -> int:
+    heading("multicast-proxy demo: multicast across a VPC switch that drops it")
+    demo = Demo()
+    demo.introduce()
+    before = demo.without_proxy()
+    demo.configure()
+    after = demo.with_proxy()
     heading("Results: per receiver and group")
     ok = table(before, after)
-    ok &= not failed
-
-    # ------------------------------------------------------------- counters
-    heading("4. The proxy's counters")
-    counters = [admin("sender", "multis_admin -P")]
-    counters += [admin(name, "multic_admin -P") for name in ("recv1", "recv2", "recv3")]
-    run_parallel([[c] for c in counters])
+    demo.counters()
+    failed = [c for c in demo.commands if c.status != 0]
+    ok = ok and not failed
 
     record = {
-        "ok": bool(ok),
-        "commands": [dataclasses.asdict(c) for c in commands + counters],
+        "ok": ok,
+        "commands": [dataclasses.asdict(c) for c in demo.commands],
         "before": {f"{h}/{g}": dataclasses.asdict(o) for (h, g), o in before.items()},
         "after": {f"{h}/{g}": dataclasses.asdict(o) for (h, g), o in after.items()},
-        "configure_seconds": configure_seconds,
         "guest_seconds": time.monotonic() - STARTED,
     }
     (RESULTS / "demo.json").write_text(json.dumps(record, indent=1))

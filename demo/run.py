@@ -9,6 +9,9 @@ every datagram arrived where it should and nowhere else, 1 when not, 2 when
 the demo could not run at all.
 
     .venv/bin/python demo/run.py [--kver KVER] [--timeout SECONDS]
+
+$MULTICAST_PROXY_KO_DIR names another build tree of the modules (with
+multis/multis.ko and multic/multic.ko) than this checkout's kernel/.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -31,7 +35,7 @@ from tests.vm import harness  # noqa: E402
 VENV_BIN = REPO / ".venv" / "bin"
 
 
-def problems(kver: str) -> list[str]:
+def problems(kver: str, ko_dir: Path) -> list[str]:
     """What is missing for the demo, each with the command that provides it."""
     found = []
     if not shutil.which("qemu-system-x86_64"):
@@ -39,8 +43,11 @@ def problems(kver: str) -> list[str]:
     if not (harness.BUILD / "kit" / kver / ".done").exists():
         found.append(f"the VM kernel kit build/kit/{kver} is missing: run `make setup`")
     for name in ("multis", "multic"):
-        if not (REPO / "kernel" / name / f"{name}.ko").exists():
-            found.append(f"kernel/{name}/{name}.ko is not built: run `make modules`")
+        if not (ko_dir / name / f"{name}.ko").exists():
+            found.append(f"{ko_dir}/{name}/{name}.ko is not built: run `make modules`")
+    for name in ("multis", "multic"):
+        if not (REPO / "packaging" / "init.d" / name).exists():
+            found.append(f"packaging/init.d/{name} is missing from this checkout")
     for tool in ("multis_admin", "multic_admin"):
         if not (VENV_BIN / tool).exists():
             found.append(f".venv/bin/{tool} is missing: run `make setup` (the venv)")
@@ -77,7 +84,10 @@ def main() -> int:
     except Exception as err:  # noqa: BLE001 - any failure here means "not set up"
         print(f"demo: cannot tell the kernel version ({err}): run `make setup`", file=sys.stderr)
         return 2
-    missing = problems(kver)
+    # The modules the guest loads: this checkout's, or another build tree of
+    # them named by $MULTICAST_PROXY_KO_DIR (as for multicast-proxy-service).
+    ko_dir = Path(os.environ.get("MULTICAST_PROXY_KO_DIR") or REPO / "kernel").resolve()
+    missing = problems(kver, ko_dir)
     if missing:
         for line in missing:
             print(f"demo: {line}", file=sys.stderr)
@@ -97,7 +107,10 @@ def main() -> int:
     runs.mkdir(parents=True, exist_ok=True)
     results = Path(tempfile.mkdtemp(prefix=time.strftime("demo-%H%M%S-"), dir=runs))
     path = f"{VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    command = f"PATH={path} exec python3 -u demo/guest.py"
+    command = (
+        f"PATH={path} MULTICAST_PROXY_KO_DIR={shlex.quote(str(ko_dir))} "
+        "exec python3 -u demo/guest.py"
+    )
 
     done = threading.Event()
     printer = threading.Thread(target=follow, args=(results / "output", done), daemon=True)
