@@ -125,8 +125,8 @@ def from_errno(code: int, extack: str | None, default: str) -> MulticastProxyErr
     code = abs(code)
     kind = _BY_ERRNO.get(code, KernelError)
     text = (extack or "").strip()
-    if not text:
-        text = f"{default}: {errno_codes.errorcode.get(code, code)} ({os.strerror(code)})"
     if kind is PermissionDenied:
-        text = f"{text}: changing the configuration needs root (CAP_NET_ADMIN)"
+        text = f"{text or default}: not permitted (run as root: changes need CAP_NET_ADMIN)"
+    elif not text:
+        text = f"{default}: {errno_codes.errorcode.get(code, code)} ({os.strerror(code)})"
     return kind(text, errno=code, extack=extack or None)

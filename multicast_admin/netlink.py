@@ -38,7 +38,7 @@ from pyroute2.netlink import (
     nla,
 )
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.generic import AsyncGenericNetlinkSocket, GenericNetlinkSocket
+from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from . import uapi
 from .errors import KernelError, ModuleNotLoaded, MulticastProxyError, NotFound, from_errno
@@ -220,14 +220,23 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
-class _QuietAsyncGenlSocket(AsyncGenericNetlinkSocket):
+class _QuietGenlSocket(GenericNetlinkSocket):
     # bind() logs "protocol not found" at error level; that case becomes
-    # ModuleNotLoaded here, which says it better.
+    # ModuleNotLoaded here, which says it better.  pyroute2 < 0.9 reads
+    # this attribute here, 0.9 on its asyncio core (below).
     module_err_level = "debug"
 
 
-class _QuietGenlSocket(GenericNetlinkSocket):
-    async_class = _QuietAsyncGenlSocket
+try:
+    from pyroute2.netlink.generic import AsyncGenericNetlinkSocket
+except ImportError:  # pyroute2 < 0.9 has no asyncio core
+    pass
+else:
+
+    class _QuietAsyncGenlSocket(AsyncGenericNetlinkSocket):
+        module_err_level = "debug"
+
+    _QuietGenlSocket.async_class = _QuietAsyncGenlSocket
 
 
 def extack_of(error: NetlinkError) -> str | None:

@@ -116,8 +116,8 @@ def group_flags(*, broadcast: bool = False, vrrp: bool = False) -> int:
 
 
 def _options(broadcast: bool, vrrp: bool) -> str:
-    names = [name for name, on in (("broadcast", broadcast), ("vrrp", vrrp)) if on]
-    return ", ".join(names) if names else "no options"
+    names = [name for name, on in (("--broadcast", broadcast), ("--vrrp", vrrp)) if on]
+    return "options " + " ".join(names) if names else "no options"
 
 
 class Server:
@@ -163,7 +163,9 @@ class Server:
 
         All or nothing: one bad member or a limit refuses the whole request.
         Members already in the group, or given twice, are no error: the
-        result lists them.
+        result lists them.  An existing group keeps its options: ``vrrp``
+        need not be repeated, but asking for it on a group without it is a
+        conflict (``broadcast`` always matches: it follows from the address).
         """
         address, wanted, repeated = check_join(group, members, broadcast=broadcast)
         groups = {g.address: g for g in self.backend.groups()}
@@ -182,12 +184,13 @@ class Server:
                 self._refuse_group_that_is_a_member(address, groups)
             current: set[IPv4Address] = set()
         else:
-            if (existing.broadcast, existing.vrrp) != (broadcast, vrrp):
+            if broadcast != existing.broadcast or (vrrp and not existing.vrrp):
                 raise AlreadyExists(
                     f"group {address} already exists with "
-                    f"{_options(existing.broadcast, existing.vrrp)}, not "
-                    f"{_options(broadcast, vrrp)} (delete it first to change its options)"
+                    f"{_options(existing.broadcast, existing.vrrp)} "
+                    "(delete it first to change its options)"
                 )
+            vrrp = existing.vrrp
             current = {m.address for m in self.backend.members(address)}
 
         added = tuple(m for m in wanted if m not in current)

@@ -284,8 +284,7 @@ USAGE = "(see 'multis_admin --help')"
         (
             ["-A", "-m", G, "-j", "10.0.0.3", "--vrrp"],
             8,
-            f"group {G} already exists with no options, not vrrp "
-            "(delete it first to change its options)",
+            f"group {G} already exists with no options (delete it first to change its options)",
         ),
         (
             ["-A", "-m", G, "-j", "10.0.0.3", "-q", "10.0.0.1"],
@@ -397,7 +396,7 @@ def test_not_root(multis_admin, multis_kernel, state_dir):
         run = multis_admin(*args)
         assert run.exit_code == 6, run
         assert run.stderr.startswith("multis_admin: ")
-        assert "needs root (CAP_NET_ADMIN)" in run.stderr
+        assert "not permitted (run as root: changes need CAP_NET_ADMIN)" in run.stderr
         assert run.stderr.count("\n") == 1
     assert (state_dir / "multis.json").read_bytes() == before
     assert multis_admin("-S").exit_code == 0  # reading needs no privilege

@@ -85,9 +85,15 @@ def test_options_of_an_existing_group_are_not_changed_silently(server, kernel):
         kernel,
         lambda: server.join("224.0.0.18", ["10.0.0.1"], vrrp=True),
         AlreadyExists,
-        "group 224.0.0.18 already exists with no options, not vrrp "
-        "(delete it first to change its options)",
+        "group 224.0.0.18 already exists with no options (delete it first to change its options)",
     )
+
+
+def test_joining_a_vrrp_group_keeps_its_option(server, kernel):
+    server.add_group("224.0.0.18", vrrp=True)
+    result = server.join("224.0.0.18", ["10.0.0.1"])  # --vrrp need not be repeated
+    assert result.added == (A("10.0.0.1"),)
+    assert kernel.state() == {"224.0.0.18": (uapi.MULTIS_GROUP_F_VRRP, ["10.0.0.1"])}
 
 
 @pytest.mark.parametrize(
