@@ -246,8 +246,11 @@ int multis_group_join(struct multis_net *pn, __be32 addr, u32 flags,
 			return -ENOMEM;
 		created = true;
 	}
-	if (!n)
+	if (!n) {
+		if (!created)
+			return 0;	/* nothing to do: no new generation */
 		goto commit;
+	}
 
 	old = multis_group_members(pn, group);
 	count = old ? old->count : 0;

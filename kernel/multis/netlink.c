@@ -150,7 +150,10 @@ static int multis_nl_check_new_member(struct multis_nl_req *req, __be32 addr,
 {
 	const char *why;
 
-	if (ipv4_is_multicast(addr))
+	/* First: of all the reasons, the one that matters most. */
+	if (addr == req->group_addr || multis_group_find(req->pn, addr))
+		why = "a configured group";	/* copies would loop */
+	else if (ipv4_is_multicast(addr))
 		why = "a multicast address";
 	else if (ipv4_is_loopback(addr))
 		why = "a loopback address";
@@ -158,8 +161,6 @@ static int multis_nl_check_new_member(struct multis_nl_req *req, __be32 addr,
 		why = "an unspecified address";
 	else if (ipv4_is_lbcast(addr))
 		why = "the broadcast address";
-	else if (addr == req->group_addr || multis_group_find(req->pn, addr))
-		why = "a configured group";	/* copies would loop */
 	else
 		return 0;
 
