@@ -5,6 +5,10 @@
 #   scripts/kernels.sh [build] [SERIES...]   build (default: every series)
 #   scripts/kernels.sh list [SERIES...]      print "SERIES KVER" lines
 #   scripts/kernels.sh kits [SERIES...]      only prepare build/kit/KVER
+#   scripts/kernels.sh vmtest [SERIES...]    run the VM tests (tests/vm) on each
+#                                            kernel, in a copy of the tree
+#                                            (default: 5.10 6.12; 6.1 is what
+#                                            `make test` boots)
 #
 # SERIES is 5.10 (Debian 11 bullseye; the series of Alibaba Cloud Linux 3),
 # 6.1 (Debian 12, the default kernel of the tests) or 6.12 (Debian 12's
@@ -54,9 +58,13 @@ kver_of() {
 
 cmd=build
 case "${1:-}" in
-build | list | kits) cmd=$1; shift ;;
+build | list | kits | vmtest) cmd=$1; shift ;;
 esac
-series=${*:-$SERIES_ALL}
+if [ "$cmd" = vmtest ]; then
+	series=${*:-5.10 6.12}
+else
+	series=${*:-$SERIES_ALL}
+fi
 
 if [ "$cmd" = list ]; then
 	for s in $series; do echo "$s $(kver_of "$s")"; done
@@ -65,6 +73,38 @@ fi
 
 if [ "$cmd" = kits ]; then
 	for s in $series; do "$top/scripts/setup-kit.sh" "$(kver_of "$s")"; done
+	exit 0
+fi
+
+# The VM tests load kernel/multis/multis.ko and kernel/multic/multic.ko from
+# the tree they run in.  So that the developer's tree (and its modules, built
+# for the default kernel) is left alone, each kernel gets a copy of the
+# working tree in build/vmtest/KVER (sharing build/kit and .venv), with the
+# modules built for it, and the VM tests run there with KVER set.
+if [ "$cmd" = vmtest ]; then
+	failed=""
+	for s in $series; do
+		kver=$(kver_of "$s")
+		echo "== VM tests on $s: $kver"
+		"$top/scripts/setup-kit.sh" "$kver" || { failed="$failed $s"; continue; }
+		copy="$top/build/vmtest/$kver"
+		rm -rf "$copy"
+		mkdir -p "$copy/build"
+		(cd "$top" && git ls-files -co --exclude-standard) |
+			(cd "$top" && while read -r f; do [ -f "$f" ] && echo "$f"; done) |
+			tar -C "$top" -cf - -T - | tar -C "$copy" -xf -
+		ln -s "$top/build/kit" "$copy/build/kit"
+		ln -s "$top/.venv" "$copy/.venv"
+		if make -s -C "$copy/kernel" KDIR="$top/build/kit/$kver/build" CC=gcc \
+			CONFIG_DEBUG_INFO_BTF_MODULES= &&
+			(cd "$copy" && KVER=$kver .venv/bin/python -m pytest -q tests/vm); then
+			echo "== $s $kver: VM tests passed"
+		else
+			echo "== $s $kver: VM tests FAILED"
+			failed="$failed $s"
+		fi
+	done
+	[ -z "$failed" ] || { echo "kernels: VM tests failed on:$failed" >&2; exit 1; }
 	exit 0
 fi
 

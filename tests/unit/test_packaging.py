@@ -381,3 +381,24 @@ def test_systemd_units(svc):
     }
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     assert unit["Unit"]["Before"] == "network.target"
+
+
+@pytest.mark.parametrize(
+    ("kver", "builds"),
+    [
+        ("3.10.0-1160.el7.x86_64", False),
+        ("4.18.0-513.el8.x86_64", False),
+        ("4.19.91-27.al7.x86_64", False),
+        ("5.4.0-150-generic", False),
+        ("5.10.0-46-amd64", True),
+        ("5.10.134-16.al8.x86_64", True),
+        ("5.14.0-362.el9.x86_64", True),
+        ("6.1.0-56-amd64", True),
+        ("6.12.117+deb12-amd64", True),
+        ("10.1.0", True),
+    ],
+)
+def test_dkms_refuses_kernels_older_than_5_10(kver, builds):
+    conf = REPO / "packaging" / "dkms" / "dkms.conf.in"
+    script = f". {conf}; [[ {kver} =~ $BUILD_EXCLUSIVE_KERNEL ]]"
+    assert (subprocess.run(["bash", "-c", script]).returncode == 0) == builds
