@@ -294,7 +294,7 @@ class StateFile:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except PermissionError as error:
             raise PermissionDenied(
-                f"cannot create {error.filename}: run as root (the state lives in {self.directory})"
+                f"cannot open {error.filename}: run as root (the state lives in {self.directory})"
             ) from None
         except OSError as error:
             raise ConfigError(

@@ -441,3 +441,20 @@ def test_every_change_leaves_file_equal_to_kernel(env, multis_admin, multis_kern
 
 def test_env_default_is_the_real_kernel():
     assert Env().state_dir is None
+
+
+def test_a_state_directory_that_cannot_be_written(multis_admin, multis_kernel, monkeypatch):
+    # What a user who is not root meets first: the lock file in /etc/multicast-proxy.
+    import multicast_admin.config as config_module
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(config_module.os, "open", denied)
+    run = multis_admin("-A", "-m", G, "-j", "10.0.0.1")
+    assert run.exit_code == 6
+    assert run.stderr.startswith("multis_admin: cannot open ")
+    assert run.stderr.endswith(
+        "multis.lock: run as root (the state lives in " + str(config_module.config_dir()) + ")\n"
+    )
+    assert multis_kernel.state() == {}
