@@ -63,7 +63,11 @@ def render(bench: dict) -> str:
         "*Delivered copies/s* counts the packets that arrived at the receiving host's"
         " interface. *Sender time per message* is how long the sending application"
         " spent (blocked in `sendto()`) per message, for all its members.",
-        "Absolute numbers inside an emulated VM mean little; the ratios are the result.",
+        "Absolute numbers inside an emulated VM mean little; the ratios are the result."
+        " The receiving host is a namespace of the same kernel and veth delivers"
+        " inline, so the sender's time also includes the receiving side's work, for"
+        " both ways alike; other work sharing the machine during a run slows both"
+        " alike too.",
         "",
         "| payload | way | delivered copies/s | sender time per message"
         " | copies dropped by multis |",
