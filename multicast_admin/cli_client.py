@@ -19,6 +19,7 @@ from .cli_common import (
 )
 from .client import AddOutcome, AddResult, Client, check_add, parse_key
 from .config import CLIENT, StateFile, change_client
+from .lean import use_lean_pyroute2
 from .models import ClientEntry
 
 PROG = "multic_admin"
@@ -222,6 +223,7 @@ def _stats(client: Client, as_json: bool) -> None:
 
 def main() -> None:
     """Console script entry point."""
+    use_lean_pyroute2()
     cli.main(prog_name=PROG)
 
 

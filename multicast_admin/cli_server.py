@@ -18,6 +18,7 @@ from .cli_common import (
     table,
 )
 from .config import SERVER, StateFile, change_server
+from .lean import use_lean_pyroute2
 from .models import Group, ServerCounters
 from .server import JoinResult, QuitResult, Server, check_join, check_quit
 
@@ -289,6 +290,7 @@ def _stats(server: Server, as_json: bool) -> None:
 
 def main() -> None:
     """Console script entry point."""
+    use_lean_pyroute2()
     cli.main(prog_name=PROG)
 
 

@@ -13,6 +13,7 @@ from enum import Enum
 from ipaddress import IPv4Address
 from typing import Protocol
 
+from . import lean
 from .addresses import Address, check_client_group, check_server, parse_ipv4, parse_port
 from .errors import LimitReached
 from .models import ClientEntry, ClientStatus
@@ -86,9 +87,7 @@ class Client:
     def open(cls) -> Client:
         """Connect to the kernel; raises ModuleNotLoaded if multic is not loaded."""
         # pyroute2 takes long to import: only when the kernel is really asked.
-        from .netlink import MulticNetlink  # noqa: PLC0415
-
-        return cls(MulticNetlink.open())
+        return cls(lean.netlink().MulticNetlink.open())
 
     def close(self) -> None:
         self.backend.close()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Protocol
 
+from . import lean
 from .addresses import (
     Address,
     check_group,
@@ -130,9 +131,7 @@ class Server:
     def open(cls) -> Server:
         """Connect to the kernel; raises ModuleNotLoaded if multis is not loaded."""
         # pyroute2 takes long to import: only when the kernel is really asked.
-        from .netlink import MultisNetlink  # noqa: PLC0415
-
-        return cls(MultisNetlink.open())
+        return cls(lean.netlink().MultisNetlink.open())
 
     def close(self) -> None:
         self.backend.close()
