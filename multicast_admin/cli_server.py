@@ -295,3 +295,6 @@ def main() -> None:
 
 
 __all__ = ["cli", "main"]
+
+if __name__ == "__main__":
+    main()
