@@ -252,11 +252,8 @@ class Service:
         try:
             self.state.check()
         except ConfigError as error:
-            raise ServiceError(
-                f"not started: {error}. The state file {self.state.path} was left as it "
-                "is: repair it or move it away, then start again",
-                Exit.NOT_CONFIGURED,
-            ) from error
+            # config's message names the file, says it was kept and what to do
+            raise ServiceError(f"not started: {error}", Exit.NOT_CONFIGURED) from error
         path, how = self._module_file()
         self.modules.load(name, path)
         self.say(f"module loaded ({how if path is None else f'insmod {path}'})")

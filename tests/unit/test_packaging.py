@@ -238,6 +238,9 @@ def test_scriptlets(built, side, svc):
     assert f"/etc/rc.d/init.d/{svc} stop" in preun
     assert f"/sbin/chkconfig --del {svc}" in preun
     assert f"/etc/rc.d/init.d/{svc} try-restart" in postun
+    # the byte code Python leaves next to the tools goes with the last package
+    assert f"[ ! -e {PYLIB}/multicast_admin/__init__.py ]" in postun
+    assert f"rm -rf {PYLIB}" in postun
     for body in scripts.values():
         check = subprocess.run(["sh", "-n"], input=body, text=True, capture_output=True)
         assert check.returncode == 0, check.stderr
