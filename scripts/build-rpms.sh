@@ -20,7 +20,7 @@
 #
 # Needs rpmbuild (RHEL: rpm-build; Debian: rpm), gcc, make, the kernel's build
 # tree, and PyPI the first time (the vendored wheels are cached in
-# build/rpm/vendor, checked against packaging/rpm/vendor-requirements.txt).
+# build/vendor, checked against packaging/rpm/vendor-requirements.txt).
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 me=build-rpms
@@ -120,19 +120,23 @@ list="$topdir/SOURCES/$src.files"
 tar -C "$top" -czf "$topdir/SOURCES/$src.tar.gz" --owner=0 --group=0 \
 	--transform "s,^,$src/," -T "$list"
 
-# Source1: the vendored wheels, downloaded once and checked against their hashes.
+# Source1: the vendored wheels, downloaded once (shared by every --topdir)
+# and checked against their hashes.
 reqs="$top/packaging/rpm/vendor-requirements.txt"
-vendor="$topdir/vendor"
+vendor="$top/build/vendor"
 if [ ! -f "$vendor/.done" ] || [ "$reqs" -nt "$vendor/.done" ]; then
-	rm -rf "$vendor"
-	mkdir -p "$vendor/vendor"
+	fresh="$vendor.$$"
+	rm -rf "$fresh"
+	mkdir -p "$fresh/vendor"
 	pip="python3 -m pip"
 	[ -x "$top/.venv/bin/python" ] && pip="$top/.venv/bin/python -m pip"
 	# shellcheck disable=SC2086
 	$pip download -q --no-deps --only-binary=:all: --python-version 3.9 \
-		--require-hashes -r "$reqs" -d "$vendor/vendor" ||
+		--require-hashes -r "$reqs" -d "$fresh/vendor" ||
 		die "could not download the vendored wheels (needs PyPI, see $reqs)"
-	touch "$vendor/.done"
+	touch "$fresh/.done"
+	rm -rf "$vendor"
+	mv "$fresh" "$vendor"
 fi
 tar -C "$vendor" -czf "$topdir/SOURCES/multicast-proxy-vendor-$version.tar.gz" \
 	--owner=0 --group=0 vendor
