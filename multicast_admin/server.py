@@ -8,13 +8,14 @@ the real :class:`~multicast_admin.netlink.MultisNetlink`, or a test double.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Protocol
 
 from . import lean
 from .addresses import (
+    MULTICAST,
     Address,
     check_group,
     check_member,
@@ -87,16 +88,28 @@ class QuitResult:
 
 
 def check_join(
-    group: Address, members: Iterable[Address], *, broadcast: bool = False
+    group: Address,
+    members: Iterable[Address],
+    *,
+    broadcast: bool = False,
+    groups: Collection[IPv4Address] | None = None,
 ) -> tuple[IPv4Address, list[IPv4Address], list[IPv4Address]]:
-    """The checks of a join that need no kernel: (group, members once each, repeated ones)."""
+    """The checks of a join: (group, members once each, repeated ones).
+
+    With ``groups`` (the configured groups) every check is made, in the
+    kernel's order: a member that is a configured group is named so first.
+    Without (before the kernel is asked), a multicast member is left for
+    then, since it may be such a group.
+    """
     address = parse_ipv4(group, "group")
     check_group(address, broadcast=broadcast)
     wanted, repeated = unique(parse_ipv4_list(members))
     for member in wanted:
-        check_member(member)
-        if member == address:
+        if member == address or (groups is not None and member in groups):
             raise InvalidArgument(f"member {member} is a configured group")
+        if groups is None and member in MULTICAST:
+            continue
+        check_member(member)
     return address, wanted, repeated
 
 
@@ -168,9 +181,7 @@ class Server:
         """
         address, wanted, repeated = check_join(group, members, broadcast=broadcast)
         groups = {g.address: g for g in self.backend.groups()}
-        for member in wanted:
-            if member in groups:
-                raise InvalidArgument(f"member {member} is a configured group")
+        check_join(address, wanted, broadcast=broadcast, groups=groups.keys())
         existing = groups.get(address)
         status = self.backend.stats()
         if existing is None:

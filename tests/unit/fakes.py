@@ -274,7 +274,9 @@ class FakeMultisKernel(_FakeKernel):
         current = list(existing.members) if existing else []
         for member in self._members(msg):
             why = (
-                "a multicast address"
+                "a configured group"
+                if member in self.groups or member == group
+                else "a multicast address"
                 if member in MULTICAST
                 else "a loopback address"
                 if member in LOOPBACK
@@ -282,8 +284,6 @@ class FakeMultisKernel(_FakeKernel):
                 if member in ZERO_NETWORK
                 else "the broadcast address"
                 if member == BCAST
-                else "a configured group"
-                if member in self.groups or member == group
                 else None
             )
             if why:

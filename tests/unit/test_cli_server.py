@@ -270,7 +270,8 @@ USAGE = "(see 'multis_admin --help')"
             2,
             "member 255.255.255.255 is the broadcast address",
         ),
-        (["-A", "-m", G, "-j", G], 2, f"member {G} is a multicast address"),
+        (["-A", "-m", G, "-j", G], 2, f"member {G} is a configured group"),
+        (["-A", "-m", G, "-j", "239.1.1.2"], 2, "member 239.1.1.2 is a multicast address"),
         (
             ["-A", "-m", G, "-j", "10.0.0.1,,10.0.0.2"],
             2,

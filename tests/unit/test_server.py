@@ -238,3 +238,20 @@ def test_reads(server, kernel):
     assert server.group("239.1.1.1").stats.packets == 0
     with pytest.raises(NotFound, match=r"^group 239\.9\.9\.9 does not exist$"):
         server.members("239.9.9.9")
+
+
+def test_a_member_that_is_a_multicast_group_is_named_a_group_first(server, kernel):
+    # The kernel's order: "a configured group" says more than "a multicast address".
+    server.add_group("239.1.1.2")
+    refused(
+        kernel,
+        lambda: server.join("239.1.1.1", ["10.0.0.1", "239.1.1.2"]),
+        InvalidArgument,
+        "member 239.1.1.2 is a configured group",
+    )
+    refused(
+        kernel,
+        lambda: server.join("239.1.1.1", ["239.1.1.3"]),
+        InvalidArgument,
+        "member 239.1.1.3 is a multicast address",
+    )
