@@ -270,13 +270,18 @@ def exchange(sender: Sender, listeners: dict, tag: str) -> dict[tuple[str, str],
             received = [d.payload for d in datagrams]
             sources = {f"{d.source[0]}:{d.source[1]}" for d in datagrams}
             dests = {d.destination for d in datagrams}
-            outcome.intact = received == sent[label] and bool(datagrams)
-            if datagrams and received != sent[label]:
+            if len(received) < len(sent[label]):
+                outcome.problems.append(f"{len(sent[label]) - len(received)} missing")
+            elif len(received) > len(sent[label]):
+                outcome.problems.append(f"{len(received) - len(sent[label])} extra (duplicates)")
+            elif received != sent[label]:
                 outcome.problems.append("payloads differ from what was sent")
             if datagrams and sources != {f"{sender.source[0]}:{sender.source[1]}"}:
                 outcome.problems.append(f"source {sorted(sources)}")
             if datagrams and dests != {group.address}:
                 outcome.problems.append(f"destination {sorted(dests)}")
+            # byte for byte, in order, from the sender's address and port, to the group
+            outcome.intact = bool(datagrams) and not outcome.problems
         else:
             outcome.intact = False
             if datagrams:
@@ -298,10 +303,9 @@ def verdict(host: str, group: Group, before: Outcome, after: Outcome) -> tuple[b
         if after.received:
             return False, "FAIL: " + "; ".join(after.problems)
         return True, "ok (not joined: nothing, as it should)"
-    if after.received == after.sent and after.intact:
+    if after.intact:
         return True, "ok"
-    problems = after.problems or [f"{after.sent - after.received} of {after.sent} missing"]
-    return False, "FAIL: " + "; ".join(problems)
+    return False, "FAIL: " + "; ".join(after.problems)
 
 
 def table(before: dict, after: dict) -> bool:

@@ -75,7 +75,9 @@ def follow(path: Path, done: threading.Event) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kver", default=None, help="kernel ABI (default: scripts/kver.sh)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="VM time limit, seconds")
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="VM time limit, seconds (default 900)"
+    )
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -120,7 +122,9 @@ def main() -> int:
     except harness.VMError as err:
         done.set()
         printer.join()
-        print(f"\ndemo: the VM failed: {err}", file=sys.stderr)
+        # the guest's output was shown already: only the console part
+        text = str(err).split("\n--- command output ---")[0]
+        print(f"\ndemo: the VM failed: {text}", file=sys.stderr)
         return 2
     finally:
         done.set()
