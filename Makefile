@@ -3,6 +3,8 @@
 #   make demo    the simulated-VPC demonstration (boots a VM)
 #   make test    host unit tests + the VM tests against the real modules
 #   make setup   what both need: Debian packages, the VM kernel kit, the venv
+#   make rpm     the RPMs of the published guide (multi_server, multi_client, dkms)
+#   make kernels build the modules against every kernel header set we can get
 #
 # KVER picks the Debian kernel the modules are built for and the VM boots;
 # by default the ABI of the installed linux-headers-amd64.
@@ -17,7 +19,8 @@ KDIR       ?= $(KIT)/build
 
 export KVER
 
-.PHONY: all setup deps kit venv modules test unit vmtest lint checkpatch bench demo clean
+.PHONY: all setup deps kit venv modules test unit vmtest lint checkpatch bench demo rpm kernels \
+	kernels-vmtest clean
 
 all: modules
 
@@ -61,6 +64,18 @@ bench: setup modules
 
 demo: setup modules
 	$(PY) demo/run.py
+
+# multi_server, multi_client and multicast-proxy-dkms RPMs for KVER (docs/packaging.md)
+rpm: setup
+	scripts/build-rpms.sh --kver $(KVER)
+
+# both modules against Debian 5.10, 6.1 and 6.12 headers (docs/kernels.md)
+kernels: deps
+	scripts/kernels.sh build
+
+# the VM tests on the 5.10 and 6.12 kernels too
+kernels-vmtest: setup
+	scripts/kernels.sh vmtest
 
 clean:
 	$(MAKE) -C kernel KDIR=$(KDIR) clean || true
