@@ -10,7 +10,9 @@ kept, ``rpm -e`` stopping everything.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -31,22 +33,29 @@ def kver() -> str:
 @pytest.fixture(scope="module")
 def rpms(kver: str) -> list[Path]:
     """multi_server and multi_client for the VM's kernel, where the guest can read them."""
-    out = harness.BUILD / "vm" / "rpms" / kver
-    for old in out.glob("*.rpm"):
-        old.unlink()
+    # a directory of this run's own (concurrent runs must not share one),
+    # under build/: the guest sees the host's root, not its /tmp
+    (harness.BUILD / "vm" / "rpms").mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix=f"{kver}-", dir=harness.BUILD / "vm" / "rpms"))
+    work = out / "rpmbuild"
     proc = subprocess.run(
         [
             str(harness.REPO / "scripts" / "build-rpms.sh"),
-            "--kver", kver,
-            "--topdir", str(harness.BUILD / "vm" / "rpmbuild"),
-            "--out", str(out),
-            "server", "client",
+            "--kver",
+            kver,
+            "--topdir",
+            str(work),
+            "--out",
+            str(out),
+            "server",
+            "client",
         ],
         capture_output=True,
         text=True,
     )
     if proc.returncode != 0:
         pytest.fail(f"build-rpms.sh failed:\n{proc.stdout}{proc.stderr}", pytrace=False)
+    shutil.rmtree(work)
     found = sorted(out.glob("multi_*.rpm"))
     assert [p.name.split("-")[0] for p in found] == ["multi_client", "multi_server"]
     return [found[1], found[0]]
@@ -145,7 +154,9 @@ def test_a_corrupt_state_file_refuses_start_loudly_and_is_kept(facts):
     step = facts["corrupt"]
     ok(step["stop"])
     assert step["start"]["rc"] == 6
-    assert "multis: not started: /etc/multicast-proxy/multis.json is corrupt" in step["start"]["out"]
+    assert (
+        "multis: not started: /etc/multicast-proxy/multis.json is corrupt" in step["start"]["out"]
+    )
     assert "multis" not in step["loaded"]
     assert step["kept"]
     ok(step["start_repaired"])
