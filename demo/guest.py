@@ -73,8 +73,10 @@ def say(text: str = "") -> None:
 
 
 def heading(text: str) -> None:
+    """A section title, with the time since the scenario started."""
+    clock = f" {time.monotonic() - STARTED:5.1f} s"
     say()
-    say(f"== {text} " + "=" * max(0, 74 - len(text)))
+    say(f"== {text} " + "=" * max(0, 74 - len(text) - len(clock)) + clock)
 
 
 # --------------------------------------------------------------------------- commands
