@@ -63,7 +63,8 @@ def rpms(kver: str) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def facts(rpms: list[Path]) -> GuestFacts:
-    return boot_and_run(GUEST, *map(str, rpms))
+    # about 17 Python tool runs under TCG: slower than the other VM tests
+    return boot_and_run(GUEST, *map(str, rpms), timeout=1800)
 
 
 def ok(result: dict) -> str:
@@ -99,7 +100,6 @@ def test_the_installed_clis_configure_and_save(facts):
     step = facts["configure"]
     for result in step["cli"]:
         ok(result)
-    assert "10.0.0.11" in ok(step["listing"])
     assert step["kernel"] == {
         "groups": {G1: ["10.0.0.11", "10.0.0.12"], G2: ["10.0.0.11"]},
         "entries": [f"10.0.0.1:0>{G2}", f"10.0.0.1:5000>{G1}"],
@@ -136,6 +136,17 @@ def test_service_stop_saves_the_kernel_state_and_unloads(facts):
     assert step["flow_stopped"]["recv1"]["count"] == 0
 
 
+def test_a_corrupt_state_file_refuses_start_loudly_and_is_kept(facts):
+    step = facts["corrupt"]
+    assert step["start"]["rc"] == 6
+    assert step["start"]["out"].startswith(
+        "multis: not started: /etc/multicast-proxy/multis.json is corrupt (not valid JSON"
+    )
+    assert "it was left as it is" in step["start"]["out"]
+    assert step["loaded"] == []  # refused before loading anything
+    assert step["kept"]
+
+
 def test_service_start_restores_exactly_and_multicast_flows_again(facts):
     before = facts["stop"]["before"]
     step = facts["restart"]
@@ -146,33 +157,24 @@ def test_service_start_restores_exactly_and_multicast_flows_again(facts):
     assert "already running" in ok(step["start_again"])
     assert step["g1"]["recv1"] == {"count": COUNT, "intact": True, "sources": ["10.0.0.1"]}
     assert step["g2_any_port"]["recv1"]["count"] == COUNT
-    ok(step["restart"])
-    assert step["kernel_after_restart"] == before
-
-
-def test_a_corrupt_state_file_refuses_start_loudly_and_is_kept(facts):
-    step = facts["corrupt"]
-    ok(step["stop"])
-    assert step["start"]["rc"] == 6
-    assert (
-        "multis: not started: /etc/multicast-proxy/multis.json is corrupt" in step["start"]["out"]
-    )
-    assert "multis" not in step["loaded"]
-    assert step["kept"]
-    ok(step["start_repaired"])
-    assert step["kernel"]["groups"] == facts["stop"]["before"]["groups"]
 
 
 def test_rpm_erase_stops_the_services_and_keeps_the_state(facts):
     step = facts["erase"]
-    for result in step["root_start"]:
+    for result in step["rpm"]:
         ok(result)
-    assert step["loaded_before"] == ["multic", "multis"]
-    ok(step["rpm"])
+    assert "multis: saved 2 groups, 4 members" in step["rpm"][0]["out"]  # %preun's stop
+    assert "multic: saved 2 entries" in step["rpm"][1]["out"]
     assert step["loaded"] == []
     assert step["query"] != 0
     assert step["files_left"] == []
-    assert step["state_files"] == step["saved_before"]
+    saved = step["state_files"]
+    groups = {g["group"]: g["members"] for g in saved["multis.json"]["groups"]}
+    assert groups == step["kernel_before"]["groups"]
+    entries = sorted(
+        f"{e['server']}:{e['port']}>{e['group']}" for e in saved["multic.json"]["entries"]
+    )
+    assert entries == step["kernel_before"]["entries"]
 
 
 def test_the_kernel_log_is_clean(facts):

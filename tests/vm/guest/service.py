@@ -193,7 +193,6 @@ with facts.step("configure") as f:
         in_ns("recv1", f"multic_admin -A -i 10.0.0.1 -p {PORT} -m {G1}"),
         in_ns("recv1", f"multic_admin -A -i 10.0.0.1 -p 0 -m {G2}"),
     ]
-    f["listing"] = in_ns("sender", f"multis_admin -L -m {G1}")
     f["kernel"] = kernel_state()
     f["state_files"] = state_files()
 
@@ -215,19 +214,7 @@ with facts.step("stop") as f:
     f["stop_again"] = in_ns("sender", "service multis stop")
     f["flow_stopped"] = exchange(G1, PORT)
 
-with facts.step("restart") as f:
-    f["multis"] = in_ns("sender", "service multis start")
-    f["multic"] = in_ns("recv1", "service multic start")
-    f["loaded"] = loaded()
-    f["kernel"] = kernel_state()
-    f["start_again"] = in_ns("sender", "service multis start")
-    f["g1"] = exchange(G1, PORT)
-    f["g2_any_port"] = exchange(G2, 7000)
-    f["restart"] = in_ns("recv1", "service multic restart")
-    f["kernel_after_restart"] = kernel_state()
-
 with facts.step("corrupt") as f:
-    f["stop"] = in_ns("sender", "service multis stop")
     path = STATE / "multis.json"
     good = path.read_bytes()
     corrupt = good[: len(good) // 2]
@@ -236,19 +223,24 @@ with facts.step("corrupt") as f:
     f["loaded"] = loaded()
     f["kept"] = path.read_bytes() == corrupt
     path.write_bytes(good)
-    f["start_repaired"] = in_ns("sender", "service multis start")
+
+with facts.step("restart") as f:
+    f["multis"] = in_ns("sender", "service multis start")
+    f["multic"] = in_ns("recv1", "service multic start")
+    f["loaded"] = loaded()
     f["kernel"] = kernel_state()
+    f["start_again"] = in_ns("sender", "service multis start")
+    f["g1"] = exchange(G1, PORT)
+    f["g2_any_port"] = exchange(G2, 7000)
 
 with facts.step("erase") as f:
-    # services stopped in their namespaces (saving), then started in the
-    # host's namespace, where %preun's `service multis stop` acts: erasing
-    # must stop them (saving again) and unload the modules
-    in_ns("sender", "service multis stop")
-    in_ns("recv1", "service multic stop")
-    f["saved_before"] = state_files()
-    f["root_start"] = [run("service multis start"), run("service multic start")]
-    f["loaded_before"] = loaded()
-    f["rpm"] = run("rpm -e multi_server multi_client")
+    # each package erased in the namespace its service runs in, where
+    # %preun's `service ... stop` saves that namespace's state
+    f["kernel_before"] = kernel_state()
+    f["rpm"] = [
+        in_ns("sender", "rpm -e multi_server"),
+        in_ns("recv1", "rpm -e multi_client"),
+    ]
     f["loaded"] = loaded()
     f["query"] = run("rpm -q multi_server multi_client")["rc"]
     f["files_left"] = sorted(
