@@ -37,7 +37,6 @@ static DEFINE_PER_CPU(bool, multis_in_xmit);
 struct multis_datagram {
 	struct sk_buff *skb;
 	__be32 saddr;
-	__be32 daddr;
 	__be16 sport;
 	__be16 dport;
 	u8 protocol;
@@ -68,7 +67,6 @@ static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
 
 	dg->skb = skb;
 	dg->saddr = iph->saddr;
-	dg->daddr = iph->daddr;
 	dg->protocol = iph->protocol;
 	dg->mark = skb->mark;
 	dg->uid = sock_net_uid(net, skb_to_full_sk(skb));
