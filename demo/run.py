@@ -99,6 +99,8 @@ def main() -> int:
     # read-only (it cannot cache bytecode) and compiling under TCG is slow.
     for tree in ("multicast_admin", "demo", "tests/vm/guest"):
         compileall.compile_dir(REPO / tree, quiet=1)
+    for package in ("tests/__init__.py", "tests/vm/__init__.py"):
+        compileall.compile_file(REPO / package, quiet=1)
 
     print(
         f"demo: booting a VM with Debian's kernel {kver} (QEMU, software emulation: "
