@@ -41,7 +41,14 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from . import uapi
-from .errors import KernelError, ModuleNotLoaded, MulticastProxyError, NotFound, from_errno
+from .errors import (
+    InvalidArgument,
+    KernelError,
+    ModuleNotLoaded,
+    MulticastProxyError,
+    NotFound,
+    from_errno,
+)
 from .models import (
     ClientCounters,
     ClientEntry,
@@ -190,9 +197,22 @@ def build_message(
     return msg
 
 
+#: The most members one JOIN or QUIT carries.  A netlink attribute is at most
+#: 64 KiB and each member takes 12 bytes of MULTIS_A_MEMBERS; past that the
+#: length field would wrap.  A request stays all or nothing, so a longer list
+#: is refused rather than split behind the operator's back.
+MAX_MEMBERS_PER_REQUEST = 5000
+
+
 def members_value(addresses: Iterable[IPv4Address]) -> list[dict[str, Any]]:
     """The value of a MULTIS_A_MEMBERS attribute listing ``addresses``."""
-    return [{"attrs": [["MULTIS_MEMBER_A_ADDR", str(address)]]} for address in addresses]
+    value = [{"attrs": [["MULTIS_MEMBER_A_ADDR", str(address)]]} for address in addresses]
+    if len(value) > MAX_MEMBERS_PER_REQUEST:
+        raise InvalidArgument(
+            f"{len(value)} members in one request: give at most {MAX_MEMBERS_PER_REQUEST}"
+            " per command and run it again for the rest"
+        )
+    return value
 
 
 # --- transport ---------------------------------------------------------------

@@ -42,6 +42,7 @@ from multicast_admin.errors import (
 )
 from multicast_admin.netlink import (
     DUMP_ATTEMPTS,
+    MAX_MEMBERS_PER_REQUEST,
     GenlTransport,
     MulticNetlink,
     MultisNetlink,
@@ -117,6 +118,20 @@ def test_join_request_bytes():
     assert [k for k, _ in elements] == [uapi.MULTIS_A_MEMBER | NLA_F_NESTED] * 2
     assert nlas(elements[0][1]) == [(uapi.MULTIS_MEMBER_A_ADDR, bytes([10, 0, 0, 1]))]
     assert nlas(elements[1][1]) == [(uapi.MULTIS_MEMBER_A_ADDR, bytes([192, 168, 1, 20]))]
+
+
+def test_a_request_never_outgrows_one_attribute():
+    # 5000 members fit in MULTIS_A_MEMBERS (64 KiB); more are refused, not wrapped
+    many = [A(0x0A000000 + i) for i in range(1, MAX_MEMBERS_PER_REQUEST + 2)]
+    data = encoded(
+        multismsg,
+        uapi.MULTIS_CMD_JOIN,
+        [("MULTIS_A_MEMBERS", members_value(many[:MAX_MEMBERS_PER_REQUEST]))],
+    )
+    _kind, members = nlas(data[20:])[0]
+    assert len(nlas(members)) == MAX_MEMBERS_PER_REQUEST
+    with pytest.raises(InvalidArgument, match="at most 5000 per command"):
+        members_value(many)
 
 
 def test_client_add_request_bytes():
