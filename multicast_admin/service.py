@@ -208,10 +208,10 @@ class Service:
             raise ServiceError(f"{action} needs root", Exit.NO_PRIVILEGE)
 
     def _module_file(self) -> tuple[Path | None, str]:
-        """What to load: (None, "modprobe") for the installed module, or (path, "insmod")."""
+        """What to load (None: the installed module, by name) and how, in words."""
         name = self.role.name
         if self.ko is not None:
-            return self._existing(self.ko), "insmod"
+            return self._existing(self.ko), f"insmod {self.ko}"
         installed = self.modules.installed(name)
         if installed is not None:
             return None, f"modprobe, {installed}"
@@ -221,7 +221,7 @@ class Service:
                 self.ko_dir / name / self.role.ko_name,
             ):
                 if candidate.is_file():
-                    return candidate, "insmod"
+                    return candidate, f"insmod {candidate}"
             raise ServiceError(
                 f"no {self.role.ko_name} in {self.ko_dir} (${KO_DIR_ENV}): build the modules "
                 "first (make modules)",
@@ -256,7 +256,7 @@ class Service:
             raise ServiceError(f"not started: {error}", Exit.NOT_CONFIGURED) from error
         path, how = self._module_file()
         self.modules.load(name, path)
-        self.say(f"module loaded ({how if path is None else f'insmod {path}'})")
+        self.say(f"module loaded ({how})")
         try:
             restored = self.state.restore()
         except MulticastProxyError as error:
