@@ -100,6 +100,15 @@ rpm -q --quiet rpm 2>/dev/null || nodeps="--nodeps"
 # modules load the same).
 kmake_flags=""
 command -v pahole >/dev/null || kmake_flags="CONFIG_DEBUG_INFO_BTF_MODULES="
+# Debian's headers name the compiler their kernel was built with (5.10:
+# gcc-10); where that one is missing, the system's gcc builds the modules.
+if [ -n "$kdir" ] && [ -f "$kdir/.kernelvariables" ]; then
+	kcc=$(sed -n 's/^CC *=.*\(gcc-[0-9][0-9]*\).*/\1/p' "$kdir/.kernelvariables" | head -n1)
+	if [ -n "$kcc" ] && ! command -v "$kcc" >/dev/null; then
+		echo "$me: $kcc (named by $kdir) is missing: building with gcc" >&2
+		kmake_flags="$kmake_flags CC=gcc"
+	fi
+fi
 
 mkdir -p "$topdir/SOURCES" "$topdir/SPECS" "$topdir/BUILD" "$topdir/RPMS" "$topdir/SRPMS" "$out"
 
