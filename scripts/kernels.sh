@@ -8,7 +8,8 @@
 #   scripts/kernels.sh vmtest [SERIES...]    run the VM tests (tests/vm) on each
 #                                            kernel, in a copy of the tree
 #                                            (default: 5.10 6.12; 6.1 is what
-#                                            `make test` boots)
+#                                            `make test` boots); VMTESTS
+#                                            picks test files (default tests/vm)
 #
 # SERIES is 5.10 (Debian 11 bullseye; the series of Alibaba Cloud Linux 3),
 # 6.1 (Debian 12, the default kernel of the tests) or 6.12 (Debian 12's
@@ -97,7 +98,7 @@ if [ "$cmd" = vmtest ]; then
 		ln -s "$top/.venv" "$copy/.venv"
 		if make -s -C "$copy/kernel" KDIR="$top/build/kit/$kver/build" CC=gcc \
 			CONFIG_DEBUG_INFO_BTF_MODULES= &&
-			(cd "$copy" && KVER=$kver .venv/bin/python -m pytest -q tests/vm); then
+			(cd "$copy" && KVER=$kver .venv/bin/python -m pytest -q ${VMTESTS:-tests/vm}); then
 			echo "== $s $kver: VM tests passed"
 		else
 			echo "== $s $kver: VM tests FAILED"
