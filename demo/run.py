@@ -113,7 +113,7 @@ def main() -> int:
     path = f"{VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     command = (
         f"PATH={path} MULTICAST_PROXY_KO_DIR={shlex.quote(str(ko_dir))} "
-        "exec python3 -u demo/guest.py"
+        f"exec {VENV_BIN}/python -u demo/guest.py"
     )
 
     done = threading.Event()
