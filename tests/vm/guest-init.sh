@@ -15,7 +15,6 @@ off() {
 }
 
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
 mkdir -p /dev/shm /dev/pts "$res"
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t devpts devpts /dev/pts
@@ -26,12 +25,15 @@ mount -t tmpfs tmpfs /lib/modules
 mkdir -p "/lib/modules/$MCP_KVER"
 mount --bind "$MCP_KIT/lib/modules/$MCP_KVER" "/lib/modules/$MCP_KVER"
 
-# Writable /etc and /var/lib (state files, netns, nft) over the read-only root.
+# Writable /etc, /var/lib (state files, netns, nft) and /tmp over the
+# read-only root.  Overlays, not empty tmpfs: the repository or the kit may
+# live under one of them (a CI clone in /tmp), and must stay visible.
 modprobe overlay
-for d in /etc /var/lib /var/log /var/tmp /root; do
+for d in /etc /var/lib /var/log /var/tmp /root /tmp; do
 	[ -d "$d" ] || continue
 	w="/run/overlay$d"
 	mkdir -p "$w/up" "$w/work"
+	chmod --reference="$d" "$w/up"
 	mount -t overlay overlay -o "lowerdir=$d,upperdir=$w/up,workdir=$w/work" "$d"
 done
 
