@@ -133,8 +133,16 @@ class Kmod:
         return Path(path) if proc.returncode == 0 and path.startswith("/") else None
 
     def load(self, name: str, path: Path | None) -> None:
-        argv = ["modprobe", name] if path is None else ["insmod", str(path)]
-        self._check(argv, f"cannot load the {name} kernel module")
+        if path is None:
+            self._check(["modprobe", name], f"cannot load the {name} kernel module")
+            return
+        # insmod resolves nothing: load what the file depends on first (multic
+        # needs nf_defrag_ipv4), as modprobe would for an installed module.
+        proc = self.run(["modinfo", "-F", "depends", str(path)])
+        for dep in proc.stdout.strip().split(",") if proc.returncode == 0 else ():
+            if dep:
+                self._check(["modprobe", dep], f"cannot load {dep}, which {name} needs")
+        self._check(["insmod", str(path)], f"cannot load the {name} kernel module")
 
     def unload(self, name: str) -> None:
         self._check(["rmmod", name], f"cannot unload the {name} kernel module")

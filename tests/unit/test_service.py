@@ -330,12 +330,18 @@ def test_kmod_reads_sysfs_and_runs_the_tools(tmp_path):
     assert not kmod.loaded("multic")
     assert kmod.installed("multis") == Path("/lib/modules/6.1.0-56-amd64/extra/multis.ko")
     kmod.load("multis", None)
-    kmod.load("multic", Path("/src/multic.ko"))
     kmod.unload("multis")
-    assert run.calls[1:] == [
-        ["modprobe", "multis"],
+    assert run.calls[1:] == [["modprobe", "multis"], ["rmmod", "multis"]]
+
+
+def test_kmod_loads_what_a_module_file_depends_on_first(tmp_path):
+    # insmod resolves nothing: multic.ko needs nf_defrag_ipv4 loaded before it
+    run = Recorder({"modinfo": (0, "nf_defrag_ipv4\n", "")})
+    Kmod(run=run, sys_module=tmp_path).load("multic", Path("/src/multic.ko"))
+    assert run.calls == [
+        ["modinfo", "-F", "depends", "/src/multic.ko"],
+        ["modprobe", "nf_defrag_ipv4"],
         ["insmod", "/src/multic.ko"],
-        ["rmmod", "multis"],
     ]
 
 
