@@ -117,13 +117,17 @@ src="multicast-proxy-$version"
 list="$topdir/SOURCES/$src.files"
 (
 	cd "$top"
-	if git rev-parse --git-dir >/dev/null 2>&1; then
+	# git's list when this is a checkout's top (a copy of the tree inside
+	# another checkout, like build/vmtest/*, is not: git would answer for
+	# the outer one), else every file but build products.
+	if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$top" ]; then
 		git ls-files -co --exclude-standard -- kernel multicast_admin packaging docs \
 			pyproject.toml README.md LICENSE COPYING
 	else
 		find kernel multicast_admin packaging docs pyproject.toml README.md LICENSE COPYING \
-			-type f ! -name '*.o' ! -name '*.ko' ! -name '*.cmd' ! -name '*.mod*' \
-			! -name '*.order' ! -name '*.symvers' ! -path '*/__pycache__/*' 2>/dev/null
+			-type f ! -name '*.o' ! -name '*.ko' ! -name '*.cmd' ! -name '*.mod' \
+			! -name '*.mod.c' ! -name '*.order' ! -name '*.symvers' ! -name '.*.d' \
+			! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null
 	fi
 ) | while read -r f; do [ -f "$top/$f" ] && echo "$f"; done | sort -u > "$list"
 tar -C "$top" -czf "$topdir/SOURCES/$src.tar.gz" --owner=0 --group=0 \
