@@ -13,10 +13,12 @@ socket is fake.
 from __future__ import annotations
 
 import errno
+import socket
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+import pytest
 from pyroute2.netlink import NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_MULTI, NLM_F_REPLACE
 from pyroute2.netlink.exceptions import NetlinkError
 
@@ -427,3 +429,15 @@ class FakeMulticKernel(_FakeKernel):
         if len(groups) > self.max_groups:
             raise refuse(errno.ENOSPC, f"group limit {self.max_groups} reached")
         self.entries[key] = FakeEntry(group)
+
+
+def genl_available() -> bool:
+    """Whether this host has generic netlink (tests of the real controller need it)."""
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16).close()  # NETLINK_GENERIC
+    except OSError:
+        return False
+    return True
+
+
+needs_genl = pytest.mark.skipif(not genl_available(), reason="no generic netlink here")

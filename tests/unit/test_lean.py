@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 
-import pytest
+from fakes import needs_genl
 
 PROBE = """
 import json, sys
@@ -24,15 +23,7 @@ print(json.dumps({{"heavy": "pyroute2.iproute" in sys.modules, "nlctrl": "nlctrl
 """
 
 
-def _genl_available() -> bool:
-    try:
-        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16).close()  # NETLINK_GENERIC
-    except OSError:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.skipif(not _genl_available(), reason="no generic netlink here")
+pytestmark = needs_genl
 
 
 def probe(setup: str) -> dict:

@@ -9,12 +9,11 @@ family, an extack message and a multi-part dump.
 from __future__ import annotations
 
 import errno
-import socket
 import struct
 from ipaddress import IPv4Address
 
 import pytest
-from fakes import FakeMulticKernel, FakeMultisKernel, reply, wire
+from fakes import FakeMulticKernel, FakeMultisKernel, needs_genl, reply, wire
 from pyroute2.netlink import (
     CTRL_CMD_GETFAMILY,
     NLA_F_NESTED,
@@ -362,17 +361,6 @@ def test_kernel_refusals_keep_the_kernel_s_words():
 
 
 # --- the real kernel's generic netlink controller ----------------------------------
-
-
-def _genl_available() -> bool:
-    try:
-        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16).close()  # NETLINK_GENERIC
-    except OSError:
-        return False
-    return True
-
-
-needs_genl = pytest.mark.skipif(not _genl_available(), reason="no generic netlink here")
 
 
 def _family_registered(name: str) -> bool:
