@@ -8,7 +8,8 @@ as root in the repository directory; its output, exit status and any files it
 writes to ``$MCP_RESULTS`` come back through a second, writable 9p share.
 
 See shared notes "vm-harness" for the measured facts behind each choice
-(``cache=loose``, ``switch_root``, ``-accel tcg``, ``oops=panic``).
+(``cache=loose``, ``switch_root``, ``-accel tcg``, ``oops=panic``); the
+comment at the QEMU command line says why TCG runs single-threaded.
 
 Only the standard library is used: this module also runs as a script
 (``tests/vm/vmrun``) before any virtual environment exists.
@@ -199,8 +200,14 @@ def run(
         "qemu-system-x86_64",
         "-nodefaults",
         "-no-user-config",
+        # One host thread for all vCPUs: multi-threaded TCG mis-emulates
+        # the kernel's live code patching (text_poke_bp) on 6.12, so a static
+        # key flipped while another vCPU runs the patched code dies with
+        # "Oops: int3", even with no module of ours (nf_tables alone, see
+        # docs/kernels.md).  Round-robin TCG still interleaves the vCPUs.
+        # MCP_TCG_THREAD=multi brings the fast, broken mode back (to show it).
         "-accel",
-        "tcg",
+        f"tcg,thread={os.environ.get('MCP_TCG_THREAD', 'single')}",
         "-cpu",
         "max",
         "-smp",

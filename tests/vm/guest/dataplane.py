@@ -341,29 +341,55 @@ def blast(stop: threading.Event, counter: list[int]) -> None:
         tx.close()
 
 
+UNLOAD_CYCLES = 4
+
+
+def loaded_and_configured(
+    srv: MultisNetlink, cls: dict[str, MulticNetlink]
+) -> tuple[MultisNetlink, dict[str, MulticNetlink]]:
+    """The modules loaded (again) and configured for G1, and handles to them."""
+    if not Path("/sys/module/multis").exists():
+        insmod(MULTIS_KO)
+        insmod(MULTIC_KO)
+        srv = multis()
+        cls = {h.name: multic(h) for h in receivers}
+    if ip(G1) not in {g.address for g in srv.groups()}:
+        srv.join(ip(G1), [ip(h.addr) for h in receivers])
+    for c in cls.values():
+        if not any(e.group == ip(G1) and e.port == PORT for e in c.entries()):
+            c.add(ip(sender_host.addr), PORT, ip(G1))
+    return srv, cls
+
+
 with facts.step("rmmod_under_traffic") as f:
-    server.join(ip(G1), [ip(h.addr) for h in receivers])
-    for c in clients.values():
-        c.add(ip(sender_host.addr), PORT, ip(G1))
+    # Load, configure and unload both modules several times while a thread
+    # sends to the group without pause: each unload races the hook against
+    # datagrams in flight on the other vCPU.
     socks = [Receiver(h, G1, PORT) for h in receivers]
     stop = threading.Event()
     sent = [0]
     thread = threading.Thread(target=blast, args=(stop, sent))
     thread.start()
-    time.sleep(1.5)
-    server.close()
-    for c in clients.values():
-        c.close()
-    rmmod("multis")
-    rmmod("multic")
-    time.sleep(0.5)
-    stop.set()
-    thread.join()
+    f["cycles"] = []
+    try:
+        for _ in range(UNLOAD_CYCLES):
+            server, clients = loaded_and_configured(server, clients)
+            time.sleep(1.0)
+            server.close()
+            for c in clients.values():
+                c.close()
+            rmmod("multis")
+            rmmod("multic")
+            f["cycles"].append({
+                "received": {rx.host.name: len(rx.drain(0.3)) for rx in socks},
+                "lsmod_after": sh("lsmod | grep -cE '^multi[sc] ' || true").strip(),
+            })
+    finally:
+        stop.set()
+        thread.join()
+        for rx in socks:
+            rx.close()
     f["sent"] = sent[0]
-    f["received_before_unload"] = {rx.host.name: len(rx.drain(0.3)) for rx in socks}
-    f["lsmod_after"] = sh("lsmod | grep -cE '^multi[sc] ' || true").strip()
-    for rx in socks:
-        rx.close()
     # and back: load, configure, unload again with nothing flowing
     insmod(MULTIS_KO)
     insmod(MULTIC_KO)
