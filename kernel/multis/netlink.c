@@ -352,20 +352,6 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 	return ret;
 }
 
-static int multis_nl_join(struct sk_buff *skb, struct genl_info *info)
-{
-	struct multis_nl_req req;
-	__be32 *add = NULL;
-	int ret;
-
-	multis_nl_req_init(&req, genl_info_net(info), info->extack);
-	mutex_lock(&req.pn->lock);
-	ret = multis_nl_join_locked(&req, info, &add);
-	mutex_unlock(&req.pn->lock);
-	kvfree(add);
-	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
-}
-
 static int multis_nl_quit_locked(struct multis_nl_req *req,
 				 struct genl_info *info, __be32 **del)
 {
@@ -389,18 +375,35 @@ static int multis_nl_quit_locked(struct multis_nl_req *req,
 	return ret;
 }
 
-static int multis_nl_quit(struct sk_buff *skb, struct genl_info *info)
+/*
+ * JOIN and QUIT: @locked runs under the namespace's lock and may leave a
+ * kvmalloc()ed member array in @members, freed here after the unlock.
+ */
+static int multis_nl_members_do(struct sk_buff *skb, struct genl_info *info,
+				int (*locked)(struct multis_nl_req *req,
+					      struct genl_info *info,
+					      __be32 **members))
 {
 	struct multis_nl_req req;
-	__be32 *del = NULL;
+	__be32 *members = NULL;
 	int ret;
 
 	multis_nl_req_init(&req, genl_info_net(info), info->extack);
 	mutex_lock(&req.pn->lock);
-	ret = multis_nl_quit_locked(&req, info, &del);
+	ret = locked(&req, info, &members);
 	mutex_unlock(&req.pn->lock);
-	kvfree(del);
+	kvfree(members);
 	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
+}
+
+static int multis_nl_join(struct sk_buff *skb, struct genl_info *info)
+{
+	return multis_nl_members_do(skb, info, multis_nl_join_locked);
+}
+
+static int multis_nl_quit(struct sk_buff *skb, struct genl_info *info)
+{
+	return multis_nl_members_do(skb, info, multis_nl_quit_locked);
 }
 
 static int multis_nl_del_group(struct sk_buff *skb, struct genl_info *info)
