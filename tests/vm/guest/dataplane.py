@@ -380,10 +380,12 @@ with facts.step("rmmod_under_traffic") as f:
                 c.close()
             rmmod("multis")
             rmmod("multic")
-            f["cycles"].append({
-                "received": {rx.host.name: len(rx.drain(0.3)) for rx in socks},
-                "lsmod_after": sh("lsmod | grep -cE '^multi[sc] ' || true").strip(),
-            })
+            f["cycles"].append(
+                {
+                    "received": {rx.host.name: len(rx.drain(0.3)) for rx in socks},
+                    "lsmod_after": sh("lsmod | grep -cE '^multi[sc] ' || true").strip(),
+                }
+            )
     finally:
         stop.set()
         thread.join()
