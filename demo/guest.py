@@ -4,8 +4,8 @@ Run by demo/run.py as root in the test VM (tests/vm/harness.py), with the
 project's .venv/bin on PATH.  It
 
 1. builds the simulated VPC of tests/vm/guest/vpc.py: a sender and three
-   receivers, each in its own network namespace, on a bridge whose nft rule
-   drops IPv4 multicast, as a cloud VPC's virtual switch does;
+   receivers, each in its own network namespace, on a bridge whose nft rules
+   drop IPv4 multicast and broadcast, as a cloud VPC's virtual switch does;
 2. runs an ordinary multicast application (plain UDP sockets: receivers join
    their groups, the sender sends) without the proxy: nothing arrives;
 3. starts and configures the proxy exactly as the published guide says, with
@@ -388,8 +388,8 @@ INTRO = f"""
   A simulated VPC, built from network namespaces in this VM:
 
       sender 10.0.0.1  --+
-      recv1  10.0.0.11 --+    switch "vpc": a Linux bridge whose nft rule drops
-      recv2  10.0.0.12 --+    IPv4 multicast, as a cloud VPC's virtual switch does
+      recv1  10.0.0.11 --+    switch "vpc": a Linux bridge whose nft rules drop
+      recv2  10.0.0.12 --+    IPv4 multicast and broadcast, as a VPC's switch does
       recv3  10.0.0.13 --+
 
   The application: plain UDP sockets, no change at all.  Receivers join their

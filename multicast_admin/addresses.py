@@ -75,7 +75,14 @@ def unique(addresses: Iterable[IPv4Address]) -> tuple[list[IPv4Address], list[IP
 
 
 def check_group(group: IPv4Address, *, broadcast: bool = False) -> None:
-    """A group is multicast; a broadcast group (only when asked for) is a broadcast address."""
+    """A group is multicast; a broadcast group (only when asked for) is a broadcast address.
+
+    The same rule on both sides: multis fans a group out, multic restores
+    copies to it.  A broadcast address is 255.255.255.255 or a subnet's
+    broadcast; which addresses are a subnet's broadcast depends on interface
+    configuration, so (as in the kernel) any address that is not multicast,
+    loopback or in 0.0.0.0/8 is accepted when asked for explicitly.
+    """
     if not broadcast:
         if group not in MULTICAST:
             raise InvalidArgument(
@@ -108,22 +115,6 @@ def check_server(server: IPv4Address) -> None:
     for network, reason in _NOT_UNICAST:
         if server in network:
             raise InvalidArgument(f"server {server} is not a unicast address ({reason})")
-
-
-def check_client_group(group: IPv4Address, *, broadcast: bool = False) -> None:
-    """multic restores copies to a multicast group, or (when asked for) to 255.255.255.255."""
-    if group == LIMITED_BROADCAST:
-        if not broadcast:
-            raise InvalidArgument(
-                f"group {group} is the broadcast address: add --broadcast to restore broadcasts"
-            )
-        return
-    if group not in MULTICAST:
-        raise InvalidArgument(f"group {group} is not a multicast address or 255.255.255.255")
-    if broadcast:
-        raise InvalidArgument(
-            f"group {group} is not a broadcast address (it is multicast: drop --broadcast)"
-        )
 
 
 def parse_port(value: int | str) -> int:

@@ -77,7 +77,7 @@ RULES = {
 @click.option("-i", "--ip", "server", multiple=True, metavar="SERVER", help="Sending host.")
 @click.option("-p", "--port", multiple=True, metavar="PORT", help="UDP port, 0 = any port.")
 @click.option("-m", "--multiip", "group", multiple=True, metavar="GROUP", help="Group address.")
-@click.option("--broadcast", is_flag=True, help="The group is 255.255.255.255 (with -A).")
+@click.option("--broadcast", is_flag=True, help="The group is a broadcast address (with -A).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (-P, -L).")
 @click.pass_context
 def cli(

@@ -14,7 +14,7 @@ from ipaddress import IPv4Address
 from typing import Protocol
 
 from . import lean
-from .addresses import Address, check_client_group, check_server, parse_ipv4, parse_port
+from .addresses import Address, check_group, check_server, parse_ipv4, parse_port
 from .errors import LimitReached
 from .models import ClientEntry, ClientStatus
 
@@ -73,7 +73,7 @@ def check_add(
     address, port = parse_key(server, port)
     check_server(address)
     target = parse_ipv4(group, "group")
-    check_client_group(target, broadcast=broadcast)
+    check_group(target, broadcast=broadcast)
     return address, port, target
 
 

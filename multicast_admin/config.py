@@ -39,7 +39,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from .addresses import LIMITED_BROADCAST, MULTICAST, parse_ipv4
+from .addresses import MULTICAST, parse_ipv4
 from .client import Client
 from .errors import ConfigError, MulticastProxyError, PermissionDenied
 from .server import Server
@@ -107,7 +107,7 @@ class EntryConfig:
 
     @property
     def broadcast(self) -> bool:
-        return self.group == LIMITED_BROADCAST
+        return self.group not in MULTICAST
 
     def to_json(self) -> dict[str, Any]:
         return {"server": str(self.server), "port": self.port, "group": str(self.group)}

@@ -124,11 +124,17 @@ class ClientEntry:
     def key(self) -> tuple[IPv4Address, int]:
         return (self.server, self.port)
 
+    @property
+    def broadcast(self) -> bool:
+        """Restored to a broadcast address (added with ``--broadcast``)."""
+        return not self.group.is_multicast
+
     def to_json(self) -> dict[str, Any]:
         return {
             "server": str(self.server),
             "port": self.port,
             "group": str(self.group),
+            "broadcast": self.broadcast,
             "stats": self.stats.to_json(),
         }
 

@@ -180,6 +180,7 @@ class multicmsg(genlmsg):
             "MAX_GROUPS": "uint32",
             "MAX_ENTRIES": "uint32",
             "MARKER_TOS": "uint8",
+            "ENTRY_FLAGS": "uint32",
         },
     )
     stats = multic_stats
@@ -594,10 +595,20 @@ class MulticNetlink(_Family):
     def add(
         self, server: IPv4Address, port: int, group: IPv4Address, *, replace: bool = False
     ) -> None:
-        """Map copies from ``server`` to ``port`` back to ``group``; ``replace`` moves a key."""
+        """Map copies from ``server`` to ``port`` back to ``group``; ``replace`` moves a key.
+
+        A group that is not multicast is sent with the broadcast flag, which
+        the kernel requires for it: the domain API has checked that it was
+        asked for (``--broadcast``).
+        """
+        flags = 0 if group.is_multicast else uapi.MULTIC_ENTRY_F_BROADCAST
         self._do(
             uapi.MULTIC_CMD_ADD,
-            [*self._key(server, port), ("MULTIC_A_GROUP_ADDR", str(group))],
+            [
+                *self._key(server, port),
+                ("MULTIC_A_GROUP_ADDR", str(group)),
+                ("MULTIC_A_ENTRY_FLAGS", flags),
+            ],
             f"entry {server}:{port}: adding",
             NLM_F_REPLACE if replace else 0,
         )

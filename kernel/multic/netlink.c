@@ -20,6 +20,7 @@ static const struct nla_policy multic_nl_policy[MULTIC_A_MAX + 1] = {
 	[MULTIC_A_SERVER_ADDR]	= { .type = NLA_BE32 },
 	[MULTIC_A_PORT]		= { .type = NLA_U16 },
 	[MULTIC_A_GROUP_ADDR]	= { .type = NLA_BE32 },
+	[MULTIC_A_ENTRY_FLAGS]	= { .type = NLA_U32 },
 };
 
 static struct genl_family multic_nl_family;
@@ -91,6 +92,7 @@ static size_t multic_nl_entry_size(void)
 	return nla_total_size(sizeof(__be32)) +		/* SERVER_ADDR */
 	       nla_total_size(sizeof(u16)) +		/* PORT */
 	       nla_total_size(sizeof(__be32)) +		/* GROUP_ADDR */
+	       nla_total_size(sizeof(u32)) +		/* ENTRY_FLAGS */
 	       multic_nl_stats_size();
 }
 
@@ -98,9 +100,14 @@ static size_t multic_nl_entry_size(void)
 static int multic_nl_put_entry(struct sk_buff *skb,
 			       const struct multic_entry *entry)
 {
+	/* Only a broadcast entry can have a group that is not multicast. */
+	u32 flags = ipv4_is_multicast(entry->group) ?
+		    0 : MULTIC_ENTRY_F_BROADCAST;
+
 	if (nla_put_in_addr(skb, MULTIC_A_SERVER_ADDR, entry->key.server) ||
 	    nla_put_u16(skb, MULTIC_A_PORT, ntohs(entry->key.port)) ||
-	    nla_put_in_addr(skb, MULTIC_A_GROUP_ADDR, entry->group))
+	    nla_put_in_addr(skb, MULTIC_A_GROUP_ADDR, entry->group) ||
+	    nla_put_u32(skb, MULTIC_A_ENTRY_FLAGS, flags))
 		return -EMSGSIZE;
 	return multic_nl_put_stats(skb, &entry->stats);
 }
@@ -206,12 +213,36 @@ static bool multic_nl_valid_server(__be32 addr)
 	       !ipv4_is_zeronet(addr) && !ipv4_is_loopback(addr);
 }
 
+/* May copies be restored to @group, with entry flags @flags? */
+static int multic_nl_check_group(__be32 group, u32 flags,
+				 const struct nlattr *attr,
+				 struct compat_nlerr *err)
+{
+	if (!(flags & MULTIC_ENTRY_F_BROADCAST)) {
+		if (ipv4_is_multicast(group))
+			return 0;
+		/* At most 79 characters: the extack message limit. */
+		compat_nlerr_fmt(err,
+				 "group %pI4 is not multicast (broadcast needs the broadcast flag)",
+				 &group);
+	} else if (ipv4_is_multicast(group) || ipv4_is_loopback(group) ||
+		   ipv4_is_zeronet(group)) {
+		compat_nlerr_fmt(err, "group %pI4 is not a broadcast address",
+				 &group);
+	} else {
+		return 0;
+	}
+	NL_SET_BAD_ATTR(err->extack, attr);
+	return -EINVAL;
+}
+
 static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 {
 	struct multic_net *mn = multic_net(genl_info_net(info));
-	struct nlattr *group_attr;
+	struct nlattr *group_attr, *flags_attr;
 	struct compat_nlerr err;
 	struct multic_key key;
+	u32 flags = 0;
 	__be32 group;
 	int ret;
 
@@ -226,6 +257,16 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 	}
 	group = nla_get_in_addr(group_attr);
+	flags_attr = info->attrs[MULTIC_A_ENTRY_FLAGS];
+	if (flags_attr)
+		flags = nla_get_u32(flags_attr);
+	if (flags & ~MULTIC_ENTRY_F_ALL) {
+		NL_SET_BAD_ATTR(info->extack, flags_attr);
+		compat_nlerr_fmt(&err, "unknown entry flags 0x%x",
+				 flags & ~MULTIC_ENTRY_F_ALL);
+		ret = -EOPNOTSUPP;
+		goto out;
+	}
 
 	if (!multic_nl_valid_server(key.server)) {
 		NL_SET_BAD_ATTR(info->extack, info->attrs[MULTIC_A_SERVER_ADDR]);
@@ -234,14 +275,9 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 		ret = -EINVAL;
 		goto out;
 	}
-	if (!ipv4_is_multicast(group) && !ipv4_is_lbcast(group)) {
-		NL_SET_BAD_ATTR(info->extack, group_attr);
-		compat_nlerr_fmt(&err,
-				 "group %pI4 is not a multicast address or 255.255.255.255",
-				 &group);
-		ret = -EINVAL;
+	ret = multic_nl_check_group(group, flags, group_attr, &err);
+	if (ret)
 		goto out;
-	}
 
 	mutex_lock(&mn->lock);
 	ret = multic_table_add(mn, &key, group,

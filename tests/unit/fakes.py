@@ -305,7 +305,10 @@ class FakeMultisKernel(_FakeKernel):
             if group in MULTICAST or group in LOOPBACK or group in ZERO_NETWORK:
                 raise refuse(errno.EINVAL, f"group {group} is not a broadcast address")
         elif group not in MULTICAST:
-            raise refuse(errno.EINVAL, f"group {group} is not a multicast address")
+            raise refuse(
+                errno.EINVAL,
+                f"group {group} is not multicast (broadcast needs the broadcast flag)",
+            )
         for other, g in self.groups.items():
             if group in g.members:
                 raise refuse(errno.EINVAL, f"group {group} is a member of group {other}")
@@ -407,6 +410,10 @@ class FakeMulticKernel(_FakeKernel):
                 ["MULTIC_A_SERVER_ADDR", str(key[0])],
                 ["MULTIC_A_PORT", key[1]],
                 ["MULTIC_A_GROUP_ADDR", str(entry.group)],
+                [
+                    "MULTIC_A_ENTRY_FLAGS",
+                    0 if entry.group in MULTICAST else uapi.MULTIC_ENTRY_F_BROADCAST,
+                ],
                 ["MULTIC_A_STATS", stats_nest("MULTIC_STATS_A_", CLIENT_STATS, entry.stats)],
             ],
             flags,
@@ -418,8 +425,17 @@ class FakeMulticKernel(_FakeKernel):
         server = key[0]
         if server in MULTICAST or server in LOOPBACK or server in ZERO_NETWORK or server == BCAST:
             raise refuse(errno.EINVAL, f"server {server} is not a unicast address")
-        if group not in MULTICAST and group != BCAST:
-            raise refuse(errno.EINVAL, f"group {group} is not a multicast address or {BCAST}")
+        entry_flags = int(msg.get_attr("MULTIC_A_ENTRY_FLAGS") or 0)
+        if entry_flags & ~uapi.MULTIC_ENTRY_F_ALL:
+            raise refuse(errno.EOPNOTSUPP, f"unknown entry flags {entry_flags:#x}")
+        if not entry_flags & uapi.MULTIC_ENTRY_F_BROADCAST:
+            if group not in MULTICAST:
+                raise refuse(
+                    errno.EINVAL,
+                    f"group {group} is not multicast (broadcast needs the broadcast flag)",
+                )
+        elif group in MULTICAST or group in LOOPBACK or group in ZERO_NETWORK:
+            raise refuse(errno.EINVAL, f"group {group} is not a broadcast address")
         existing = self.entries.get(key)
         if existing is not None and not flags & NLM_F_REPLACE:
             raise refuse(errno.EEXIST, f"entry {key[0]}:{key[1]} already maps to {existing.group}")

@@ -3,7 +3,6 @@ from ipaddress import IPv4Address
 import pytest
 
 from multicast_admin.addresses import (
-    check_client_group,
     check_group,
     check_member,
     check_port,
@@ -83,13 +82,16 @@ def test_members_and_servers_that_are_accepted():
         check_server(A("224.0.0.1"))
 
 
-def test_client_groups():
-    check_client_group(A("224.0.0.251"))
-    check_client_group(A("255.255.255.255"), broadcast=True)
-    with pytest.raises(InvalidArgument, match="add --broadcast"):
-        check_client_group(A("255.255.255.255"))
-    with pytest.raises(InvalidArgument, match=r"not a multicast address or 255\.255\.255\.255"):
-        check_client_group(A("192.168.1.255"), broadcast=True)
+def test_broadcast_groups_only_when_asked_for():
+    check_group(A("224.0.0.251"))
+    check_group(A("255.255.255.255"), broadcast=True)
+    check_group(A("192.168.1.255"), broadcast=True)  # a subnet's broadcast
+    for address in ("255.255.255.255", "192.168.1.255"):
+        with pytest.raises(InvalidArgument, match="add --broadcast"):
+            check_group(A(address))
+    for address in ("127.0.0.255", "0.0.0.0"):
+        with pytest.raises(InvalidArgument, match=r"is not a broadcast address$"):
+            check_group(A(address), broadcast=True)
 
 
 @pytest.mark.parametrize("port", [0, 1, 65535])

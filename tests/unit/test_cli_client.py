@@ -119,6 +119,21 @@ def test_stats(multic_admin, configured):
     assert run.stdout.splitlines()[0] == "entry 10.0.0.1:1234 -> 239.1.1.1"
 
 
+def test_broadcast_entries_need_the_flag(multic_admin):
+    for group in ("255.255.255.255", "10.0.0.255"):
+        refused = multic_admin("-A", "-i", "10.0.0.1", "-p", "7", "-m", group)
+        assert refused.exit_code == 2
+        assert "add --broadcast" in refused.stderr
+        added = multic_admin("-A", "-i", "10.0.0.1", "-p", "7", "-m", group, "--broadcast")
+        assert added.exit_code == 0, added.stderr
+        [entry] = multic_admin("-L", "--json").json()["entries"]
+        assert (entry["group"], entry["broadcast"]) == (group, True)
+        assert multic_admin("-C").exit_code == 0
+    wrong = multic_admin("-A", "-i", "10.0.0.1", "-p", "7", "-m", "239.1.1.1", "--broadcast")
+    assert wrong.exit_code == 2
+    assert "drop --broadcast" in wrong.stderr
+
+
 def test_json_schema(multic_admin, configured):
     listed = multic_admin("-L", "--json").json()
     assert listed == {
@@ -128,12 +143,14 @@ def test_json_schema(multic_admin, configured):
                 "server": "10.0.0.1",
                 "port": 1234,
                 "group": "239.1.1.1",
+                "broadcast": False,
                 "stats": {"packets": 5, "bytes": 500, "not_local": 1, "drop_nomem": 0},
             },
             {
                 "server": "10.0.0.2",
                 "port": 0,
                 "group": "224.0.0.251",
+                "broadcast": False,
                 "stats": {"packets": 0, "bytes": 0, "not_local": 0, "drop_nomem": 0},
             },
         ],
@@ -186,7 +203,8 @@ ADD = ["-A", "-i", "10.0.0.2", "-m", "239.1.1.1"]
         (
             ["-A", "-i", "10.0.0.2", "-p", "1", "-m", "10.1.1.1"],
             2,
-            "group 10.1.1.1 is not a multicast address or 255.255.255.255",
+            "group 10.1.1.1 is not a multicast address "
+            "(224.0.0.0/4; add --broadcast for a broadcast address)",
         ),
         (["-D", "-i", "10.0.0.1", "-p", "1235"], 3, "no entry for 10.0.0.1:1235"),
         (["-P", "-i", "10.0.0.9", "-p", "1"], 3, "no entry for 10.0.0.9:1"),

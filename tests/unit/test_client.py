@@ -56,12 +56,19 @@ def test_add_unchanged_and_moved(client, kernel):
         ("127.0.0.1", 1, "239.1.1.1", "server 127.0.0.1 is not a unicast address (loopback)"),
         ("10.0.0.1", 65536, "239.1.1.1", "port 65536 is out of range: use 0-65535 (0 = any port)"),
         ("10.0.0.1", -1, "239.1.1.1", "port -1 is out of range: use 0-65535 (0 = any port)"),
-        ("10.0.0.1", 1, "10.1.1.1", "group 10.1.1.1 is not a multicast address or 255.255.255.255"),
+        (
+            "10.0.0.1",
+            1,
+            "10.1.1.1",
+            "group 10.1.1.1 is not a multicast address "
+            "(224.0.0.0/4; add --broadcast for a broadcast address)",
+        ),
         (
             "10.0.0.1",
             1,
             "255.255.255.255",
-            "group 255.255.255.255 is the broadcast address: add --broadcast to restore broadcasts",
+            "group 255.255.255.255 is not a multicast address "
+            "(224.0.0.0/4; add --broadcast for a broadcast address)",
         ),
     ],
 )

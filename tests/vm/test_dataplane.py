@@ -1,7 +1,8 @@
 """The kernel data plane on a simulated VPC, in a real kernel (one VM boot).
 
 Guest side: tests/vm/guest/dataplane.py.  A sender and three receivers in
-network namespaces, joined by a bridge whose nft rule drops IPv4 multicast.
+network namespaces, joined by a bridge whose nft rules drop IPv4 multicast and
+broadcast.
 """
 
 from __future__ import annotations
@@ -132,6 +133,40 @@ def _refused(result, errno_code, *words):
     assert result["errno"] == errno_code, result
     for word in words:
         assert word in result["message"], result
+
+
+def test_broadcast_groups_cross_the_vpc(facts):
+    step = facts["broadcast_and_vrrp"]
+    for name in RECEIVERS:
+        assert step["broadcast_baseline"][name]["count"] == 0
+    assert step["broadcast_baseline_dropped"] >= 3
+    _refused(step["client_flag_missing"], errno.EINVAL, "10.0.0.255", "broadcast flag")
+    for name in RECEIVERS:
+        assert step["client_entries"][name] == [
+            "7000>255.255.255.255:True",
+            "7001>10.0.0.255:True",
+        ]
+    for group in ("255.255.255.255", "10.0.0.255"):
+        got = step["broadcast"][group]
+        for name in RECEIVERS:
+            assert got[name]["count"] == 5, (group, got)
+            assert got[name]["intact"], group
+            assert got[name]["sources"] == [got["source"]]
+            # restored to the broadcast address itself
+            assert got[name]["destinations"] == [group]
+
+
+def test_vrrp_group_crosses_the_vpc_with_ttl_255(facts):
+    step = facts["broadcast_and_vrrp"]
+    for name in RECEIVERS:
+        got = step["vrrp"][name]
+        assert got["count"] == 5, got
+        assert got["intact"]
+        assert got["ttls"] == [255]
+        assert got["sources"] == [SENDER]
+        assert got["destinations"] == ["224.0.0.18"]
+    assert step["vrrp_group_stats"]["datagrams"] == 5
+    assert step["vrrp_group_stats"]["packets"] == 15
 
 
 def test_bad_members_are_refused_and_change_nothing(facts):

@@ -7,6 +7,7 @@ configured, then traffic, then limits, then unloading under traffic).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+from multicast_admin import uapi
 from multicast_admin.errors import MulticastProxyError
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from multicast_admin.uapi import MULTIS_GROUP_F_BROADCAST as GROUP_F_BROADCAST
@@ -202,6 +204,101 @@ with facts.step("no_checksum") as f:
     tx.close()
     for rx in socks:
         rx.close()
+
+BROADCASTS = {"255.255.255.255": 7000, "10.0.0.255": 7001}  # group: port
+VRRP_GROUP = "224.0.0.18"
+IPPROTO_VRRP = 112
+
+
+def vrrp_exchange(data: list[bytes]) -> dict:
+    """VRRP-like raw IP protocol 112 to 224.0.0.18, TTL 255 as VRRP requires."""
+    socks = []
+    for host in receivers:
+        with host.inside():
+            rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+        mreq = socket.inet_aton(VRRP_GROUP) + socket.inet_aton(host.addr)
+        rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        rx.settimeout(1.0)
+        socks.append((host, rx))
+    with sender_host.inside():
+        tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+    tx.bind((sender_host.addr, 0))
+    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    for payload in data:
+        tx.sendto(payload, (VRRP_GROUP, 0))
+    tx.close()
+    out = {}
+    for host, rx in socks:
+        got = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                packet = rx.recv(65536)
+                ihl = (packet[0] & 0xF) * 4
+                got.append(
+                    {
+                        "ttl": packet[8],
+                        "source": socket.inet_ntoa(packet[12:16]),
+                        "destination": socket.inet_ntoa(packet[16:20]),
+                        "payload": packet[ihl:],
+                    }
+                )
+        rx.close()
+        out[host.name] = {
+            "count": len(got),
+            "intact": sorted(g["payload"] for g in got) == sorted(data),
+            "ttls": sorted({g["ttl"] for g in got}),
+            "sources": sorted({g["source"] for g in got}),
+            "destinations": sorted({g["destination"] for g in got}),
+        }
+    return out
+
+
+with facts.step("broadcast_and_vrrp") as f:
+    members = [ip(h.addr) for h in receivers]
+    # Without the proxy the switch drops broadcasts too.
+    before = vpc.dropped_by_switch()
+    f["broadcast_baseline"] = exchange("255.255.255.255", 7000, payloads("bb", 3))
+    f["broadcast_baseline_dropped"] = vpc.dropped_by_switch() - before
+    # multic refuses a group that is not multicast without the broadcast flag
+    # (the Python API sets it only after the domain checks asked for it).
+    f["client_flag_missing"] = error_of(
+        lambda: clients["recv1"]._do(
+            uapi.MULTIC_CMD_ADD,
+            [
+                ("MULTIC_A_SERVER_ADDR", sender_host.addr),
+                ("MULTIC_A_PORT", 7001),
+                ("MULTIC_A_GROUP_ADDR", "10.0.0.255"),
+            ],
+            "adding",
+        )
+    )
+    for group, port in BROADCASTS.items():
+        server.join(ip(group), members, flags=GROUP_F_BROADCAST)
+        for c in clients.values():
+            c.add(ip(sender_host.addr), port, ip(group))
+    f["client_entries"] = {
+        name: sorted(f"{e.port}>{e.group}:{e.broadcast}" for e in c.entries() if e.port >= 7000)
+        for name, c in clients.items()
+    }
+    f["broadcast"] = {
+        group: exchange(group, port, payloads(f"b{port}", 5)) for group, port in BROADCASTS.items()
+    }
+    # VRRP: the any-port entries (sender, 0) are the key VRRP is looked up
+    # with, so they move to the VRRP group for this part.
+    server.join(ip(VRRP_GROUP), members, flags=uapi.MULTIS_GROUP_F_VRRP)
+    for c in clients.values():
+        c.add(ip(sender_host.addr), 0, ip(VRRP_GROUP), replace=True)
+    vrrp_data = payloads("vrrp", 5, 20)
+    f["vrrp"] = vrrp_exchange(vrrp_data)
+    f["vrrp_group_stats"] = server.get_group(ip(VRRP_GROUP)).stats.to_json()
+    # back to the configuration the later steps expect
+    for c in clients.values():
+        c.add(ip(sender_host.addr), 0, ip(G2), replace=True)
+        for port in BROADCASTS.values():
+            c.delete(ip(sender_host.addr), port)
+    for group in (*BROADCASTS, VRRP_GROUP):
+        server.delete_group(ip(group))
 
 with facts.step("bad_members") as f:
     f["group_itself"] = error_of(lambda: server.join(ip(G1), [ip(G1)]))

@@ -6,12 +6,13 @@ and a socket keeps the namespace it was created in, so sockets of the sender
 and of every receiver live side by side in this process (Python under TCG is
 slow; forking a new interpreter per host would cost seconds each).
 
-Topology (the "switch" is a bridge in its own namespace whose nft rule drops
-IPv4 multicast, as a cloud VPC's virtual switch does)::
+Topology (the "switch" is a bridge in its own namespace whose nft rules drop
+IPv4 multicast and broadcast, as a cloud VPC's virtual switch does; ARP
+still passes)::
 
     sender 10.0.0.1 ──┐
-    recv1  10.0.0.11 ─┤  vpc: bridge sw0, nft: ip daddr 224.0.0.0/4 drop
-    recv2  10.0.0.12 ─┤
+    recv1  10.0.0.11 ─┤  vpc: bridge sw0, nft: ip daddr 224.0.0.0/4 drop,
+    recv2  10.0.0.12 ─┤       IPv4 to ff:ff:ff:ff:ff:ff drop
     recv3  10.0.0.13 ─┘
 """
 
@@ -36,6 +37,7 @@ table bridge vpc {
     chain drop_mcast {
         type filter hook forward priority 0;
         ip daddr 224.0.0.0/4 counter drop
+        ether daddr ff:ff:ff:ff:ff:ff ether type ip counter drop
     }
 }
 """
@@ -96,12 +98,16 @@ class Vpc:
     switch: str = "vpc"
 
     def dropped_by_switch(self) -> int:
-        """Packets the switch's multicast-drop rule has dropped so far."""
+        """Packets the switch's multicast and broadcast drop rules have dropped so far."""
         out = sh(f"ip netns exec {self.switch} nft list chain bridge vpc drop_mcast")
-        for line in out.splitlines():
-            if "counter packets" in line:
-                return int(line.split("counter packets")[1].split()[0])
-        raise RuntimeError(f"no counter in: {out}")
+        counts = [
+            int(line.split("counter packets")[1].split()[0])
+            for line in out.splitlines()
+            if "counter packets" in line
+        ]
+        if len(counts) != 2:
+            raise RuntimeError(f"expected two counters in: {out}")
+        return sum(counts)
 
 
 def build_vpc(receivers: int = 3, mtu: int = 1500) -> Vpc:
@@ -142,7 +148,7 @@ class Datagram:
 
 
 class Receiver:
-    """A UDP socket bound to group:port, joined to the group on eth0."""
+    """A UDP socket bound to group:port, joined to the group on eth0 (unless broadcast)."""
 
     def __init__(self, host: Host, group: str, port: int, bind_group: bool = True) -> None:
         self.host, self.group, self.port = host, group, port
@@ -152,8 +158,9 @@ class Receiver:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         sock.bind((group if bind_group else "", port))
-        mreq = struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(host.addr))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        if socket.inet_aton(group)[0] >> 4 == 0xE:  # multicast: join it
+            mreq = struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(host.addr))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
         sock.setblocking(False)
         self.sock = sock
 
@@ -191,6 +198,7 @@ class Sender:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(host.addr))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self.sock = sock
         self.source = (host.addr, sport)
 

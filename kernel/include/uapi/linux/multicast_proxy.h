@@ -164,10 +164,21 @@ enum multic_attr {
 	MULTIC_A_MAX_GROUPS,	/* u32, module parameter max_groups */
 	MULTIC_A_MAX_ENTRIES,	/* u32, module parameter max_entries */
 	MULTIC_A_MARKER_TOS,	/* u8 */
+	MULTIC_A_ENTRY_FLAGS,	/* u32, MULTIC_ENTRY_F_* */
 
 	__MULTIC_A_MAX,
 };
 #define MULTIC_A_MAX (__MULTIC_A_MAX - 1)
+
+/*
+ * Entry flags.  Without BROADCAST the group an entry restores to must be
+ * multicast (224.0.0.0/4); with it, a broadcast address instead: the limited
+ * broadcast 255.255.255.255 or a subnet's broadcast address (any address that
+ * is not multicast, loopback or in 0.0.0.0/8: which are a subnet's broadcast
+ * depends on interface configuration).  Listings carry the flags.
+ */
+#define MULTIC_ENTRY_F_BROADCAST	(1U << 0)
+#define MULTIC_ENTRY_F_ALL		MULTIC_ENTRY_F_BROADCAST
 
 enum multic_stats_attr {
 	MULTIC_STATS_A_UNSPEC,
