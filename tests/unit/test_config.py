@@ -97,6 +97,7 @@ def test_client_save_and_restore_round_trip(state_dir):
     client.add("10.0.0.1", 1234, "239.1.1.1")
     client.add("10.0.0.2", 0, "224.0.0.251")
     client.add("10.0.0.3", 0, "255.255.255.255", broadcast=True)
+    client.add("10.0.0.3", 7, "10.0.0.255", broadcast=True)  # a subnet's broadcast
     save_client(client)
     second = FakeMulticKernel()
     second.set_entry("10.9.9.9", 9, "239.9.9.9")  # stale state is replaced
