@@ -37,6 +37,18 @@ for d in /etc /var/lib /var/log /var/tmp /root /tmp; do
 	mount -t overlay overlay -o "lowerdir=$d,upperdir=$w/up,workdir=$w/work" "$d"
 done
 
+# Tests run the repository's code as nobody too (setpriv): every directory
+# above the repository and above the venv's interpreter must be searchable.
+# mktemp -d makes 0700 directories (a CI clone in /tmp/tmp.XXXX): open them
+# here, in the overlays' upper layers, never on the host (where the
+# read-only root refuses and nothing changes).
+for p in "$MCP_REPO" "$(readlink -f "$MCP_REPO/.venv/bin/python3" 2>/dev/null)"; do
+	while [ -n "$p" ] && [ "$p" != / ]; do
+		p=$(dirname "$p")
+		chmod o+x "$p" 2>/dev/null
+	done
+done
+
 ip link set lo up
 cd "$MCP_REPO" || off
 MCP_RESULTS=$res sh "$res/command.sh" > "$res/output" 2>&1 < /dev/null
