@@ -1,89 +1,252 @@
-"""Guest side of `make bench`: 1 group x 128 members, multis against the alternative.
+"""Guest side of `make bench`: 1 group x 128 members, multis against the alternatives.
 
-The alternative is the application sending each datagram to every member
-itself (128 sendto() calls per message).  Both run in the same VM, on the
-same topology, alternately, three times each, with 64- and 1316-byte
-payloads.  "Delivered" is what arrives at the receiving host's interface.
+Usage: bench.py MCBLAST MCRELAY [SECONDS [TRIALS]].
+
+Four ways of getting each application message to 128 members, on the same
+topology in the same VM, alternated, TRIALS times each, with 64- and
+1316-byte payloads (see tests/vm/bench.py for what each way does):
+
+- ``multis``: the application sends to the group; multis fans it out.
+- ``unicast``: the application sends to every member itself.
+- ``relay``: the application sends to another group (multicast loopback on);
+  mcrelay on the same host receives it and sends the unicast copies.
+- ``vxlan``: the application sends to that group through a VXLAN device with
+  one all-zeros fdb entry per member (head-end replication).
+
+Then the loss test: a paced sender offers a fixed rate of 1316-byte messages,
+with multis and with the alternative that delivered most copies/s.
+"Delivered" is always what arrives at the receiving host's interface.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import time
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from tests.vm.guest.facts import Facts
-from tests.vm.guest.vpc import build_vpc, insmod, sh
+from tests.vm.guest.vpc import Host, Vpc, build_vpc, insmod, sh
 
 REPO = Path(__file__).resolve().parents[3]
 BLAST = sys.argv[1]
-SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
+RELAY = sys.argv[2]
+SECONDS = float(sys.argv[3]) if len(sys.argv) > 3 else 3.0
+TRIALS = int(sys.argv[4]) if len(sys.argv) > 4 else 3
 GROUP, PORT = "239.1.1.1", 5000
+# The relay's and VXLAN's group: not configured in multis, so multis leaves it alone.
+ALT_GROUP = "239.1.1.2"
 MEMBERS = [f"10.0.1.{i}" for i in range(1, 129)]
+VXLAN_SENDER, VXLAN_RECEIVER = "192.168.77.1", "192.168.77.2"
+WAYS = ("multis", "unicast", "relay", "vxlan")
+SIZES = (64, 1316)
+RATE_SIZE = 1316
+RATE_FRACTIONS = (0.5, 0.9)  # of the message rate multis sustained at RATE_SIZE
+RELAY_GRACE = 0.25  # s: in the loss test, how late the relay may still deliver
 
-facts = Facts()
-vpc = build_vpc(receivers=1)
-recv = vpc.receivers[0]
-for member in MEMBERS:
-    recv.sh(f"ip addr add {member}/24 dev eth0")
-vpc.sender.sh("ip route add 10.0.1.0/24 dev eth0")
-insmod(REPO / "kernel/multis/multis.ko")
-insmod(REPO / "kernel/multic/multic.ko")
-with vpc.sender.inside():
-    server = MultisNetlink.open()
-with recv.inside():
-    client = MulticNetlink.open()
-server.join(IPv4Address(GROUP), [IPv4Address(m) for m in MEMBERS])
-client.add(IPv4Address(vpc.sender.addr), PORT, IPv4Address(GROUP))
+Run = dict[str, Any]
 
 
-def rx_packets() -> int:
-    info = json.loads(recv.sh("ip -s -j link show eth0"))
-    return int(info[0]["stats64"]["rx"]["packets"])
+class Bench:
+    """The topology, the modules and one trial of any way."""
+
+    def __init__(self) -> None:
+        self.vpc: Vpc = build_vpc(receivers=1)
+        self.sender: Host = self.vpc.sender
+        self.recv: Host = self.vpc.receivers[0]
+        for member in MEMBERS:
+            self.recv.sh(f"ip addr add {member}/24 dev eth0")
+        self.sender.sh("ip route add 10.0.1.0/24 dev eth0")
+        insmod(REPO / "kernel/multis/multis.ko")
+        insmod(REPO / "kernel/multic/multic.ko")
+        with self.sender.inside():
+            self.server = MultisNetlink.open()
+        with self.recv.inside():
+            self.client = MulticNetlink.open()
+        self.server.join(IPv4Address(GROUP), [IPv4Address(m) for m in MEMBERS])
+        self.client.add(IPv4Address(self.sender.addr), PORT, IPv4Address(GROUP))
+        self._vxlan()
+
+    def _vxlan(self) -> None:
+        """vx0 on both hosts; the sender's has one all-zeros fdb entry per member."""
+        for host, addr, local in (
+            (self.sender, VXLAN_SENDER, f"local {self.sender.addr} "),
+            (self.recv, VXLAN_RECEIVER, ""),
+        ):
+            host.sh(f"ip link add vx0 type vxlan id 42 dstport 4789 {local}dev eth0 nolearning")
+            host.sh(f"ip addr add {addr}/24 dev vx0")
+            host.sh("ip link set vx0 up")
+        batch = Path("/run/bench-fdb")
+        batch.write_text(
+            "".join(f"fdb append 00:00:00:00:00:00 dev vx0 dst {m}\n" for m in MEMBERS)
+        )
+        self.sender.sh(f"bridge -batch {batch}")
+
+    def vxlan_info(self) -> dict[str, Any]:
+        """The sender's vx0 as the kernel reports it (ip -d link)."""
+        link = json.loads(self.sender.sh("ip -d -j link show vx0"))[0]
+        return {"mtu": link["mtu"], **link["linkinfo"]["info_data"]}
+
+    def warm_up(self) -> None:
+        """Resolve the members' neighbour entries before any measured trial."""
+        args = self.blast_args("unicast", 64, None)
+        args[args.index(str(SECONDS))] = "0.2"
+        self.sender.sh(" ".join(args))
+
+    def close(self) -> None:
+        self.server.close()
+        self.client.close()
+        sh("rmmod multis multic")
+
+    def link_stats(self, host: Host, dev: str) -> dict[str, Any]:
+        return json.loads(host.sh(f"ip -s -j link show {dev}"))[0]["stats64"]
+
+    def rx_packets(self) -> int:
+        return int(self.link_stats(self.recv, "eth0")["rx"]["packets"])
+
+    def vx0_tx_lost(self) -> int:
+        tx = self.link_stats(self.sender, "vx0")["tx"]
+        return int(tx["errors"]) + int(tx["dropped"])
+
+    def blast_args(self, way: str, size: int, rate: float | None) -> list[str]:
+        opts = ["-r", f"{rate:.3f}"] if rate else []
+        src, group, mode, members = self.sender.addr, GROUP, "group", []
+        if way == "unicast":
+            mode, members = "unicast", MEMBERS
+        elif way == "relay":
+            opts.append("-l")
+            group = ALT_GROUP
+        elif way == "vxlan":
+            src, group = VXLAN_SENDER, ALT_GROUP
+        return [BLAST, *opts, mode, str(SECONDS), str(size), src, group, str(PORT), *members]
+
+    def start_relay(self, grace: float) -> subprocess.Popen[str]:
+        args = [RELAY, str(SECONDS), str(grace), self.sender.addr, ALT_GROUP, str(PORT), *MEMBERS]
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.sender.name, *args], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if line != "ready":
+            raise RuntimeError(f"mcrelay did not start: {line!r}")
+        return proc
+
+    def trial(self, way: str, size: int, rate: float | None = None, grace: float = 0.0) -> Run:
+        """One trial (paced at ``rate`` messages/s if given); counters read before and after.
+
+        ``grace``: how long after the trial's time the relay may still send copies.
+        """
+        self.server.reset_stats()
+        before, vx_before = self.rx_packets(), self.vx0_tx_lost()
+        relay = self.start_relay(grace) if way == "relay" else None
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.sender.name, *self.blast_args(way, size, rate)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        result: Run = json.loads(out)
+        if relay is not None:
+            relay_out, _ = relay.communicate(timeout=60)
+            result["relay"] = json.loads(relay_out)
+        time.sleep(0.5)
+        result.update(way=way, size=size, delivered=self.rx_packets() - before)
+        if rate:
+            result["rate"] = rate
+        result["multis"] = self.server.get_group(IPv4Address(GROUP)).stats.to_json()
+        if way == "vxlan":
+            result["vx0_tx_lost"] = self.vx0_tx_lost() - vx_before
+        return derive(result)
 
 
-def trial(mode: str, size: int) -> dict:
-    args = [BLAST, mode, str(SECONDS), str(size), vpc.sender.addr, GROUP, str(PORT)]
-    if mode == "unicast":
-        args += MEMBERS
-    server.reset_stats()
-    before = rx_packets()
-    out = subprocess.run(
-        ["ip", "netns", "exec", vpc.sender.name, *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    time.sleep(0.5)
-    result = json.loads(out)
-    result["delivered"] = rx_packets() - before
-    result["copies_per_second"] = result["delivered"] / result["seconds"]
-    result["multis"] = server.get_group(IPv4Address(GROUP)).stats.to_json()
-    return result
+def derive(r: Run) -> Run:
+    """Copies/s over the time copies were made, and the sender's time per message."""
+    r["app_ns_per_message"] = r["ns_per_datagram"]
+    r["sender_ns_per_message"] = r["ns_per_datagram"]
+    span = r["seconds"]
+    relay = r.get("relay")
+    if relay:
+        # the copies were sent from the application's first datagram to the relay's end
+        span = relay["end"] - r["start"]
+        if relay["relayed"]:
+            r["sender_ns_per_message"] += relay["busy_ns"] / relay["relayed"]
+        r["not_relayed"] = r["datagrams"] - relay["relayed"]
+    r["copies_seconds"] = span
+    r["messages_per_second"] = r["datagrams"] / r["seconds"]
+    r["copies_per_second"] = r["delivered"] / span
+    if "offered" in r:
+        r["delivered_fraction"] = r["delivered"] / (r["offered"] * len(MEMBERS))
+    return r
 
 
-with facts.step("bench") as f:
-    f["members"] = len(MEMBERS)
-    f["seconds_per_trial"] = SECONDS
-    f["kernel"] = sh("uname -r").strip()
-    f["cpus"] = sh("nproc").strip()
+def throughput(bench: Bench) -> list[Run]:
+    """Rounds of the four ways, each as fast as it goes.
+
+    Nothing slows an application whose datagrams a relay fans out, so left to
+    itself it would flood the relay and take the host thread both vCPUs share;
+    in the relay's trial it offers instead the message rate multis carried in
+    the same round.
+    """
     runs = []
-    for size in (64, 1316):
-        for _ in range(3):
-            for mode in ("group", "unicast"):
-                r = trial(mode, size)
-                r["size"] = size
+    for size in SIZES:
+        for _ in range(TRIALS):
+            multis_rate = None
+            for way in WAYS:
+                r = bench.trial(way, size, multis_rate if way == "relay" else None)
+                if way == "multis":
+                    multis_rate = round(r["messages_per_second"], 1)
                 runs.append(r)
                 print(json.dumps(r), flush=True)
-    f["runs"] = runs
+    return runs
 
-server.close()
-client.close()
-sh("rmmod multis multic")
-print("guest: done", flush=True)
+
+def median(runs: list[Run], key: str, **match: object) -> float:
+    return statistics.median(r[key] for r in runs if all(r[k] == v for k, v in match.items()))
+
+
+def loss(bench: Bench, runs: list[Run], f: dict[str, Any]) -> list[Run]:
+    """Fixed offered rates, with multis and with the alternative that did best."""
+    alternatives = [w for w in WAYS if w != "multis"]
+    best = max(alternatives, key=lambda w: median(runs, "copies_per_second", way=w, size=RATE_SIZE))
+    capacity = median(runs, "messages_per_second", way="multis", size=RATE_SIZE)
+    rates = [round(capacity * frac, 1) for frac in RATE_FRACTIONS]
+    f.update(best_alternative=best, multis_messages_per_second=capacity, rates=rates)
+    rate_runs = []
+    for rate in rates:
+        for _ in range(TRIALS):
+            for way in ("multis", best):
+                r = bench.trial(way, RATE_SIZE, rate, RELAY_GRACE)
+                rate_runs.append(r)
+                print(json.dumps(r), flush=True)
+    return rate_runs
+
+
+def main() -> None:
+    facts = Facts()
+    bench = Bench()
+    with facts.step("bench") as f:
+        f.update(
+            members=len(MEMBERS),
+            seconds_per_trial=SECONDS,
+            trials=TRIALS,
+            relay_grace=RELAY_GRACE,
+            kernel=sh("uname -r").strip(),
+            cpus=sh("nproc").strip(),
+            vxlan=bench.vxlan_info(),
+        )
+        bench.warm_up()
+        f["runs"] = throughput(bench)
+        f["rate_runs"] = loss(bench, f["runs"], f)
+    bench.close()
+    print("guest: done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
