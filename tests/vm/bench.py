@@ -66,6 +66,14 @@ WAY_TEXT = [
 ]
 
 
+def commit() -> str:
+    """The commit measured, marked when the working tree differs from it."""
+    git = ["git", "-C", str(harness.REPO)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", "kernel"], check=False)
+    return head.stdout.strip() + (" with uncommitted kernel/ changes" if dirty.returncode else "")
+
+
 def tcg_mode() -> str:
     """The TCG threading harness.run() gives QEMU (the same environment variable)."""
     return os.environ.get("MCP_TCG_THREAD", "single")
@@ -85,10 +93,11 @@ def build_tools() -> tuple[Path, Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of one trial")
-    parser.add_argument("--trials", type=int, default=3, help="trials per way and size")
+    parser.add_argument("--trials", type=int, default=5, help="trials per way and size")
     parser.add_argument("--print-only", action="store_true", help=f"do not write {DOC}")
     args = parser.parse_args()
     blast, relay = build_tools()
+    measured = commit()
     result = harness.run_script(
         harness.REPO / "tests/vm/guest/bench.py",
         str(blast),
@@ -102,6 +111,7 @@ def main() -> int:
     if result.returncode != 0 or "error" in bench or not bench.get("runs"):
         print(result.output, file=sys.stderr)
         return 1
+    bench["commit"] = measured
     text = render(bench)
     if not args.print_only:
         DOC.parent.mkdir(exist_ok=True)
@@ -138,7 +148,8 @@ def intro(bench: dict[str, Any]) -> list[str]:
         "# Performance",
         "",
         "Measured by `make bench` (tests/vm/bench.py and tests/vm/guest/bench.py),"
-        f" {time.strftime('%Y-%m-%d')}, kernel {bench['kernel']} in the QEMU test VM on a"
+        f" {time.strftime('%Y-%m-%d')}, commit {bench['commit']}, kernel {bench['kernel']}"
+        " in the QEMU test VM on a"
         f" 2-core build machine: TCG software emulation with `-accel tcg,thread={tcg_mode()}`,"
         f" that is {bench['cpus']} vCPUs run in turn by one host thread (see the comment at"
         " the QEMU command line in tests/vm/harness.py).",
@@ -153,13 +164,14 @@ def intro(bench: dict[str, Any]) -> list[str]:
         "",
         f"The sender's vx0 as `ip -d -j link` reports it: `{json.dumps(bench.get('vxlan'))}`.",
         "",
-        "*Delivered copies/s* counts the packets that arrived at the receiving host's"
-        " interface, over the time they were sent (for the relay: from the application's"
-        " first datagram to the relay's end). *Sender time per message* is how long the"
-        " sending host's programs spent per message, for all its members: the"
-        " application's time blocked in `sendto()`, plus, for the relay, the relay's busy"
-        " time (not waiting for a datagram) per datagram it relayed; *of which the"
-        " application* is the first part alone.",
+        "*Delivered copies/s* counts the IPv4 packets to the members' addresses that"
+        " arrived at the receiving host's interface (an nft counter at its eth0's ingress"
+        " hook, so ARP probes do not count), over the time they were sent (for the relay:"
+        " from the application's first datagram to the relay's end). *Sender time per"
+        " message* is how long the sending host's programs spent per message, for all"
+        " its members: the application's time blocked in `sendto()`, plus, for the relay,"
+        " the relay's busy time (not waiting for a datagram) per datagram it relayed;"
+        " *of which the application* is the first part alone.",
         "Absolute numbers inside an emulated VM mean little; the ratios are the result."
         " The receiving host is a namespace of the same kernel and veth delivers"
         " inline, so the sender's time also includes the receiving side's work, for"
@@ -178,11 +190,11 @@ def intro(bench: dict[str, Any]) -> list[str]:
 
 def throughput_table(runs: list[Run]) -> list[str]:
     lines = [
-        "| payload | way | delivered copies/s | sender time per message"
+        "| payload | way | delivered copies/s (lowest to highest trial) | sender time per message"
         " | of which the application | lost on the sending host (all trials) |",
         "|---|---|---|---|---|---|",
     ]
-    ratios = ["", "Ratios (multis / alternative, same run):", ""]
+    ratios = ["", "Ratios (medians of the same run):", ""]
     for size in sorted({r["size"] for r in runs}):
         m_rate = _median(runs, "copies_per_second", size=size, way="multis")
         m_ns = _median(runs, "sender_ns_per_message", size=size, way="multis")
@@ -193,14 +205,18 @@ def throughput_table(runs: list[Run]) -> list[str]:
             rate = _median(mine, "copies_per_second")
             ns = _median(mine, "sender_ns_per_message")
             app_ns = _median(mine, "app_ns_per_message")
+            low = min(r["copies_per_second"] for r in mine)
+            high = max(r["copies_per_second"] for r in mine)
             lines.append(
-                f"| {size} B | {name} | {rate:,.0f} | {_us(ns)} | {_us(app_ns)}"
+                f"| {size} B | {name} | {rate:,.0f} ({low:,.0f} to {high:,.0f}) | {_us(ns)}"
+                f" | {_us(app_ns)}"
                 f" | {_lost(mine, way)} |"
             )
             if way != "multis":
                 ratios.append(
-                    f"- {size} B, vs {name}: **{m_rate / rate:.2f}x** the delivered copies"
-                    f" per second; **{ns / m_ns:.2f}x** less sender time per message."
+                    f"- {size} B, {name}: multis delivers **{m_rate / rate:.2f}x** its copies"
+                    f" per second; its sender time per message is **{ns / m_ns:.2f}x**"
+                    " that of multis."
                 )
     return lines + ratios
 
@@ -210,6 +226,11 @@ def loss_section(bench: dict[str, Any]) -> list[str]:
     if not runs:
         return []
     best = WAY_NAMES[bench["best_alternative"]]
+    grace = ""
+    if bench["best_alternative"] == "relay":
+        grace = (
+            f" (copies the relay sent up to {bench['relay_grace']:g} s after the time was up count)"
+        )
     size = runs[0]["size"]
     lines = [
         "",
@@ -222,8 +243,7 @@ def loss_section(bench: dict[str, Any]) -> list[str]:
         " (a message it could not send before the time is up counts as lost), with multis"
         f" and with {best}, alternated, {bench['trials']} trials each. *Delivered* is the"
         f" copies arriving at the receiving host's interface over offered messages x"
-        f" {bench['members']} (for the relay, copies it sent up to"
-        f" {bench['relay_grace']:g} s after the time was up still count).",
+        f" {bench['members']}{grace}.",
         "",
         "| offered messages/s (copies/s) | way | delivered / offered | sender time per message |",
         "|---|---|---|---|",

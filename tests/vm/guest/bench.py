@@ -73,6 +73,7 @@ class Bench:
         self.server.join(IPv4Address(GROUP), [IPv4Address(m) for m in MEMBERS])
         self.client.add(IPv4Address(self.sender.addr), PORT, IPv4Address(GROUP))
         self._vxlan()
+        self._copy_counter()
 
     def _vxlan(self) -> None:
         """vx0 on both hosts; the sender's has one all-zeros fdb entry per member."""
@@ -88,6 +89,20 @@ class Bench:
             "".join(f"fdb append 00:00:00:00:00:00 dev vx0 dst {m}\n" for m in MEMBERS)
         )
         self.sender.sh(f"bridge -batch {batch}")
+
+    def _copy_counter(self) -> None:
+        """Count IPv4 packets to the members arriving at the receiver's eth0 (not ARP)."""
+        rules = (
+            "table netdev bench {\n"
+            "    counter copies { }\n"
+            "    chain in {\n"
+            "        type filter hook ingress device eth0 priority 0;\n"
+            "        ip daddr 10.0.1.0/24 counter name copies\n"
+            "    }\n"
+            "}\n"
+        )
+        Path("/run/bench.nft").write_text(rules)
+        self.recv.sh("nft -f /run/bench.nft")
 
     def vxlan_info(self) -> dict[str, Any]:
         """The sender's vx0 as the kernel reports it (ip -d link)."""
@@ -109,7 +124,10 @@ class Bench:
         return json.loads(host.sh(f"ip -s -j link show {dev}"))[0]["stats64"]
 
     def rx_packets(self) -> int:
-        return int(self.link_stats(self.recv, "eth0")["rx"]["packets"])
+        """IPv4 packets to the members' addresses that reached the receiver's eth0 so far."""
+        out = json.loads(self.recv.sh("nft -j list counter netdev bench copies"))
+        counters = [item["counter"] for item in out["nftables"] if "counter" in item]
+        return int(counters[0]["packets"])
 
     def vx0_tx_lost(self) -> int:
         tx = self.link_stats(self.sender, "vx0")["tx"]
