@@ -243,7 +243,9 @@ def loss_section(bench: dict[str, Any]) -> list[str]:
         " (a message it could not send before the time is up counts as lost), with multis"
         f" and with {best}, alternated, {bench['trials']} trials each. *Delivered* is the"
         f" copies arriving at the receiving host's interface over offered messages x"
-        f" {bench['members']}{grace}.",
+        f" {bench['members']}{grace}. Where a paced sender needs more time per message"
+        " than one sending back to back (compare its sender time with the table above),"
+        " it falls behind even below the rate it sustained at full speed.",
         "",
         "| offered messages/s (copies/s) | way | delivered / offered | sender time per message |",
         "|---|---|---|---|",
