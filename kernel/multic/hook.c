@@ -64,8 +64,15 @@ static unsigned int multic_restore(struct multic_net *mn,
 	struct iphdr *iph = ip_hdr(skb);
 	unsigned int packets, bytes;
 
-	/* Only what is really addressed to this host: never forwarded traffic. */
-	if (inet_addr_type_dev_table(state->net, state->in, iph->daddr) != RTN_LOCAL) {
+	/*
+	 * Only what is really addressed to this host: never forwarded traffic.
+	 * A broadcast group must be a broadcast address of the receiving
+	 * interface's subnet (or 255.255.255.255): restored to anything else,
+	 * the copy would be routed on, or forwarded, as unicast.
+	 */
+	if (inet_addr_type_dev_table(state->net, state->in, iph->daddr) != RTN_LOCAL ||
+	    (!ipv4_is_multicast(group) &&
+	     inet_addr_type_dev_table(state->net, state->in, group) != RTN_BROADCAST)) {
 		multic_stats_not_local(&entry->stats);
 		multic_stats_not_local(&mn->stats);
 		return NF_ACCEPT;

@@ -156,6 +156,19 @@ def test_broadcast_groups_cross_the_vpc(facts):
             assert got[name]["destinations"] == [group]
 
 
+def test_a_broadcast_of_another_subnet_is_left_alone(facts):
+    step = facts["broadcast_and_vrrp"]
+    got = step["foreign_broadcast"]
+    assert got["recv1"]["count"] == 0  # its entry names 10.0.1.255
+    assert got["recv2"]["count"] == got["recv3"]["count"] == 5
+    assert step["foreign_broadcast_entry"] == {
+        "packets": 0,
+        "bytes": 0,
+        "not_local": 5,
+        "drop_nomem": 0,
+    }
+
+
 def test_vrrp_group_crosses_the_vpc_with_ttl_255(facts):
     step = facts["broadcast_and_vrrp"]
     for name in RECEIVERS:

@@ -284,6 +284,14 @@ with facts.step("broadcast_and_vrrp") as f:
     f["broadcast"] = {
         group: exchange(group, port, payloads(f"b{port}", 5)) for group, port in BROADCASTS.items()
     }
+    # A broadcast group that is not a broadcast address of the receiver's
+    # subnet: the copy is left alone (counted "not local"), never routed on.
+    recv1 = clients["recv1"]
+    recv1.add(ip(sender_host.addr), 7001, ip("10.0.1.255"), replace=True)
+    before = recv1.get_entry(ip(sender_host.addr), 7001).stats.to_json()
+    f["foreign_broadcast"] = exchange("10.0.0.255", 7001, payloads("fb", 5))
+    after = recv1.get_entry(ip(sender_host.addr), 7001).stats.to_json()
+    f["foreign_broadcast_entry"] = {key: after[key] - before[key] for key in after}
     # VRRP: the any-port entries (sender, 0) are the key VRRP is looked up
     # with, so they move to the VRRP group for this part.
     server.join(ip(VRRP_GROUP), members, flags=uapi.MULTIS_GROUP_F_VRRP)
