@@ -174,12 +174,20 @@ def run(
     memory_mb: int = 1024,
     cpus: int = 2,
     results_dir: Path | None = None,
+    tcg_thread: str = "single",
 ) -> VMResult:
     """Boot the VM, run ``command`` with /bin/sh in the repository, power off.
 
-    Raises VMError when the VM produced no exit status (hang, panic, boot
-    failure); the message carries the console tail.
+    ``tcg_thread`` is QEMU's TCG threading: "single" (one host thread runs
+    every vCPU in turn: what the tests use) or "multi" (a host thread per
+    vCPU: faster for parallel work, but it mis-emulates live kernel code
+    patching, see the QEMU command line below).  $MCP_TCG_THREAD overrides
+    it.  Raises VMError when the VM produced no exit status (hang, panic,
+    boot failure); the message carries the console tail.
     """
+    tcg_thread = os.environ.get("MCP_TCG_THREAD", tcg_thread)
+    if tcg_thread not in ("single", "multi"):
+        raise VMError(f"tcg_thread must be single or multi, not {tcg_thread!r}")
     kver = kver or default_kver()
     kit = kit_dir(kver)
     initrd = initramfs(kit, kver)
@@ -194,20 +202,22 @@ def run(
     console = results_dir / "console.log"
     env_args = (
         f"MCP_GUEST_INIT={GUEST_INIT} MCP_REPO={REPO} MCP_KIT={kit} MCP_KVER={kver} "
-        f"MCP_HOST_UID={os.getuid()}"
+        f"MCP_HOST_UID={os.getuid()} MCP_PIN_NF_KEYS={os.environ.get('MCP_PIN_NF_KEYS', '1')}"
     )
     qemu = [
         "qemu-system-x86_64",
         "-nodefaults",
         "-no-user-config",
-        # One host thread for all vCPUs: multi-threaded TCG mis-emulates
-        # the kernel's live code patching (text_poke_bp) on 6.12, so a static
-        # key flipped while another vCPU runs the patched code dies with
-        # "Oops: int3", even with no module of ours (nf_tables alone, see
-        # docs/kernels.md).  Round-robin TCG still interleaves the vCPUs.
-        # MCP_TCG_THREAD=multi brings the fast, broken mode back (to show it).
+        # Multi-threaded TCG mis-emulates the kernel's live code patching
+        # (text_poke_bp) on 6.12: a static key flipped while another vCPU
+        # runs the patched code dies with "Oops: int3", even with no module
+        # of ours (nf_tables alone, see docs/kernels.md).  The tests use one
+        # host thread for all vCPUs, which still interleaves them; and
+        # guest-init pins the netfilter keys that loading our modules flips
+        # (MCP_PIN_NF_KEYS=0 does not), which is what makes "multi" safe
+        # enough for the demo.
         "-accel",
-        f"tcg,thread={os.environ.get('MCP_TCG_THREAD', 'single')}",
+        f"tcg,thread={tcg_thread}",
         "-cpu",
         "max",
         "-smp",
