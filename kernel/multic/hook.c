@@ -11,7 +11,6 @@
 #include "table.h"
 
 #include <linux/ip.h>
-#include <linux/kernel.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/skbuff.h>
@@ -21,33 +20,10 @@
 #include <net/ip.h>
 #include <net/route.h>
 
+#include <multicast_proxy_wire.h>
+
 /* VRRP (IP protocol 112): looked up with port 0, no L4 checksum to fix. */
 #define MULTIC_IPPROTO_VRRP 112
-
-/*
- * The packets and IP bytes @skb was on the wire: skb->len is the IP total
- * length (ip_rcv() trimmed the rest), and a GSO skb (GRO, or a local
- * UDP_SEGMENT sender behind a veth) stands for gso_segs packets, each with
- * its own @hdrlen bytes of headers.  As multis counts its copies.
- */
-static void multic_wire_size(const struct sk_buff *skb, unsigned int hdrlen,
-			     unsigned int *packets, unsigned int *bytes)
-{
-	unsigned int segs;
-
-	*packets = 1;
-	*bytes = skb->len;
-	if (!skb_is_gso(skb))
-		return;
-	segs = skb_shinfo(skb)->gso_segs;
-	if (!segs && skb_shinfo(skb)->gso_size && skb->len > hdrlen)
-		segs = DIV_ROUND_UP(skb->len - hdrlen,
-				    skb_shinfo(skb)->gso_size);
-	if (segs > 1) {
-		*packets = segs;
-		*bytes += (segs - 1) * hdrlen;
-	}
-}
 
 /*
  * @entry matched the copy in @skb, whose IP and @l4len bytes of L4 header
@@ -62,7 +38,8 @@ static unsigned int multic_restore(struct multic_net *mn,
 	unsigned int hdrlen = ip_hdrlen(skb);
 	__be32 group = READ_ONCE(entry->group);
 	struct iphdr *iph = ip_hdr(skb);
-	unsigned int packets, bytes;
+	u32 packets;
+	u64 bytes;
 
 	/*
 	 * Only what is really addressed to this host: never forwarded traffic.
@@ -100,7 +77,7 @@ static unsigned int multic_restore(struct multic_net *mn,
 	/* A route looked up for the unicast destination is no longer ours. */
 	skb_dst_drop(skb);
 
-	multic_wire_size(skb, hdrlen + l4len, &packets, &bytes);
+	mcp_wire_size(skb, hdrlen + l4len, &packets, &bytes);
 	multic_stats_restored(&entry->stats, packets, bytes);
 	multic_stats_restored(&mn->stats, packets, bytes);
 	return NF_ACCEPT;

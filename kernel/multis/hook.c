@@ -24,6 +24,8 @@
 #include <net/route.h>
 #include <net/sock.h>
 
+#include <multicast_proxy_wire.h>
+
 /*
  * Set while this CPU is inside our own ip_local_out() (with BH disabled, so
  * nothing else runs on this CPU meanwhile): a packet that reaches the hook
@@ -43,7 +45,7 @@ struct multis_datagram {
 	u32 mark;
 	kuid_t uid;
 	unsigned int hdrlen;	/* network + transport header, to edit */
-	u64 packets;		/* on the wire: the GSO segments */
+	u32 packets;		/* on the wire: the GSO segments */
 	u64 bytes;		/* IP bytes of those packets */
 };
 
@@ -85,20 +87,8 @@ static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
 		}
 	}
 
-	dg->packets = 1;
-	dg->bytes = skb->len;
-	if (skb_is_gso(skb)) {
-		unsigned int hdr = multis_gso_hdrlen(skb, iph->ihl * 4 + l4len);
-		unsigned int segs = skb_shinfo(skb)->gso_segs;
-
-		if (!segs && skb_shinfo(skb)->gso_size && skb->len > hdr)
-			segs = DIV_ROUND_UP(skb->len - hdr,
-					    skb_shinfo(skb)->gso_size);
-		if (segs > 1) {
-			dg->packets = segs;
-			dg->bytes += (u64)(segs - 1) * hdr;
-		}
-	}
+	mcp_wire_size(skb, multis_gso_hdrlen(skb, iph->ihl * 4 + l4len),
+		      &dg->packets, &dg->bytes);
 }
 
 static struct rtable *multis_route(struct net *net,
