@@ -28,6 +28,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator
+from ipaddress import IPv4Address
 
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -158,7 +159,7 @@ class Receiver:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         sock.bind((group if bind_group else "", port))
-        if socket.inet_aton(group)[0] >> 4 == 0xE:  # multicast: join it
+        if IPv4Address(group).is_multicast:  # broadcast needs no joining
             mreq = struct.pack("4s4s", socket.inet_aton(group), socket.inet_aton(host.addr))
             sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
         sock.setblocking(False)
