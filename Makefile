@@ -1,26 +1,36 @@
 # multicast-proxy: top-level entry points.  See README.md.
 #
-#   make demo    the simulated-VPC demonstration (boots a VM)
-#   make test    host unit tests + the VM tests against the real modules
-#   make setup   what both need: Debian packages, the VM kernel kit, the venv
-#   make rpm     the RPMs of the published guide (multi_server, multi_client, dkms)
-#   make kernels build the modules against every kernel header set we can get
+#   make demo       the simulated-VPC demonstration (boots a VM)
+#   make test       host unit tests + the VM tests against the real modules
+#   make setup      what both need: Debian packages, the VM kernel kit, the venv
+#   make rpm        the RPMs of the published guide (multi_server, multi_client,
+#                   multicast-proxy-tools, multicast-proxy-dkms)
+#   make kernels    build the modules against every kernel header set we can get
+#   make cleanroom  make demo and make test in a fresh Debian 12 root (what CI runs)
 #
 # KVER picks the Debian kernel the modules are built for and the VM boots;
 # by default the ABI of the installed linux-headers-amd64.
+#
+# Nothing here is computed from installed packages when make starts: on a
+# fresh machine the headers that name the default KVER arrive with `make
+# deps`, so every recipe asks scripts/kver.sh itself, when it runs, after its
+# prerequisites (`make KVER=...` overrides it).
 
 SHELL      := /bin/bash
 BUILD      := $(CURDIR)/build
 VENV       := $(CURDIR)/.venv
 PY         := $(VENV)/bin/python
-KVER       ?= $(shell scripts/kver.sh)
-KIT        := $(BUILD)/kit/$(KVER)
-KDIR       ?= $(KIT)/build
 
+ifdef KVER
 export KVER
+endif
+# Shell text for a recipe: `kver=$(kver) &&` sets $$kver or fails with
+# kver.sh's message; then $(kdir) is the kernel's build tree in the kit.
+kver       := $${KVER:-$$(scripts/kver.sh)}
+kdir       := $${KDIR:-$(BUILD)/kit/$$kver/build}
 
 .PHONY: all setup deps kit venv modules test unit vmtest lint checkpatch bench demo rpm kernels \
-	kernels-vmtest clean
+	kernels-vmtest cleanroom clean
 
 all: modules
 
@@ -29,45 +39,50 @@ setup: deps kit venv
 deps:
 	scripts/setup-deps.sh
 
-kit:
-	scripts/setup-kit.sh $(KVER)
+kit: deps
+	kver=$(kver) && scripts/setup-kit.sh "$$kver"
 
 venv: $(VENV)/.done
 
-$(VENV)/.done: pyproject.toml
+$(VENV)/.done: pyproject.toml | deps
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 
 modules:
-	$(MAKE) -C kernel KDIR=$(KDIR)
+	kver=$(kver) && $(MAKE) -C kernel KDIR="$(kdir)"
 
 unit: venv
 	$(PY) -m pytest -q tests/unit
 
-vmtest: setup modules
+vmtest: setup
+	$(MAKE) modules
 	$(PY) -m pytest -q tests/vm
 
-test: setup modules
+test: setup
+	$(MAKE) modules
 	$(PY) -m pytest -q tests/unit tests/vm
 
 lint: venv
-	$(VENV)/bin/ruff check multicast_admin tests
-	$(VENV)/bin/ruff format --check multicast_admin tests
+	$(VENV)/bin/ruff check multicast_admin tests demo
+	$(VENV)/bin/ruff format --check multicast_admin tests demo
 
 checkpatch:
 	scripts/checkpatch.sh
 
-bench: setup modules
+bench: setup
+	$(MAKE) modules
 	$(PY) -m tests.vm.bench
 
-demo: setup modules
+demo: setup
+	$(MAKE) modules
 	$(PY) demo/run.py
 
-# multi_server, multi_client and multicast-proxy-dkms RPMs for KVER (docs/packaging.md)
+# multi_server, multi_client, multicast-proxy-tools and multicast-proxy-dkms
+# for KVER (docs/packaging.md)
 rpm: setup
-	scripts/build-rpms.sh --kver $(KVER)
+	kver=$(kver) && scripts/build-rpms.sh --kver "$$kver"
 
 # both modules against Debian 5.10, 6.1 and 6.12 headers (docs/kernels.md)
 kernels: deps
@@ -77,6 +92,12 @@ kernels: deps
 kernels-vmtest: setup
 	scripts/kernels.sh vmtest
 
+# a fresh Debian 12 root, a clean clone of this repository's HEAD in it, and
+# the README's commands run there as written (scripts/cleanroom.sh)
+cleanroom:
+	scripts/cleanroom.sh
+
 clean:
-	$(MAKE) -C kernel KDIR=$(KDIR) clean || true
+	kver=$$(scripts/kver.sh 2>/dev/null) && [ -f "$(kdir)/Makefile" ] && \
+		$(MAKE) -C kernel KDIR="$(kdir)" clean || true
 	rm -rf $(BUILD)/vm

@@ -25,20 +25,10 @@ opts="-o Dir::Etc::SourceList=$dir/sources.list -o Dir::Etc::SourceParts=$dir/no
 -o Dir::Etc::Preferences=$dir/none -o Dir::Etc::PreferencesParts=$dir/none
 -o APT::Sandbox::User=root"
 
-# The Debian mirror the machine already uses (deb822 or one-line sources).
-mirror() {
-	m=$(grep -hsE '^URIs: .*/debian/?$' /etc/apt/sources.list.d/*.sources 2>/dev/null |
-		head -n1 | awk '{print $2}')
-	[ -n "$m" ] || m=$(grep -hsE '^deb .*/debian/? ' /etc/apt/sources.list \
-		/etc/apt/sources.list.d/*.list 2>/dev/null | head -n1 |
-		sed -E 's/^deb (\[[^]]*\] )?([^ ]+).*/\2/')
-	echo "${m:-http://deb.debian.org/debian}"
-}
-
 if [ ! -f "$dir/.updated" ] || [ -n "$(find "$dir/.updated" -mmin +1440)" ]; then
 	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/none"
 	: > "$dir/status"
-	m=$(mirror)
+	m=$("$top/scripts/debian-mirror.sh")
 	key=/usr/share/keyrings/debian-archive-keyring.gpg
 	cat > "$dir/sources.list" <<-LIST
 	deb [signed-by=$key] $m $suite main
