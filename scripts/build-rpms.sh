@@ -1,10 +1,13 @@
 #!/bin/sh
 # Build the RPMs:
-#   multi_server-VERSION-RELEASE.ARCH.rpm   multis module for one kernel + tools + service
-#   multi_client-VERSION-RELEASE.ARCH.rpm   multic module for one kernel + tools + service
+#   multi_server-VERSION-RELEASE.ARCH.rpm   the multis module for one kernel
+#   multi_client-VERSION-RELEASE.ARCH.rpm   the multic module for one kernel
+#   multicast-proxy-tools-VERSION-RELEASE.noarch.rpm   the commands, services
+#                      and vendored libraries, which all the others require
 #   multicast-proxy-dkms-VERSION-RELEASE.noarch.rpm   module sources for DKMS
+#                      (instead of multi_server/multi_client: they conflict)
 #
-#   scripts/build-rpms.sh [OPTIONS] [server] [client] [dkms]   (default: all three)
+#   scripts/build-rpms.sh [OPTIONS] [server] [client] [tools] [dkms]   (default: all four)
 #
 #   --kver KVER     kernel to build the modules for ($KVER; default: the running one)
 #   --kdir DIR      its build tree ($KDIR; default /lib/modules/KVER/build, else
@@ -48,13 +51,13 @@ while [ $# -gt 0 ]; do
 	--out) out=$2; shift ;;
 	--with-kernel-requires) kernel_requires=with ;;
 	--without-kernel-requires) kernel_requires=without ;;
-	server | client | dkms) what="$what $1" ;;
+	server | client | tools | dkms) what="$what $1" ;;
 	-h | --help) sed -n '2,/^set -eu/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument $1 (see --help)" ;;
 	esac
 	shift
 done
-what=${what:-server client dkms}
+what=${what:-server client tools dkms}
 case "$topdir" in /*) ;; *) topdir="$PWD/$topdir" ;; esac
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 
@@ -133,11 +136,12 @@ list="$topdir/SOURCES/$src.files"
 tar -C "$top" -czf "$topdir/SOURCES/$src.tar.gz" --owner=0 --group=0 \
 	--transform "s,^,$src/," -T "$list"
 
-# Source1: the vendored wheels, downloaded once (shared by every --topdir)
-# and checked against their hashes.
+# Source1 of the tools: the vendored wheels, downloaded once (shared by every
+# --topdir) and checked against their hashes.
 reqs="$top/packaging/rpm/vendor-requirements.txt"
 vendor="$top/build/vendor"
-if [ ! -f "$vendor/.done" ] || [ "$reqs" -nt "$vendor/.done" ]; then
+case "$what" in *tools*) need_vendor=1 ;; *) need_vendor="" ;; esac
+if [ -n "$need_vendor" ] && { [ ! -f "$vendor/.done" ] || [ "$reqs" -nt "$vendor/.done" ]; }; then
 	fresh="$vendor.$$"
 	rm -rf "$fresh"
 	mkdir -p "$fresh/vendor"
@@ -151,8 +155,8 @@ if [ ! -f "$vendor/.done" ] || [ "$reqs" -nt "$vendor/.done" ]; then
 	rm -rf "$vendor"
 	mv "$fresh" "$vendor"
 fi
-tar -C "$vendor" -czf "$topdir/SOURCES/multicast-proxy-vendor-$version.tar.gz" \
-	--owner=0 --group=0 vendor
+[ -z "$need_vendor" ] || tar -C "$vendor" -czf \
+	"$topdir/SOURCES/multicast-proxy-vendor-$version.tar.gz" --owner=0 --group=0 vendor
 
 rpmbuild_() { # SPEC DEFINES...
 	spec=$1
@@ -178,8 +182,8 @@ for w in $what; do
 		[ -z "$kmake_flags" ] || set -- "$@" --define "kmake_flags $kmake_flags"
 		files=$(rpmbuild_ multi.spec "$@")
 		;;
-	dkms)
-		files=$(rpmbuild_ multicast-proxy-dkms.spec)
+	tools | dkms)
+		files=$(rpmbuild_ "multicast-proxy-$w.spec")
 		;;
 	esac
 	for f in $files; do

@@ -1,6 +1,7 @@
 """The RPMs: built with rpmbuild, then inspected the way rpm shows them.
 
-Builds multi_server, multi_client and multicast-proxy-dkms once per run with
+Builds multi_server, multi_client, multicast-proxy-tools and
+multicast-proxy-dkms once per run with
 scripts/build-rpms.sh, for the kernel of this repository's VM kit (KVER, or
 what scripts/kver.sh says), and asserts their names, file lists, modes,
 %config flags, scriptlets and requirements; unpacks the payload and runs the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import io
+import itertools
 import os
 import re
 import shutil
@@ -94,8 +96,10 @@ class Package:
         data = subprocess.run(
             ["rpm2archive", "-"], stdin=self.path.open("rb"), capture_output=True, check=True
         ).stdout
+        # the "data" filter where this Python has it (Debian 12's 3.11.2 has not)
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(root, filter="data")
+            tar.extractall(root, **safe)
         return root
 
 
@@ -105,7 +109,11 @@ class Built:
     kdir: Path
     server: Package
     client: Package
+    tools: Package
     dkms: Package
+
+    def all(self) -> list[Package]:
+        return [self.server, self.client, self.tools, self.dkms]
 
 
 @pytest.fixture(scope="session")
@@ -131,48 +139,79 @@ def built(tmp_path_factory) -> Built:
         kdir,
         Package(out / f"multi_server-{v}-1.x86_64.rpm"),
         Package(out / f"multi_client-{v}-1.x86_64.rpm"),
+        Package(out / f"multicast-proxy-tools-{v}-1.noarch.rpm"),
         Package(out / f"multicast-proxy-dkms-{v}-1.noarch.rpm"),
     )
 
 
 def test_the_packages_have_the_guides_names(built):
-    for package in (built.server, built.client, built.dkms):
+    for package in built.all():
         assert package.path.is_file(), package.path
     assert built.server.query("%{NAME} %{ARCH}") == ["multi_server x86_64"]
+    assert built.client.query("%{NAME} %{ARCH}") == ["multi_client x86_64"]
+    assert built.tools.query("%{NAME} %{ARCH}") == ["multicast-proxy-tools noarch"]
     assert built.dkms.query("%{NAME} %{ARCH}") == ["multicast-proxy-dkms noarch"]
 
 
 @pytest.mark.parametrize(("side", "svc"), [("server", "multis"), ("client", "multic")])
-def test_file_lists(built, side, svc):
+def test_a_module_package_holds_its_module_only(built, side, svc):
     package = getattr(built, side)
-    name = f"multi_{side}"
-    assert package.listed() == {
-        f"/lib/modules/{built.kver}/extra/{svc}.ko",
-        f"/usr/sbin/{svc}_admin",
-        "/usr/sbin/multicast-proxy-service",
+    assert package.listed() == {f"/lib/modules/{built.kver}/extra/{svc}.ko"}
+    assert package.files()[f"/lib/modules/{built.kver}/extra/{svc}.ko"][0] == "-rw-r--r--"
+
+
+def test_the_tools_package_file_list(built):
+    assert built.tools.listed() == {
         PYLIB,
-        f"/etc/rc.d/init.d/{svc}",
-        f"/usr/lib/systemd/system/{svc}.service",
-        f"/etc/modprobe.d/{svc}.conf",
+        *(f"/usr/sbin/{tool}" for tool in TOOLS),
+        *(f"/etc/rc.d/init.d/{svc}" for svc in SERVICES),
+        *(f"/usr/lib/systemd/system/{svc}.service" for svc in SERVICES),
+        *(f"/etc/modprobe.d/{svc}.conf" for svc in SERVICES),
         "/etc/multicast-proxy",
-        f"/usr/share/doc/{name}",
-        *(f"/usr/share/doc/{name}/{doc.name}" for doc in docs()),
+        *(f"/etc/multicast-proxy/{svc}.json" for svc in SERVICES),
+        "/usr/share/doc/multicast-proxy-tools",
+        *(f"/usr/share/doc/multicast-proxy-tools/{doc.name}" for doc in docs()),
     }
-    files = package.files()
-    # the Python package and its vendored dependencies, without byte code
-    for module in ("__init__", "service", "config", "netlink", f"cli_{side}"):
+    files = built.tools.files()
+    for module in ("__init__", "service", "config", "netlink", "cli_server", "cli_client"):
         assert f"{PYLIB}/multicast_admin/{module}.py" in files
     assert f"{PYLIB}/pyroute2/__init__.py" in files
     assert f"{PYLIB}/click/__init__.py" in files
-    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
-    # modes and flags: executables, %config(noreplace), the state directory
-    assert files[f"/usr/sbin/{svc}_admin"][0] == "-rwxr-xr-x"
-    assert files[f"/etc/rc.d/init.d/{svc}"][0] == "-rwxr-xr-x"
-    assert files[f"/lib/modules/{built.kver}/extra/{svc}.ko"][0] == "-rw-r--r--"
-    assert files[f"/etc/modprobe.d/{svc}.conf"][1] == "cn"  # %config(noreplace)
+    # modes and flags: executables, %config(noreplace), the state directory,
+    # the state files %ghost (owned, never shipped: empty digest)
+    for svc in SERVICES:
+        assert files[f"/etc/rc.d/init.d/{svc}"][0] == "-rwxr-xr-x"
+        assert files[f"/etc/modprobe.d/{svc}.conf"][1] == "cn"
+        mode, flags, digest = files[f"/etc/multicast-proxy/{svc}.json"]
+        assert (mode, sorted(flags), digest) == ("-rw-r--r--", ["c", "g", "n"], "")
+    assert files[f"{PYLIB}/launch"][0] == "-rwxr-xr-x"
+    for tool in TOOLS:
+        assert files[f"/usr/sbin/{tool}"][0].startswith("l")
     assert files["/etc/multicast-proxy"][0].startswith("d")
-    assert files["/etc/multicast-proxy"][1] == "n"
-    assert rpm("-qpc", str(package.path)).split() == [f"/etc/modprobe.d/{svc}.conf"]
+    assert rpm("-qpc", str(built.tools.path)).split() == [
+        "/etc/modprobe.d/multic.conf",
+        "/etc/modprobe.d/multis.conf",
+        "/etc/multicast-proxy/multic.json",
+        "/etc/multicast-proxy/multis.json",
+    ]
+
+
+def test_the_tools_are_byte_compiled_at_build_time(built):
+    """Byte code for the build host's Python ships in the package: nothing is left to clean."""
+    tag = sys.implementation.cache_tag
+    files = built.tools.files()
+    sources = [f for f in files if f.endswith(".py") and "/bin/" not in f]
+    compiled = {f for f in files if f.endswith(f".{tag}.pyc")}
+    missing = [
+        f for f in sources
+        if f"{Path(f).parent}/__pycache__/{Path(f).stem}.{tag}.pyc" not in compiled
+    ]  # fmt: skip
+    assert sources
+    assert missing == []
+
+
+SERVICES = ("multic", "multis")
+TOOLS = ("multis_admin", "multic_admin", "multicast-proxy-service")
 
 
 def docs() -> list[Path]:
@@ -180,18 +219,35 @@ def docs() -> list[Path]:
     return [REPO / n for n in names if (REPO / n).is_file()]
 
 
-def test_server_and_client_install_together(built, tmp_path):
-    """Their shared files (tools, vendored libraries) are identical: no rpm conflict."""
-    server, client = built.server.files(), built.client.files()
-    shared = set(server) & set(client)
-    assert "/usr/sbin/multicast-proxy-service" in shared
-    assert [f for f in shared if server[f] != client[f]] == []
+def test_no_file_is_shipped_by_two_packages(built):
+    listed = {p.path.name: set(p.files()) for p in built.all()}
+    for a, b in itertools.combinations(listed, 2):
+        assert listed[a] & listed[b] == set(), (a, b)
+
+
+def rpm_test_install(tmp_path: Path, *packages: Package) -> str:
+    """What `rpm -i --test` into an empty database says about these packages."""
     proc = subprocess.run(
-        ["rpm", "-i", "--test", "--nodeps", "--root", str(tmp_path), "--dbpath",
-         str(tmp_path / "rpmdb"), str(built.server.path), str(built.client.path)],
+        ["rpm", "-i", "--test", "--root", str(tmp_path), "--dbpath", str(tmp_path / "rpmdb"),
+         *(str(p.path) for p in packages)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def test_server_client_and_tools_install_together(built, tmp_path):
+    said = rpm_test_install(tmp_path, built.server, built.client, built.tools)
+    # an empty database lacks /bin/sh and Python, but nothing conflicts and
+    # the tools the modules require are there
+    assert "conflicts" not in said
+    assert "multicast-proxy-tools = " not in said
+    assert "/usr/sbin/modprobe is needed by multicast-proxy-tools" in said
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_dkms_and_a_module_package_exclude_each_other(built, tmp_path, side):
+    said = rpm_test_install(tmp_path, getattr(built, side), built.tools, built.dkms)
+    assert f"multicast-proxy-dkms conflicts with multi_{side}" in said
 
 
 @pytest.mark.parametrize(("side", "svc"), [("server", "multis"), ("client", "multic")])
@@ -199,51 +255,51 @@ def test_requirements(built, side, svc):
     package = getattr(built, side)
     assert {r for r in package.requires() if not r.startswith("rpmlib(")} == {
         "/bin/sh",
-        "python3 >= 3.9",
-        "/usr/sbin/modprobe",
+        f"multicast-proxy-tools = {version()}-1",
         "/usr/sbin/depmod",
     }
     assert f"{svc}-kmod = {version()}-1" in package.provides()
+    assert package.query("[%{CONFLICTS}\n]") == ["multicast-proxy-dkms"]
+
+
+def test_tools_requirements(built):
+    pythons = " or ".join(f"/usr/bin/python3.{minor}" for minor in range(9, 15))
+    assert {r for r in built.tools.requires() if not r.startswith("rpmlib(")} == {
+        "/bin/sh",
+        f"({pythons})",
+        "/usr/sbin/modprobe",
+    }
     # nothing generated from the build host's Python (vendored wheels stay private)
-    assert not [p for p in package.provides() if "python" in p]
+    assert not [p for p in built.tools.provides() if "python" in p]
 
 
 def test_dkms_requirements(built):
+    v = version()
     assert {r for r in built.dkms.requires() if not r.startswith("rpmlib(")} == {
         "/bin/sh",
+        f"multicast-proxy-tools = {v}-1",
         "dkms >= 2.2.0.3",
         "gcc",
         "make",
         "kernel-devel",
     }
-    v = version()
     assert {f"multis-kmod = {v}-1", f"multic-kmod = {v}-1"} <= built.dkms.provides()
+    assert sorted(built.dkms.query("[%{CONFLICTS}\n]")) == ["multi_client", "multi_server"]
 
 
 @pytest.mark.parametrize(("side", "svc"), [("server", "multis"), ("client", "multic")])
 def test_scriptlets(built, side, svc):
     scripts = getattr(built, side).scripts()
     assert sorted(scripts) == ["post", "postun", "preun"]
-    post, preun, postun = scripts["post"], scripts["preun"], scripts["postun"]
+    post, postun = scripts["post"], scripts["postun"]
     # the module: depmod for its kernel after install and after erase
     assert f"/usr/sbin/depmod -a {built.kver}" in post
     assert f"/usr/sbin/depmod -a {built.kver}" in postun
-    # systemd: preset on first install, disable --now on erase, try-restart on upgrade
-    assert f"systemctl --no-reload preset {svc}.service" in post
-    assert "if [ $1 -eq 1 ]" in post
-    assert f"systemctl --no-reload disable --now {svc}.service" in preun
-    assert f"systemctl try-restart {svc}.service" in postun
-    # SysV fallback when systemd is not running
-    assert f"/sbin/chkconfig --add {svc}" in post
-    assert f"/etc/rc.d/init.d/{svc} stop" in preun
-    assert f"/sbin/chkconfig --del {svc}" in preun
-    assert f"/etc/rc.d/init.d/{svc} try-restart" in postun
-    # the byte code Python leaves next to the tools goes with the last package
-    assert f"[ ! -e {PYLIB}/multicast_admin/__init__.py ]" in postun
-    assert f"rm -rf {PYLIB}" in postun
-    for body in scripts.values():
+    for body in [*scripts.values(), *built.tools.scripts().values()]:
         check = subprocess.run(["sh", "-n"], input=body, text=True, capture_output=True)
         assert check.returncode == 0, check.stderr
+    # what they do on install, upgrade and erase is tested in the VM
+    # (tests/vm/test_service.py, tests/vm/test_dkms.py)
 
 
 def test_dkms_scriptlets(built):
@@ -293,34 +349,57 @@ def test_the_spec_itself_refuses_a_missing_kernel_tree(built, tmp_path):
     assert "kernel-devel-9.9.9-nowhere" in proc.stderr
 
 
-def test_the_vendored_tools_run_with_their_own_libraries(built, tmp_path):
-    """The payload's launchers, on the system python3, import only the vendored copies."""
-    root = built.server.extract(tmp_path)
-    launcher = (root / "usr/sbin/multis_admin").read_text()
-    assert launcher.startswith("#!/usr/bin/python3 -I\n")
-    assert f'sys.path.insert(0, "{PYLIB}")' in launcher
-    python = shutil.which("python3", path="/usr/bin") or sys.executable
-    probe = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import click, pyroute2, multicast_admin;"
-        "print(click.__version__, pyroute2.__file__.startswith(sys.argv[1]),"
-        " multicast_admin.__file__.startswith(sys.argv[1]))"
-    )
-    lib = str(root / PYLIB.lstrip("/"))
-    out = subprocess.run(
-        [python, "-I", "-c", probe, lib], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert out[1:] == ["True", "True"]
-    assert out[0].startswith("8.1.")
-    for tool, module in (("multis_admin", "cli_server"), ("multicast-proxy-service", "service")):
-        run = (
-            f"import sys; sys.path.insert(0, {lib!r}); sys.argv[0] = {tool!r};"
-            f"from multicast_admin.{module} import main; sys.exit(main())"
-        )
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_the_installed_tools_run_with_their_own_libraries(built, tmp_path):
+    """The payload's commands, run from where they are, import only the vendored copies
+    and write nothing next to them."""
+    root = built.tools.extract(tmp_path / "root")
+    before = tree(root)
+    for tool in TOOLS:
         proc = subprocess.run(
-            [python, "-I", "-c", run, "--help"], capture_output=True, text=True, check=False
-        )
+            [str(root / "usr/sbin" / tool), "--help"], capture_output=True, text=True,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         assert "usage" in proc.stdout.lower()
+    assert tree(root) == before  # -B: no byte code written beside the package's
+    # which libraries: a probe run the way the launcher runs the tools
+    lib = root / PYLIB.lstrip("/")
+    (lib / "bin" / "probe").write_text(
+        "import os.path, sys\n"
+        "sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))\n"
+        "import click, pyroute2, multicast_admin\n"
+        "print(sys.executable, click.__version__, sys.flags.isolated,"
+        " sys.flags.dont_write_bytecode,"
+        " *(m.__file__.startswith(sys.path[0]) for m in (click, pyroute2, multicast_admin)))\n"
+    )
+    (root / "usr/sbin/probe").symlink_to("../lib/multicast-proxy/launch")
+    out = subprocess.run(
+        [str(root / "usr/sbin/probe")], capture_output=True, text=True, check=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    ).stdout.split()  # fmt: skip
+    assert re.fullmatch(r"/usr/bin/python3\.(9|1[0-4])", out[0])
+    assert out[1].startswith("8.1.")
+    assert out[2:] == ["1", "1", "True", "True", "True"]  # -I, -B, all three vendored
+
+
+def test_the_launcher_takes_the_named_interpreter_and_refuses_unknown_tools(built, tmp_path):
+    root = built.tools.extract(tmp_path / "root")
+    fake = tmp_path / "python-fake"
+    fake.write_text('#!/bin/sh\necho "fake $*"\n')
+    fake.chmod(0o755)
+    proc = subprocess.run(
+        [str(root / "usr/sbin/multis_admin"), "-S"], capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "MULTICAST_PROXY_PYTHON": str(fake)},
+    )  # fmt: skip
+    assert proc.stdout == f"fake -I -B {root}{PYLIB}/bin/multis_admin -S\n"
+    (root / "usr/sbin/bogus").symlink_to("../lib/multicast-proxy/launch")
+    proc = subprocess.run([str(root / "usr/sbin/bogus")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("multicast-proxy-launch: no tool named bogus")
 
 
 def test_the_dkms_sources_build_as_dkms_conf_says(built, tmp_path):
@@ -359,12 +438,20 @@ def test_init_scripts_have_chkconfig_and_lsb_headers(svc):
         assert line in lsb
     assert f"prog={svc}" in text
     assert subprocess.run(["sh", "-n", str(REPO / "packaging" / "init.d" / svc)]).returncode == 0
-    # LSB exit codes: 2 for an unknown action, 5 when the program is missing
+    # LSB exit codes: 2 for an unknown action, 3 for an unimplemented one, 5
+    # when the program is missing
     # (this host has no /usr/sbin/multicast-proxy-service)
     script = str(REPO / "packaging" / "init.d" / svc)
     proc = subprocess.run(["sh", script, "bogus"], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith("Usage: ")
+    # 3 for an action it does not implement
+    proc = subprocess.run(["sh", script, "reload"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 3
+    assert proc.stderr == (
+        f"{svc}: reload is not supported: use restart (stop saves the configuration,"
+        " start restores it)\n"
+    )
     if not Path("/usr/sbin/multicast-proxy-service").exists():
         proc = subprocess.run(["sh", script, "start"], capture_output=True, text=True)
         assert proc.returncode == 5

@@ -1,15 +1,18 @@
 """The RPMs and the service, in a real kernel (one VM boot): the guide's path end to end.
 
-Host side: builds multi_server and multi_client for the VM's kernel with
-scripts/build-rpms.sh, boots once, and asserts on what the guest
+Host side: builds multi_server, multi_client and multicast-proxy-tools for
+the VM's kernel with scripts/build-rpms.sh, twice (release 1, and release 2
+to upgrade to), boots once, and asserts on what the guest
 (tests/vm/guest/service.py) recorded: ``rpm -Uvh``, ``service multis|multic
 start``, the installed CLIs, ``stop`` saving and unloading, ``start``
 restoring exactly, multicast flowing again, a corrupt state file refused and
-kept, ``rpm -e`` stopping everything.
+kept, ``rpm -Uvh`` of release 2 restarting each service once and keeping its
+state, ``rpm -V`` clean, ``rpm -e`` stopping everything.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +26,9 @@ from tests.vm.conftest import GuestFacts, boot_and_run
 GUEST = "tests/vm/guest/service.py"
 G1, G2 = "239.1.1.1", "239.2.2.2"
 COUNT = 10
+VERSION = re.search(
+    r'^version = "(.+)"', (harness.REPO / "pyproject.toml").read_text(), re.MULTILINE
+).group(1)
 
 
 @pytest.fixture(scope="module")
@@ -30,41 +36,36 @@ def kver() -> str:
     return harness.default_kver()
 
 
-@pytest.fixture(scope="module")
-def rpms(kver: str) -> list[Path]:
-    """multi_server and multi_client for the VM's kernel, where the guest can read them."""
+def build(kver: str, release: int) -> list[Path]:
+    """multi_server, multi_client and multicast-proxy-tools of this release for the VM's
+    kernel, where the guest can read them."""
     # a directory of this run's own (concurrent runs must not share one),
     # under build/: the guest sees the host's root, not its /tmp
     (harness.BUILD / "vm" / "rpms").mkdir(parents=True, exist_ok=True)
-    out = Path(tempfile.mkdtemp(prefix=f"{kver}-", dir=harness.BUILD / "vm" / "rpms"))
+    out = Path(tempfile.mkdtemp(prefix=f"{kver}-{release}-", dir=harness.BUILD / "vm" / "rpms"))
     work = out / "rpmbuild"
     proc = subprocess.run(
-        [
-            str(harness.REPO / "scripts" / "build-rpms.sh"),
-            "--kver",
-            kver,
-            "--topdir",
-            str(work),
-            "--out",
-            str(out),
-            "server",
-            "client",
-        ],
-        capture_output=True,
-        text=True,
-    )
+        [str(harness.REPO / "scripts" / "build-rpms.sh"), "--kver", kver, "--release",
+         str(release), "--topdir", str(work), "--out", str(out), "server", "client", "tools"],
+        capture_output=True, text=True,
+    )  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(f"build-rpms.sh failed:\n{proc.stdout}{proc.stderr}", pytrace=False)
     shutil.rmtree(work)
-    found = sorted(out.glob("multi_*.rpm"))
-    assert [p.name.split("-")[0] for p in found] == ["multi_client", "multi_server"]
-    return [found[1], found[0]]
+    found = {p.name.split("-2")[0]: p for p in out.glob("*.rpm")}
+    assert sorted(found) == ["multi_client", "multi_server", "multicast-proxy-tools"]
+    return [found["multi_server"], found["multi_client"], found["multicast-proxy-tools"]]
+
+
+@pytest.fixture(scope="module")
+def rpms(kver: str) -> list[Path]:
+    return build(kver, 1) + build(kver, 2)
 
 
 @pytest.fixture(scope="module")
 def facts(rpms: list[Path]) -> GuestFacts:
-    # about 17 Python tool runs under TCG: slower than the other VM tests
-    return boot_and_run(GUEST, *map(str, rpms), timeout=1800)
+    # about 20 Python tool runs under TCG: slower than the other VM tests
+    return boot_and_run(GUEST, *map(str, rpms), timeout=2400)
 
 
 def ok(result: dict) -> str:
@@ -75,7 +76,11 @@ def ok(result: dict) -> str:
 def test_rpm_installs_the_modules_where_modprobe_finds_them(facts, kver):
     step = facts["install"]
     assert "multi_server" in ok(step["rpm"])
-    assert step["query"] == ["multi_server-2.0.0-1.x86_64", "multi_client-2.0.0-1.x86_64"]
+    assert step["query"] == [
+        f"multi_server-{VERSION}-1.x86_64",
+        f"multi_client-{VERSION}-1.x86_64",
+        f"multicast-proxy-tools-{VERSION}-1.noarch",
+    ]
     assert all(step["files"].values()), step["files"]
     assert step["modinfo"] == {
         "multis": f"/lib/modules/{kver}/extra/multis.ko",
@@ -159,12 +164,38 @@ def test_service_start_restores_exactly_and_multicast_flows_again(facts):
     assert step["g2_any_port"]["recv1"]["count"] == COUNT
 
 
+def test_rpm_upgrade_restarts_each_service_once_and_keeps_its_state(facts):
+    step = facts["upgrade"]
+    server, client = ok(step["server"]), ok(step["client"])
+    # the old module package's %postun: one stop (saves), one start (restores)
+    assert server.count("multis: saved") == 1, server
+    assert server.count("multis: restored 2 groups, 4 members") == 1, server
+    assert client.count("multic: saved") == 1, client
+    assert client.count("multic: restored 2 entries") == 1, client
+    assert "multic:" not in server
+    assert "multis:" not in client
+    assert step["query"] == [
+        f"multi_server-{VERSION}-2.x86_64",
+        f"multi_client-{VERSION}-2.x86_64",
+        f"multicast-proxy-tools-{VERSION}-2.noarch",
+    ]
+    assert step["loaded"] == ["multic", "multis"]
+    assert step["kernel"] == step["kernel_before"]
+    assert step["state_files"] == step["state_files_before"]
+    assert step["g1"]["recv1"] == {"count": COUNT, "intact": True, "sources": ["10.0.0.1"]}
+    # every file as the packages shipped it: no byte code or other leftovers
+    # beside them, modes right; the state files owned (%ghost) by the tools
+    assert step["verify"] == {"rc": 0, "out": ""}
+    assert step["owner"] == [f"multicast-proxy-tools-{VERSION}-2.noarch"] * 2
+
+
 def test_rpm_erase_stops_the_services_and_keeps_the_state(facts):
     step = facts["erase"]
     for result in step["rpm"]:
         ok(result)
     assert "multis: saved 2 groups, 4 members" in step["rpm"][0]["out"]  # %preun's stop
     assert "multic: saved 2 entries" in step["rpm"][1]["out"]
+    assert "saved" not in step["rpm"][2]["out"]  # nothing left running for the tools' %preun
     assert step["loaded"] == []
     assert step["query"] != 0
     assert step["files_left"] == []

@@ -1,11 +1,13 @@
 """Guest side of tests/vm/test_service.py: the RPMs, installed and used as the guide says.
 
-Arguments: the multi_server and multi_client RPM files (built on the host for
-this kernel).  The guest makes /usr and /lib/modules/KVER writable (overlays
+Arguments: the multi_server, multi_client and multicast-proxy-tools RPM files
+of release 1, then the same of release 2 (built on the host for this
+kernel).  The guest makes /usr and /lib/modules/KVER writable (overlays
 over the read-only host root), then follows the guide: ``rpm -Uvh`` (with
 --nodeps: this Debian's rpm database knows no python3 or kmod package),
 ``service multis start``, the installed ``multis_admin``/``multic_admin``,
-``service ... stop``/``start``, and finally ``rpm -e``.  The sender's service
+``service ... stop``/``start``, ``rpm -Uvh`` to release 2, ``rpm -V``, and
+finally ``rpm -e``.  The sender's service
 runs in the sender's network namespace and the client's in recv1's (state is
 per namespace); recv2 is a member of the groups without a client
 configuration, the control.  Every step records what it saw; the host asserts.
@@ -26,7 +28,8 @@ from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from tests.vm.guest.facts import Facts
 from tests.vm.guest.vpc import Receiver, Sender, build_vpc, payloads, sh
 
-SERVER_RPM, CLIENT_RPM = sys.argv[1:3]
+SERVER_RPM, CLIENT_RPM, TOOLS_RPM, SERVER_RPM2, CLIENT_RPM2, TOOLS_RPM2 = sys.argv[1:7]
+PACKAGES = "multi_server multi_client multicast-proxy-tools"
 KVER = os.environ["MCP_KVER"]
 STATE = Path("/etc/multicast-proxy")
 G1, G2 = "239.1.1.1", "239.2.2.2"
@@ -154,8 +157,8 @@ sh(f"mount --bind {slim} /lib/modules/{KVER}")
 sh(f"depmod -a {KVER}")
 
 with facts.step("install") as f:
-    f["rpm"] = run(f"rpm -Uvh --nodeps {SERVER_RPM} {CLIENT_RPM}")
-    f["query"] = run("rpm -q multi_server multi_client")["out"].split()
+    f["rpm"] = run(f"rpm -Uvh --nodeps {TOOLS_RPM} {SERVER_RPM} {CLIENT_RPM}")
+    f["query"] = run(f"rpm -q {PACKAGES}")["out"].split()
     for name in ("multis", "multic"):
         sh(f"ln -s ../rc.d/init.d/{name} /etc/init.d/{name}")
     f["files"] = {
@@ -233,6 +236,21 @@ with facts.step("restart") as f:
     f["g1"] = exchange(G1, PORT)
     f["g2_any_port"] = exchange(G2, 7000)
 
+with facts.step("upgrade") as f:
+    # each side upgraded in the namespace its service runs in (one host each,
+    # in the field), where the old package's %postun restarts that service
+    f["kernel_before"] = kernel_state()
+    f["state_files_before"] = state_files()
+    f["server"] = in_ns("sender", f"rpm -Uvh --nodeps {TOOLS_RPM2} {SERVER_RPM2}")
+    f["client"] = in_ns("recv1", f"rpm -Uvh --nodeps {CLIENT_RPM2}")
+    f["query"] = run(f"rpm -q {PACKAGES}")["out"].split()
+    f["loaded"] = loaded()
+    f["kernel"] = kernel_state()
+    f["state_files"] = state_files()
+    f["g1"] = exchange(G1, PORT)
+    f["verify"] = run(f"rpm -V --nodeps {PACKAGES}")
+    f["owner"] = run(f"rpm -qf {STATE}/multis.json {STATE}/multic.json")["out"].split()
+
 with facts.step("erase") as f:
     # each package erased in the namespace its service runs in, where
     # %preun's `service ... stop` saves that namespace's state
@@ -240,13 +258,15 @@ with facts.step("erase") as f:
     f["rpm"] = [
         in_ns("sender", "rpm -e multi_server"),
         in_ns("recv1", "rpm -e multi_client"),
+        run("rpm -e multicast-proxy-tools"),
     ]
     f["loaded"] = loaded()
-    f["query"] = run("rpm -q multi_server multi_client")["rc"]
+    f["query"] = run(f"rpm -q {PACKAGES}")["rc"]
     f["files_left"] = sorted(
         str(p)
         for p in (
             Path("/usr/sbin/multis_admin"),
+            Path("/usr/sbin/multic_admin"),
             Path("/usr/sbin/multicast-proxy-service"),
             Path("/usr/lib/multicast-proxy"),
             Path(f"/lib/modules/{KVER}/extra/multis.ko"),
