@@ -16,8 +16,6 @@ configuration, the control.  Every step records what it saw; the host asserts.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -25,30 +23,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from tests.vm.guest import installed
 from tests.vm.guest.facts import Facts
-from tests.vm.guest.vpc import Receiver, Sender, build_vpc, payloads, sh
+from tests.vm.guest.installed import KVER, in_ns, loaded, run, writable_root
+from tests.vm.guest.vpc import build_vpc
 
 SERVER_RPM, CLIENT_RPM, TOOLS_RPM, SERVER_RPM2, CLIENT_RPM2, TOOLS_RPM2 = sys.argv[1:7]
 PACKAGES = "multi_server multi_client multicast-proxy-tools"
-KVER = os.environ["MCP_KVER"]
 STATE = Path("/etc/multicast-proxy")
 G1, G2 = "239.1.1.1", "239.2.2.2"
 PORT = 5000
 COUNT = 10
 
 facts = Facts()
-
-
-def run(cmd: str) -> dict:
-    """Run a shell command; its exit status and output (stdout and stderr together)."""
-    proc = subprocess.run(
-        cmd, shell=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    return {"rc": proc.returncode, "out": proc.stdout}
-
-
-def loaded() -> list[str]:
-    return sorted(m for m in ("multis", "multic") if Path(f"/sys/module/{m}").exists())
 
 
 def state_files() -> dict:
@@ -74,32 +61,6 @@ def kernel_state() -> dict:
     return out
 
 
-def exchange(group: str, port: int) -> dict:
-    """Send COUNT datagrams from the sender to group:port; what recv1 and recv2 got."""
-    data = payloads(f"{group}:{port}", COUNT, 100)
-    socks = [Receiver(h, group, port) for h in (recv1, recv2)]
-    tx = Sender(vpc.sender)
-    try:
-        tx.send(group, port, data)
-        out = {}
-        for rx in socks:
-            got = rx.drain()
-            out[rx.host.name] = {
-                "count": len(got),
-                "intact": [d.payload for d in got] == data,
-                "sources": sorted({d.source[0] for d in got}),
-            }
-        return out
-    finally:
-        tx.close()
-        for rx in socks:
-            rx.close()
-
-
-def in_ns(ns: str, cmd: str) -> dict:
-    return run(f"ip netns exec {ns} {cmd}")
-
-
 # --------------------------------------------------------------------------- setup
 
 
@@ -107,60 +68,16 @@ def in_ns(ns: str, cmd: str) -> dict:
 # nf_tables...) from the kit's full module tree.
 vpc = build_vpc(receivers=2)
 recv1, recv2 = vpc.receivers
+writable_root()
 
 
-def overlay(target: str, lower: str) -> None:
-    work = Path("/run/overlay") / target.strip("/").replace("/", "_")
-    (work / "up").mkdir(parents=True)
-    (work / "work").mkdir()
-    sh(
-        f"mount -t overlay overlay -o lowerdir={lower},upperdir={work}/up,workdir={work}/work "
-        f"{target}"
-    )
+def exchange(group: str, port: int) -> dict:
+    return installed.exchange(vpc.sender, [recv1, recv2], group, port, COUNT)
 
-
-def slim_module_tree() -> Path:
-    """A writable /lib/modules/KVER with only the modules this test uses.
-
-    The packages' %post runs `depmod -a KVER`, which over Debian's 4000
-    modules takes minutes under TCG: the tree gets the modules loaded now,
-    what multis/multic depend on (nf_defrag_ipv4), and the kernel's
-    modules.builtin files.
-    """
-    full = Path(os.environ["MCP_KIT"]) / "lib" / "modules" / KVER
-    slim = Path("/run/slim") / KVER
-    slim.mkdir(parents=True)
-    for name in ("modules.builtin", "modules.builtin.modinfo", "modules.order"):
-        if (full / name).exists():
-            (slim / name).write_bytes((full / name).read_bytes())
-    names = {line.split()[0] for line in Path("/proc/modules").read_text().splitlines()}
-    paths = {sh(f"modinfo -n {n}").strip() for n in names}
-    for line in sh("modprobe --show-depends nf_defrag_ipv4").splitlines():
-        if line.startswith("insmod "):
-            paths.add(line.split()[1])
-    for path in sorted(p for p in paths if p.startswith("/")):
-        relative = Path(path).relative_to(f"/lib/modules/{KVER}")
-        (slim / relative).parent.mkdir(parents=True, exist_ok=True)
-        (slim / relative).write_bytes(Path(path).read_bytes())
-    return slim
-
-
-# Writable /usr and /lib/modules/KVER for rpm.  /lib is /usr/lib here: the
-# overlay on /usr hides the harness's mounts on /lib/modules, so the module
-# tree is mounted again.  RHEL's /etc/init.d is a link to rc.d/init.d, where
-# the packages put their scripts (Debian's `service` looks in /etc/init.d).
-slim = slim_module_tree()
-overlay("/usr", "/usr")
-sh("mount -t tmpfs tmpfs /lib/modules")
-Path(f"/lib/modules/{KVER}").mkdir()
-sh(f"mount --bind {slim} /lib/modules/{KVER}")
-sh(f"depmod -a {KVER}")
 
 with facts.step("install") as f:
     f["rpm"] = run(f"rpm -Uvh --nodeps {TOOLS_RPM} {SERVER_RPM} {CLIENT_RPM}")
     f["query"] = run(f"rpm -q {PACKAGES}")["out"].split()
-    for name in ("multis", "multic"):
-        sh(f"ln -s ../rc.d/init.d/{name} /etc/init.d/{name}")
     f["files"] = {
         p: Path(p).exists()
         for p in (
