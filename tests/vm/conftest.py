@@ -39,9 +39,11 @@ class GuestFacts:
         return [line for line in self.dmesg().splitlines() if harness.KERNEL_TROUBLE.search(line)]
 
 
-def boot_and_run(script: str, *args: str, timeout: float = 900.0) -> GuestFacts:
+def boot_and_run(
+    script: str, *args: str, timeout: float = 900.0, kver: str | None = None
+) -> GuestFacts:
     try:
-        result = harness.run_script(harness.REPO / script, *args, timeout=timeout)
+        result = harness.run_script(harness.REPO / script, *args, timeout=timeout, kver=kver)
     except harness.VMError as err:
         pytest.fail(str(err), pytrace=False)
     path = result.results_dir / "facts.json"

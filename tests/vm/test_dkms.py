@@ -6,7 +6,9 @@ series of `make kernels`), boots once, and asserts on what the guest
 (tests/vm/guest/dkms.py) recorded, for Debian's os-release and for a
 RHEL-like one: where dkms installs the modules, which package owns which
 file (rpm -qf), that modprobe loads dkms's build and multicast flows with
-it, that `dkms autoinstall` builds for the second kernel too, and that the
+it, that `dkms autoinstall` builds for the second kernel too (and, in a
+second boot of that kernel, that those modules load and carry multicast),
+and that the
 DKMS package and a module package exclude each other, because on a
 RHEL-like host dkms takes over the module package's file.
 """
@@ -24,6 +26,7 @@ from tests.vm import harness
 from tests.vm.conftest import GuestFacts, boot_and_run
 
 GUEST = "tests/vm/guest/dkms.py"
+GUEST_SECOND = "tests/vm/guest/dkms_second.py"
 COUNT = 10
 SECOND_SERIES = "6.12"
 
@@ -68,6 +71,15 @@ def facts(rpms: list[Path], kver2: str) -> GuestFacts:
     return boot_and_run(GUEST, *map(str, rpms), kver2, str(kdir2), timeout=2700)
 
 
+@pytest.fixture(scope="module")
+def second(facts: GuestFacts, kver2: str) -> GuestFacts:
+    """A second boot, in the second kernel, with the modules dkms built for it."""
+    modules = facts.result.results_dir / "second"
+    if not (modules / "multis.ko").is_file():
+        pytest.fail("the first boot left no modules built for the second kernel", pytrace=False)
+    return boot_and_run(GUEST_SECOND, str(modules), kver=kver2)
+
+
 def ok(result: dict) -> str:
     assert result["rc"] == 0, result["out"]
     return result["out"]
@@ -106,6 +118,19 @@ def test_dkms_autoinstall_builds_for_a_second_kernel(facts, kver2):
     assert second["modinfo"] == f"/lib/modules/{kver2}/updates/dkms/multis.ko"
     assert second["is_dkms_build"]
     assert second["vermagic"] == [kver2]
+
+
+def test_the_second_kernels_modules_load_there_and_carry_multicast(second, kver2):
+    assert second["load"]["kernel"] == kver2
+    assert second["load"]["vermagic"] == {"multis": [kver2], "multic": [kver2]}
+    assert second["load"]["loaded"] == ["multic", "multis"]
+    assert second["smoke"]["received"]["recv1"] == {
+        "count": COUNT,
+        "intact": True,
+        "sources": ["10.0.0.1"],
+    }
+    assert second["smoke"]["loaded"] == []
+    assert second.kernel_trouble() == []
 
 
 def test_erasing_the_dkms_package_removes_its_modules(facts):

@@ -15,6 +15,7 @@ whether it is the one dkms built, and what rpm -V says.  The host asserts.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 from pathlib import Path
 
@@ -110,6 +111,12 @@ with facts.step("debian") as f:
     # a second kernel's headers: dkms autoinstall builds for that one too
     f["autoinstall"] = run(f"dkms autoinstall -k {KVER2}")
     f["second"] = where(KVER2)
+    # for the second boot, in that kernel
+    second = Path(os.environ["MCP_RESULTS"]) / "second"
+    second.mkdir()
+    for m in ("multis", "multic"):
+        built = DKMS_TREE / KVER2 / "x86_64" / "module" / f"{m}.ko"
+        (second / f"{m}.ko").write_bytes(built.read_bytes())
     f["erase"] = run("rpm -e multicast-proxy-dkms")
     f["after_erase"] = where()
 
