@@ -169,9 +169,9 @@ def test_rpm_upgrade_restarts_each_service_once_and_keeps_its_state(facts):
     server, client = ok(step["server"]), ok(step["client"])
     # the old module package's %postun: one stop (saves), one start (restores)
     assert server.count("multis: saved") == 1, server
-    assert server.count("multis: restored 2 groups, 4 members") == 1, server
+    assert server.count("multis: started: restored 2 groups, 4 members") == 1, server
     assert client.count("multic: saved") == 1, client
-    assert client.count("multic: restored 2 entries") == 1, client
+    assert client.count("multic: started: restored 2 entries") == 1, client
     assert "multic:" not in server
     assert "multis:" not in client
     assert step["query"] == [
