@@ -219,5 +219,4 @@ def test_two_tools_at_once_end_consistent(facts):
 
 
 def test_kernel_log_is_clean(facts):
-    assert facts.kernel_trouble() == []
-    assert "guest: done" in facts.result.output
+    facts.assert_clean_end()
