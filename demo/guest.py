@@ -16,7 +16,8 @@ project's .venv/bin on PATH.  It
    for byte, and the receiver that did not join group B gets nothing;
 5. prints the before/after table and the proxy's counters, and exits 1 if
    anything that should have arrived did not, arrived where it should not, or
-   a counter differs from what the traffic must have produced.
+   a counter differs from what the traffic must have produced, the switch's
+   included: each original must enter it once, and one marked copy per member.
 
 Python is ~30 times slower under TCG than on the host and every CLI process
 imports pyroute2 (about 13 s of emulated CPU per call), so the commands of the
@@ -354,7 +355,7 @@ SWITCH_COUNTERS = """
 table bridge demo {
     chain seen {
         type filter hook prerouting priority -10;
-        ip daddr { 239.1.1.1, 239.2.2.2 } counter comment "multicast"
+        ip daddr { 239.1.1.1, 239.2.2.2 } ip protocol udp counter comment "multicast"
         ip daddr 10.0.0.0/24 ip dscp cs7 udp sport 40000 counter comment "copies"
     }
 }
@@ -453,6 +454,17 @@ class Demo:
         self.listeners[("recv3", "B")] = Bystander(self.hosts["recv3"], GROUPS[1].port)
         self.sender = Sender(self.vpc.sender, sport=SPORT)
         self.commands: list[Command] = []
+        self.switch_failures: list[str] = []
+
+    def judge_switch(self, phase: str, seen: dict, now: dict, copies: int) -> None:
+        """The switch saw each original once, and ``copies`` marked copies: else FAIL."""
+        counted = {name: now[name] - seen[name] for name in ("multicast", "copies")}
+        expected = {"multicast": COUNT * len(GROUPS), "copies": copies}
+        for name, value in counted.items():
+            if value != expected[name]:
+                text = f"{phase}: the switch saw {value} {name} frames, expected {expected[name]}"
+                self.switch_failures.append(text)
+                say(f"  FAIL: {text}")
 
     def introduce(self) -> None:
         say(INTRO)
@@ -471,6 +483,7 @@ class Demo:
             f"{now['multicast'] - seen['multicast']} multicast"
         )
         say(f"  frames and dropped them all: the receivers got {total} datagrams.")
+        self.judge_switch("without the proxy", seen, now, copies=0)
         return before
 
     def configure(self) -> None:
@@ -531,6 +544,7 @@ class Demo:
             "unicast copies marked TOS 0xE0"
         )
         say(f"  (one per member); the receivers got {total} datagrams (expected {expected}).")
+        self.judge_switch("with the proxy", seen, now, copies=expected)
         return after
 
     def counters(self) -> bool:
@@ -634,11 +648,12 @@ def main() -> int:
     ok = table(before, after)
     ok = demo.counters() and ok
     failed = [c for c in demo.commands if c.status != 0]
-    ok = ok and not failed
+    ok = ok and not failed and not demo.switch_failures
 
     record = {
         "ok": ok,
         "commands": [dataclasses.asdict(c) for c in demo.commands],
+        "switch_failures": demo.switch_failures,
         "before": {f"{h}/{g}": dataclasses.asdict(o) for (h, g), o in before.items()},
         "after": {f"{h}/{g}": dataclasses.asdict(o) for (h, g), o in after.items()},
         "guest_seconds": time.monotonic() - STARTED,
@@ -652,7 +667,8 @@ def main() -> int:
         say("  address and port, and recv3 got nothing of group B, which it never joined;")
         say("  every counter on every host says exactly that.")
     else:
-        say("  FAIL: see the rows marked FAIL and the commands marked FAILED above.")
+        say("  FAIL: see the rows and switch counts marked FAIL and the commands marked")
+        say("  FAILED above.")
         say("  The guest's kernel log is in the run directory demo/run.py names below.")
     say(f"  (scenario inside the VM: {time.monotonic() - STARTED:.1f} s)")
     return 0 if ok else 1

@@ -141,12 +141,7 @@ def main() -> int:
         printer.join()
 
     status = result.returncode
-    dmesg = results / "dmesg"
-    trouble = [
-        line
-        for line in (dmesg.read_text(errors="replace") if dmesg.exists() else "").splitlines()
-        if harness.KERNEL_TROUBLE.search(line)
-    ]
+    trouble = result.trouble()
     if trouble:
         print("\ndemo: the guest kernel logged trouble:\n  " + "\n  ".join(trouble))
         status = status or 1

@@ -31,12 +31,14 @@ class GuestFacts:
             pytest.fail(f"guest step {step!r} failed:\n{record['error']}")
         return record
 
-    def dmesg(self) -> str:
-        path = self.result.results_dir / "dmesg"
-        return path.read_text(errors="replace") if path.exists() else ""
-
     def kernel_trouble(self) -> list[str]:
-        return [line for line in self.dmesg().splitlines() if harness.KERNEL_TROUBLE.search(line)]
+        """The console, the kernel log and the taint flags: see VMResult.trouble()."""
+        return self.result.trouble()
+
+    def assert_clean_end(self) -> None:
+        """The guest script reached its end, and the kernel stayed clean to the VM's end."""
+        assert "guest: done" in self.result.output, self.result.output[-4000:]
+        assert self.kernel_trouble() == [], self.result.console_tail()
 
 
 def boot_and_run(

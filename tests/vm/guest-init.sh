@@ -70,6 +70,13 @@ ip link set lo up
 cd "$MCP_REPO" || off
 MCP_RESULTS=$res sh "$res/command.sh" > "$res/output" 2>&1 < /dev/null
 rc=$?
+# What the command left queued (RCU callbacks, work items, timers of the
+# modules it unloaded) runs after it returned: give it time to run, and to
+# oops, before the kernel log and the taint flags are taken.  A grace period
+# takes milliseconds even under TCG; ${MCP_SETTLE:-2} s is plenty.  Anything
+# later still reaches the console, which the host checks too.
+sleep "${MCP_SETTLE:-2}"
 dmesg > "$res/dmesg" 2>&1
+cat /proc/sys/kernel/tainted > "$res/tainted" 2>&1
 echo "$rc" > "$res/rc.tmp" && mv "$res/rc.tmp" "$res/rc"
 off

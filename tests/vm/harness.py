@@ -44,6 +44,12 @@ KERNEL_TROUBLE = re.compile(
 )
 
 
+# Taint flags (bit numbers of /proc/sys/kernel/tainted) that mean the kernel
+# warned or died, even when no line of the log says so.  Our unsigned
+# out-of-tree modules taint O and E: those are expected.
+BAD_TAINTS = {"W": 9, "D": 7}
+
+
 class VMError(RuntimeError):
     """The VM did not produce an exit status: it hung, panicked or failed to boot."""
 
@@ -61,6 +67,36 @@ class VMResult:
     def kernel_trouble(self) -> list[str]:
         """Console lines showing a WARNING, BUG, Oops or similar."""
         return [line for line in self.console.splitlines() if KERNEL_TROUBLE.search(line)]
+
+    def trouble(self) -> list[str]:
+        """Everything showing that the kernel misbehaved during the run.
+
+        The console to its very end (an oops after the command, even during
+        power-off), the kernel log guest-init took after letting deferred
+        work run (it has the WARNINGs the console's log level hides), and
+        the taint flags W and D.
+        """
+        found = [f"console: {line}" for line in self.kernel_trouble()]
+        dmesg = self.results_dir / "dmesg"
+        if dmesg.exists():
+            found += [
+                f"dmesg: {line}"
+                for line in dmesg.read_text(errors="replace").splitlines()
+                if KERNEL_TROUBLE.search(line)
+            ]
+        else:
+            found.append("dmesg: the guest recorded no kernel log")
+        tainted = self.results_dir / "tainted"
+        text = tainted.read_text().strip() if tainted.exists() else ""
+        if not text.isdigit():
+            found.append(f"tainted: the guest recorded no taint flags ({text!r})")
+            return found
+        found += [
+            f"tainted: {flag} (/proc/sys/kernel/tainted = {text})"
+            for flag, bit in BAD_TAINTS.items()
+            if int(text) & (1 << bit)
+        ]
+        return found
 
     def console_tail(self, lines: int = 60) -> str:
         return "\n".join(self.console.splitlines()[-lines:])
@@ -196,7 +232,7 @@ def run(
     if results_dir is None:
         results_dir = Path(tempfile.mkdtemp(prefix=time.strftime("%H%M%S-"), dir=runs))
     results_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("rc", "output", "console.log"):
+    for stale in ("rc", "output", "console.log", "dmesg", "tainted"):
         (results_dir / stale).unlink(missing_ok=True)
     (results_dir / "command.sh").write_text(command + "\n")
     console = results_dir / "console.log"
@@ -236,7 +272,10 @@ def run(
         "-initrd",
         str(initrd),
         "-append",
-        "console=ttyS0 quiet loglevel=4 panic=-1 oops=panic panic_on_warn=0 "
+        # no_timer_check: on a busy host TCG can miss the boot-time check
+        # of the IO-APIC timer, and the kernel then panics ("IO-APIC +
+        # timer doesn't work!") before it ran anything of ours.
+        "console=ttyS0 quiet loglevel=4 panic=-1 oops=panic panic_on_warn=0 no_timer_check "
         f"net.ifnames=0 {env_args}",
         "-fsdev",
         "local,id=root,path=/,security_model=none,readonly=on,multidevs=remap",

@@ -209,4 +209,4 @@ def test_rpm_erase_stops_the_services_and_keeps_the_state(facts):
 
 
 def test_the_kernel_log_is_clean(facts):
-    assert facts.kernel_trouble() == []
+    facts.assert_clean_end()

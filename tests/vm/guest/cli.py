@@ -11,20 +11,28 @@ the same time.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
 import inspect
 import json
 import os
+import pwd
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from click.testing import CliRunner
 
-from multicast_admin import cli_client, cli_server
+from multicast_admin import cli_client, cli_server, config
 from multicast_admin.cli_common import Env
 from multicast_admin.client import Client
+from multicast_admin.netlink import MultisNetlink
 from multicast_admin.server import Server
 from tests.vm.guest.facts import Facts
 from tests.vm.guest.vpc import Receiver, Sender, build_vpc, insmod, payloads
@@ -47,11 +55,33 @@ def _runner() -> CliRunner:
     return CliRunner()
 
 
-def run_in(host, command, *args: str) -> dict:
+def run_in(host, command, *args: str, env: Env | None = None) -> dict:
     """One CLI call in ``host``'s namespace, in-process."""
     with host.inside():
-        result = _runner().invoke(command, list(args), obj=Env(state_dir=state_dir(host)))
+        result = _runner().invoke(command, list(args), obj=env or Env(state_dir=state_dir(host)))
     return {"code": result.exit_code, "out": result.stdout, "err": result.stderr}
+
+
+class NoLimitsKnown:
+    """multis's netlink, except that GET_STATS reports no limits.
+
+    Through it the Python layer cannot check a limit before asking the
+    kernel: what is refused is refused by the kernel alone.
+    """
+
+    def __init__(self, backend: MultisNetlink) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+    def stats(self) -> Any:
+        real = self._backend.stats()
+        return dataclasses.replace(real, max_groups=1 << 30, max_members=1 << 30)
+
+
+def server_without_known_limits() -> Server:
+    return Server(cast(Any, NoLimitsKnown(MultisNetlink.open())))
 
 
 def multis_admin(*args: str) -> dict:
@@ -62,16 +92,54 @@ def multic_admin(host, *args: str) -> dict:
     return run_in(host, cli_client.cli, *args)
 
 
-def process(host, tool: str, *args: str, user: str | None = None) -> dict:
+def tool_env(directory: Path) -> dict[str, str]:
+    """The environment that puts the tools' state, and their lock, in ``directory``.
+
+    Every ``ENV_*LOCK*`` setting config.py has (the lock may get a place of
+    its own) points there too.
+    """
+    env = {**os.environ, "HOME": "/tmp", config.ENV_CONFIG_DIR: str(directory)}
+    for name in dir(config):
+        if name.startswith("ENV_") and "LOCK" in name:
+            env[getattr(config, name)] = str(directory)
+    return env
+
+
+def lock_path(env: dict[str, str]) -> Path:
+    """The multis lock file the tools use under ``env``, as config.py itself says."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return Path(config.StateFile(config.SERVER).lock_path)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def process(
+    host, tool: str, *args: str, user: str | None = None, state: Path | None = None
+) -> dict:
     """The installed console script as a real process in ``host``'s namespace."""
     cmd = ["ip", "netns", "exec", host.name]
     if user:
         cmd += ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"]
         cmd += ["--inh-caps=-all"]
     cmd += [str(BIN / tool), *args]
-    env = {**os.environ, "MULTICAST_PROXY_CONFIG_DIR": str(state_dir(host)), "HOME": "/tmp"}
+    env = tool_env(state or state_dir(host))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     return {"code": proc.returncode, "out": proc.stdout, "err": proc.stderr}
+
+
+@contextlib.contextmanager
+def holding_lock(path: Path) -> Iterator[None]:
+    """Hold the tools' exclusive lock (flock), as another change in progress would."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def server_state() -> dict:
@@ -163,6 +231,17 @@ with facts.step("server_limits") as f:
     record(
         f, "the_129th", multis_admin("-A", "-m", "239.1.1.4", "-j", members[128]), server_state()
     )
+    # 127 members, then a batch of two: one would fit.  The Python layer is
+    # told no limit, so the kernel alone refuses, and must refuse it whole.
+    record(f, "quit_one", multis_admin("-A", "-m", "239.1.1.4", "-q", members[127]), server_state())
+    blind = Env(open_server=server_without_known_limits, state_dir=state_dir(sender))
+    batch = ",".join(members[127:129])
+    record(
+        f,
+        "batch_over_limit",
+        run_in(sender, cli_server.cli, "-A", "-m", "239.1.1.4", "-j", batch, env=blind),
+        server_state(),
+    )
     record(f, "clear", multis_admin("-C"), server_state())
     record(f, "clear_long", multis_admin("--clear"), server_state())
 
@@ -220,15 +299,38 @@ with facts.step("guide_commands") as f:
         rx.close()
     f["server_state"] = server_state()
     f["client_state"] = client_state(recv1)
+    # what that traffic must show in the statistics
+    f["stats_json"] = multis_admin("-P", "--json")
+    f["group_stats_json"] = multis_admin("-P", "-m", "239.1.1.1", "--json")
+    f["list_json"] = multis_admin("-L", "-m", "239.1.1.1", "--json")
+    f["client_stats_json"] = {h.name: multic_admin(h, "-P", "--json") for h in (recv1, recv2)}
+    f["client_list_json"] = {h.name: multic_admin(h, "-L", "--json") for h in (recv1, recv2)}
 
 with facts.step("unprivileged") as f:
-    f["change"] = process(sender, "multis_admin", "-A", "-m", "239.5.5.5", user="nobody")
-    f["read"] = process(sender, "multis_admin", "-S", user="nobody")
+    # nobody gets a state directory of its own, writable: the lock and the
+    # file are no obstacle, the kernel's CAP_NET_ADMIN check is the only one
+    own = Path("/tmp/state-nobody")
+    own.mkdir(mode=0o755, exist_ok=True)
+    user = pwd.getpwnam("nobody")
+    os.chown(own, user.pw_uid, user.pw_gid)
+    f["change"] = process(sender, "multis_admin", "-A", "-m", "239.5.5.5", user="nobody", state=own)
+    f["read"] = process(sender, "multis_admin", "-S", user="nobody", state=own)
     f["state"] = server_state()
+    f["nobody_files"] = sorted(p.name for p in own.iterdir())
+
+with facts.step("locked") as f:
+    # another change holds the lock: the tool waits, gives up, changes nothing
+    env = tool_env(state_dir(sender))
+    f["lock_path"] = str(lock_path(env))
+    with holding_lock(Path(f["lock_path"])):
+        started = time.monotonic()
+        f["run"] = process(sender, "multis_admin", "-A", "-m", "239.6.0.9", "-j", "10.0.0.41")
+        f["waited"] = time.monotonic() - started
+        f["state"] = server_state()
 
 with facts.step("concurrent") as f:
     # two tools at once, each making three changes; the file must end equal to the kernel
-    env = {**os.environ, "MULTICAST_PROXY_CONFIG_DIR": str(state_dir(sender)), "HOME": "/tmp"}
+    env = tool_env(state_dir(sender))
     scripts = []
     for side, members in (("a", "10.0.0.2{}"), ("b", "10.0.0.3{}")):
         calls = [

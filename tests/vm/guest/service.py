@@ -192,3 +192,5 @@ with facts.step("erase") as f:
         if p.exists()
     )
     f["state_files"] = state_files()
+
+print("guest: done", flush=True)

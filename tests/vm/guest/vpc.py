@@ -35,6 +35,13 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 SWITCH_RULES = """
 table bridge vpc {
+    chain seen {
+        type filter hook prerouting priority -10;
+        ip protocol igmp counter comment "igmp"
+        ip daddr 224.0.0.0/4 ip protocol udp counter comment "udp_multicast"
+        ether daddr ff:ff:ff:ff:ff:ff ip protocol udp counter comment "udp_broadcast"
+        ip dscp cs7 ip protocol udp counter comment "udp_marked"
+    }
     chain drop_mcast {
         type filter hook forward priority 0;
         ip daddr 224.0.0.0/4 counter drop
@@ -42,6 +49,11 @@ table bridge vpc {
     }
 }
 """
+# The "seen" chain counts at the switch's ingress, once per frame whatever
+# the number of ports it would be flooded to: UDP to a multicast group (the
+# originals), UDP broadcast, UDP marked with the copies' TOS 0xE0 (DSCP
+# CS7), and the receivers' IGMP reports apart from all of them.
+SWITCH_COUNTERS = ("igmp", "udp_multicast", "udp_broadcast", "udp_marked")
 
 
 def sh(cmd: str) -> str:
@@ -98,17 +110,28 @@ class Vpc:
     receivers: list[Host]
     switch: str = "vpc"
 
-    def dropped_by_switch(self) -> int:
-        """Packets the switch's multicast and broadcast drop rules have dropped so far."""
-        out = sh(f"ip netns exec {self.switch} nft list chain bridge vpc drop_mcast")
-        counts = [
-            int(line.split("counter packets")[1].split()[0])
+    def switch_counts(self) -> dict[str, int]:
+        """Frames that entered the switch so far, by kind (SWITCH_COUNTERS)."""
+        out = sh(f"ip netns exec {self.switch} nft list chain bridge vpc seen")
+        counts = {
+            line.split('comment "')[1].split('"')[0]: int(
+                line.split("counter packets")[1].split()[0]
+            )
             for line in out.splitlines()
-            if "counter packets" in line
-        ]
-        if len(counts) != 2:
-            raise RuntimeError(f"expected two counters in: {out}")
-        return sum(counts)
+            if "counter packets" in line and 'comment "' in line
+        }
+        if sorted(counts) != sorted(SWITCH_COUNTERS):
+            raise RuntimeError(f"expected the counters {SWITCH_COUNTERS} in: {out}")
+        return counts
+
+    @contextlib.contextmanager
+    def frames_seen(self) -> Iterator[dict[str, int]]:
+        """The switch's frames by kind while the block runs (filled in when it ends)."""
+        delta: dict[str, int] = {}
+        before = self.switch_counts()
+        yield delta
+        after = self.switch_counts()
+        delta.update({name: after[name] - before[name] for name in SWITCH_COUNTERS})
 
 
 def build_vpc(receivers: int = 3, mtu: int = 1500) -> Vpc:
@@ -220,3 +243,53 @@ def payloads(tag: str, count: int, size: int = 64) -> list[bytes]:
         head = f"{tag}:{i}:".encode()
         out.append((head + bytes((i * 7 + j) % 251 for j in range(size)))[:size])
     return out
+
+
+ETH_P_ALL = 0x0003
+
+
+class PortCapture:
+    """The UDP frames the switch sends out through one host's port, as on the wire.
+
+    A packet socket on the switch's side of the host's veth: it sees each
+    frame's bytes as the switch forwards them, before the host's stack has
+    looked at (or fixed, or refused) anything.
+    """
+
+    def __init__(self, vpc: Vpc, host: Host) -> None:
+        with inside(vpc.switch):
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        sock.bind((f"p-{host.name}", 0))
+        sock.setblocking(False)
+        self.sock = sock
+
+    def udp(self, settle: float = 0.5) -> list[dict[str, int | str]]:
+        """The UDP frames sent out so far (IP TOS, addresses, ports, UDP checksum field)."""
+        frames: list[dict[str, int | str]] = []
+        while select.select([self.sock], [], [], settle)[0]:
+            while True:
+                try:
+                    data, addr = self.sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                if addr[2] != socket.PACKET_OUTGOING or data[12:14] != b"\x08\x00":
+                    continue
+                packet = data[14:]
+                if packet[9] != socket.IPPROTO_UDP:
+                    continue
+                ihl = (packet[0] & 0xF) * 4
+                sport, dport, _length, checksum = struct.unpack("!HHHH", packet[ihl : ihl + 8])
+                frames.append(
+                    {
+                        "tos": packet[1],
+                        "source": socket.inet_ntoa(packet[12:16]),
+                        "destination": socket.inet_ntoa(packet[16:20]),
+                        "sport": sport,
+                        "dport": dport,
+                        "checksum": checksum,
+                    }
+                )
+        return frames
+
+    def close(self) -> None:
+        self.sock.close()
