@@ -130,7 +130,7 @@ def test_the_second_kernels_modules_load_there_and_carry_multicast(second, kver2
         "sources": ["10.0.0.1"],
     }
     assert second["smoke"]["loaded"] == []
-    assert second.kernel_trouble() == []
+    second.assert_clean_end()
 
 
 def test_erasing_the_dkms_package_removes_its_modules(facts):
@@ -178,4 +178,4 @@ def test_what_the_conflict_prevents(facts, kver):
 
 
 def test_the_kernel_log_is_clean(facts):
-    assert facts.kernel_trouble() == []
+    facts.assert_clean_end()

@@ -142,3 +142,5 @@ with facts.step("rhel") as f:
     f["erase"] = run("rpm -e multicast-proxy-dkms")
     f["after_erase"] = where()
     os_release(None)
+
+print("guest: done", flush=True)

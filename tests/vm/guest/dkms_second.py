@@ -47,3 +47,5 @@ with facts.step("smoke") as f:
     f["received"] = installed.exchange(vpc.sender, [recv1], G1, PORT, COUNT)
     sh("rmmod multis multic")
     f["loaded"] = loaded()
+
+print("guest: done", flush=True)
