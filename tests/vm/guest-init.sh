@@ -18,6 +18,11 @@ mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /dev/shm /dev/pts "$res"
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t devpts devpts /dev/pts
+# what udev makes on a real system: bash's <(...) needs /dev/fd (dkms uses it)
+[ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
+for n in 0:stdin 1:stdout 2:stderr; do
+	[ -e "/dev/${n#*:}" ] || ln -s "/proc/self/fd/${n%%:*}" "/dev/${n#*:}"
+done
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 results "$res" || off
 
 # The kit's modules, whatever the host has under /lib/modules.
