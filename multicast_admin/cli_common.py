@@ -40,8 +40,9 @@ def env_of(ctx: click.Context) -> Env:
 
 
 class AdminCommand(click.Command):
-    """A click command with the old tools' habits: ``-help``, help without arguments,
-    and one line per error with a documented exit code."""
+    """A click command with the old tools' habits (``-help``), the usage on stderr
+    with exit 2 when called without arguments, and one line per error with a
+    documented exit code."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = ["--help" if arg == "-help" else arg for arg in args]
@@ -58,7 +59,9 @@ class AdminCommand(click.Command):
         argv = list(sys.argv[1:] if args is None else args)
         prog = prog_name or self.name or "admin"
         if not argv:
-            argv = ["--help"]
+            with click.Context(self, info_name=prog) as ctx:
+                click.echo(self.get_help(ctx), err=True)
+            sys.exit(USAGE_EXIT)
         try:
             code = super().main(argv, prog, complete_var, standalone_mode=False, **extra)
         except click.UsageError as error:

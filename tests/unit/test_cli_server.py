@@ -94,10 +94,12 @@ def test_help(multis_admin, flag):
     assert "Exit codes" in run.stdout
 
 
-def test_no_argument_prints_help(multis_admin):
+def test_no_argument_prints_the_usage_on_stderr_and_exits_2(multis_admin, multis_kernel):
     run = multis_admin()
-    assert run.exit_code == 0
-    assert "Usage: multis_admin" in run.stdout
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.startswith("Usage: multis_admin")
+    assert "multis_admin -A -m 239.1.1.1 -j 10.0.0.2,10.0.0.3" in run.stderr
+    assert multis_kernel.requests == []
 
 
 # --- reads ------------------------------------------------------------------------

@@ -108,11 +108,22 @@ def test_refused_member_batch_is_all_or_nothing(facts):
     assert "10.0.0.13" not in step["member_loopback"]["state"]["kernel"][G1]
 
 
-@pytest.mark.parametrize("form", ["help_H", "help_dash", "help_long", "no_arguments"])
+@pytest.mark.parametrize("form", ["help_H", "help_dash", "help_long"])
 def test_server_help_has_examples(facts, form):
     run = facts["server_forms"][form]
     ok(run)
     assert "multis_admin -A -m" in run["out"]
+
+
+@pytest.mark.parametrize(
+    ("side", "example"), [("server", "multis_admin -A -m"), ("client", "multic_admin -A -i")]
+)
+def test_no_arguments_is_a_usage_error(facts, side, example):
+    run = facts[f"{side}_forms"]["no_arguments"]
+    assert (run["code"], run["out"]) == (2, ""), run
+    assert run["err"].startswith("Usage: "), run
+    assert example in run["err"], run
+    consistent(run)
 
 
 def test_server_limits(facts):
