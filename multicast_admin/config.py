@@ -45,8 +45,10 @@ from .errors import ConfigError, MulticastProxyError, PermissionDenied
 from .server import Server
 
 ENV_CONFIG_DIR = "MULTICAST_PROXY_CONFIG_DIR"
+ENV_LOCK_DIR = "MULTICAST_PROXY_LOCK_DIR"
 ENV_LEGACY_DIR = "MULTICAST_PROXY_LEGACY_DIR"
 DEFAULT_CONFIG_DIR = Path("/etc/multicast-proxy")
+DEFAULT_LOCK_DIR = Path("/run/lock/multicast-proxy")
 DEFAULT_LEGACY_DIR = Path("/usr/local/etc")
 FORMAT_VERSION = 1
 LOCK_TIMEOUT = 30.0
@@ -61,6 +63,19 @@ T = TypeVar("T")
 def config_dir() -> Path:
     """Where the state files live: $MULTICAST_PROXY_CONFIG_DIR or /etc/multicast-proxy."""
     return Path(os.environ.get(ENV_CONFIG_DIR) or DEFAULT_CONFIG_DIR)
+
+
+def lock_dir(state_dir: Path) -> Path:
+    """Where the locks of ``state_dir`` live.
+
+    $MULTICAST_PROXY_LOCK_DIR if set; else /run/lock/multicast-proxy for the
+    default state directory; else (a state directory of its own, chosen by
+    $MULTICAST_PROXY_CONFIG_DIR or --state-dir) beside its state files.
+    """
+    override = os.environ.get(ENV_LOCK_DIR)
+    if override:
+        return Path(override)
+    return DEFAULT_LOCK_DIR if state_dir == DEFAULT_CONFIG_DIR else state_dir
 
 
 def legacy_dir() -> Path:
@@ -278,7 +293,7 @@ class StateFile:
         self.role = role
         self.directory = Path(directory) if directory is not None else config_dir()
         self.path = self.directory / f"{role}.json"
-        self.lock_path = self.directory / f"{role}.lock"
+        self.lock_path = lock_dir(self.directory) / f"{role}.lock"
 
     def legacy_paths(self, directory: Path | None = None) -> list[Path]:
         """The old startup file, then the old running file (if no stop ever renamed it)."""
@@ -288,13 +303,14 @@ class StateFile:
 
     @contextlib.contextmanager
     def locked(self, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-        """Hold the exclusive lock of this side (flock on ``<role>.lock``)."""
+        """Hold the exclusive lock of this side (flock on :func:`lock_dir`/``<role>.lock``)."""
         try:
-            self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+            self.lock_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except PermissionError as error:
             raise PermissionDenied(
-                f"cannot open {error.filename}: run as root (the state lives in {self.directory})"
+                f"cannot open {error.filename or self.lock_path}: run as root (changes need "
+                f"the lock in {self.lock_path.parent})"
             ) from None
         except OSError as error:
             raise ConfigError(

@@ -432,8 +432,8 @@ def test_env_default_is_the_real_kernel():
     assert Env().state_dir is None
 
 
-def test_a_state_directory_that_cannot_be_written(multis_admin, multis_kernel, monkeypatch):
-    # What a user who is not root meets first: the lock file in /etc/multicast-proxy.
+def test_a_lock_directory_that_cannot_be_written(multis_admin, multis_kernel, monkeypatch):
+    # What a user who is not root meets first: the lock file.
     import multicast_admin.config as config_module
 
     def denied(path, *args, **kwargs):
@@ -441,9 +441,9 @@ def test_a_state_directory_that_cannot_be_written(multis_admin, multis_kernel, m
 
     monkeypatch.setattr(config_module.os, "open", denied)
     run = multis_admin("-A", "-m", G, "-j", "10.0.0.1")
+    lock = config_module.StateFile("multis").lock_path
     assert run.exit_code == 6
-    assert run.stderr.startswith("multis_admin: cannot open ")
-    assert run.stderr.endswith(
-        "multis.lock: run as root (the state lives in " + str(config_module.config_dir()) + ")\n"
+    assert run.stderr == (
+        f"multis_admin: cannot open {lock}: run as root (changes need the lock in {lock.parent})\n"
     )
     assert multis_kernel.state() == {}

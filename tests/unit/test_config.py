@@ -62,6 +62,18 @@ def test_config_dir_comes_from_the_environment(state_dir, monkeypatch):
     assert str(config_dir()) == "/etc/multicast-proxy"
 
 
+def test_the_lock_lives_under_run_lock_unless_told_otherwise(state_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("MULTICAST_PROXY_CONFIG_DIR")
+    assert StateFile(SERVER).lock_path == Path("/run/lock/multicast-proxy/multis.lock")
+    assert StateFile(CLIENT).path == Path("/etc/multicast-proxy/multic.json")
+    # a state directory of its own keeps its lock beside it
+    assert StateFile(CLIENT, tmp_path).lock_path == tmp_path / "multic.lock"
+    monkeypatch.setenv("MULTICAST_PROXY_LOCK_DIR", str(tmp_path / "locks"))
+    assert StateFile(SERVER).lock_path == tmp_path / "locks" / "multis.lock"
+    with StateFile(SERVER).locked(timeout=1):
+        assert (tmp_path / "locks" / "multis.lock").exists()
+
+
 def test_atomic_write(state_dir):
     state = StateFile(SERVER)
     state.write({"format": "multicast-proxy/multis", "version": 1, "groups": []})
