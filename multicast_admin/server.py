@@ -154,6 +154,20 @@ class Server:
             self.backend.join(address, added, flags=flags or None)
         return JoinResult(address, created, added, already, tuple(repeated))
 
+    def create(
+        self,
+        group: Address,
+        members: Iterable[Address],
+        *,
+        broadcast: bool = False,
+        vrrp: bool = False,
+    ) -> None:
+        """One JOIN and no read: a group with its members, for a restore into an
+        empty kernel (an existing group is joined as the kernel does it)."""
+        address, wanted, _ = check_join(group, members, broadcast=broadcast)
+        flags = group_flags(broadcast=broadcast, vrrp=vrrp)
+        self.backend.join(address, wanted, flags=flags or None)
+
     def quit(self, group: Address, members: Iterable[Address]) -> QuitResult:
         """Remove ``members`` from ``group``; all or nothing, every one must be a member."""
         address, wanted, repeated = check_quit(group, members)

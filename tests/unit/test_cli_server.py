@@ -405,7 +405,7 @@ def test_a_corrupt_state_file_refuses_changes_and_is_kept(multis_admin, multis_k
 
 
 def test_every_change_leaves_file_equal_to_kernel(env, multis_admin, multis_kernel, state_dir):
-    from multicast_admin.config import server_config_from_kernel
+    from multicast_admin.config import SERVER
 
     steps = [
         ["-A", "-m", G, "-j", "10.0.0.1,10.0.0.2"],
@@ -416,7 +416,7 @@ def test_every_change_leaves_file_equal_to_kernel(env, multis_admin, multis_kern
     ]
     for args in steps:
         assert multis_admin(*args).exit_code == 0
-        expected = server_config_from_kernel(env.open_server()).to_json()
+        expected = SERVER.from_kernel(env.open_server()).to_json()
         assert state(state_dir) == expected
     groups = {g["group"]: g for g in state(state_dir)["groups"]}
     assert list(groups) == ["224.0.0.18", G]  # the kernel keeps groups sorted
@@ -435,13 +435,14 @@ def test_env_default_is_the_real_kernel():
 def test_a_lock_directory_that_cannot_be_written(multis_admin, multis_kernel, monkeypatch):
     # What a user who is not root meets first: the lock file.
     import multicast_admin.config as config_module
+    import multicast_admin.config.store as store_module
 
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(config_module.os, "open", denied)
+    monkeypatch.setattr(store_module.os, "open", denied)
     run = multis_admin("-A", "-m", G, "-j", "10.0.0.1")
-    lock = config_module.StateFile("multis").lock_path
+    lock = config_module.SERVER.state_file().lock_path
     assert run.exit_code == 6
     assert run.stderr == (
         f"multis_admin: cannot open {lock}: run as root (changes need the lock in {lock.parent})\n"

@@ -160,7 +160,14 @@ def test_file_lists(built, side, svc):
     }
     files = package.files()
     # the Python package and its vendored dependencies, without byte code
-    for module in ("__init__", "service", "config", "netlink", f"cli_{side}"):
+    for module in (
+        "__init__",
+        "service",
+        "config/__init__",
+        "config/sync",
+        "netlink",
+        f"cli_{side}",
+    ):
         assert f"{PYLIB}/multicast_admin/{module}.py" in files
     assert f"{PYLIB}/pyroute2/__init__.py" in files
     assert f"{PYLIB}/click/__init__.py" in files
