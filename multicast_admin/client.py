@@ -38,10 +38,6 @@ class AddResult:
     outcome: AddOutcome
     previous_group: IPv4Address | None = None
 
-    @property
-    def changed(self) -> bool:
-        return self.outcome is not AddOutcome.UNCHANGED
-
 
 def parse_key(server: Address, port: int | str) -> tuple[IPv4Address, int]:
     return parse_ipv4(server, "server"), parse_port(port)

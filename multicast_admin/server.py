@@ -47,10 +47,6 @@ class JoinResult:
     repeated: tuple[IPv4Address, ...] = ()
     """Members given more than once (counted once)."""
 
-    @property
-    def changed(self) -> bool:
-        return self.created or bool(self.added)
-
 
 @dataclass(frozen=True)
 class QuitResult:

@@ -47,7 +47,7 @@ def test_add_unchanged_and_moved(client, kernel):
     assert (unchanged.outcome, trips) == (AddOutcome.UNCHANGED, 2)  # refused ADD, one read
     moved, trips = add("10.0.0.1", 1234, "239.1.1.2")
     assert (moved.outcome, moved.previous_group, trips) == (AddOutcome.MOVED, A("239.1.1.1"), 3)
-    assert client.add("10.0.0.1", 0, "224.0.0.251").changed  # port 0: any port
+    assert client.add("10.0.0.1", 0, "224.0.0.251").outcome is AddOutcome.ADDED  # port 0: any
     assert kernel.state() == {"10.0.0.1:1234": "239.1.1.2", "10.0.0.1:0": "224.0.0.251"}
 
 

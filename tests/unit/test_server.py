@@ -60,13 +60,13 @@ def test_join_is_idempotent_and_says_so(server, kernel):
     assert result.already == (A("10.0.0.1"),)
     assert result.repeated == (A("10.0.0.2"),)
     again = server.join("239.1.1.1", ["10.0.0.1"])
-    assert not again.changed
+    assert (again.created, again.added) == (False, ())
     assert len(kernel.changes()) == 2  # nothing was sent for the last one
 
 
 def test_add_group(server, kernel):
     assert server.add_group("239.1.1.1").created
-    assert not server.add_group("239.1.1.1").changed
+    assert not server.add_group("239.1.1.1").created
     assert kernel.state() == {"239.1.1.1": (0, [])}
 
 
@@ -163,7 +163,7 @@ def test_the_eleventh_group_is_refused(server, kernel):
         LimitReached,
         "group limit 10 reached",
     )
-    assert not server.add_group("239.0.0.1").changed  # an existing one is still fine
+    assert not server.add_group("239.0.0.1").created  # an existing one is still fine
 
 
 def test_the_129th_member_is_refused(server, kernel):
@@ -176,7 +176,7 @@ def test_the_129th_member_is_refused(server, kernel):
         LimitReached,
         "group 239.1.1.1: member limit 128 reached",
     )
-    assert not server.join("239.1.1.1", members[:128]).changed
+    assert server.join("239.1.1.1", members[:128]).added == ()
 
 
 def test_limits_come_from_the_kernel(kernel):
