@@ -40,7 +40,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Callable, Protocol, TextIO
 
-from . import config
+from . import config, lean
 from .errors import ConfigError, ModuleNotLoaded, MulticastProxyError
 
 KO_DIR_ENV = "MULTICAST_PROXY_KO_DIR"
@@ -422,6 +422,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    lean.use_lean_pyroute2()  # first: the restore and the save import the bindings
     args = parse_args(argv)
     role = ROLES[args.service]
     ko_dir = os.environ.get(KO_DIR_ENV)
