@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from ..addresses import MULTICAST, parse_ipv4
 from ..errors import MulticastProxyError
@@ -48,6 +48,9 @@ class GroupConfig:
             "members": [str(m) for m in self.members],
         }
 
+    def label(self) -> str:
+        return f"group {self.group}"
+
     def line(self) -> str:
         options = [name for name, on in (("broadcast", self.broadcast), ("vrrp", self.vrrp)) if on]
         suffix = f" ({', '.join(options)})" if options else ""
@@ -68,93 +71,91 @@ class EntryConfig:
     def to_json(self) -> dict[str, Any]:
         return {"server": str(self.server), "port": self.port, "group": str(self.group)}
 
+    def label(self) -> str:
+        return f"entry {self.server}:{self.port}"
+
     def line(self) -> str:
         return f"entry {self.server} port {self.port or 'any'} -> group {self.group}"
 
 
+S = TypeVar("S", bound="StateConfig")
+
+
+class StateConfig:
+    """What both configurations share: a role, a list of items under a key."""
+
+    ROLE: ClassVar[str]
+    KEY: ClassVar[str]
+
+    @property
+    def items(self) -> tuple[Any, ...]:
+        return getattr(self, self.KEY)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**header(self.ROLE), self.KEY: [i.to_json() for i in self.items]}
+
+    def lines(self) -> list[str]:
+        return [i.line() for i in self.items]
+
+    @classmethod
+    def from_json(cls: type[S], data: object) -> S:
+        """Our file's content; raises Invalid."""
+        top = check_header(data, cls.ROLE)
+        items = []
+        for i, item in enumerate(json_list(top, cls.KEY, "")):
+            if not isinstance(item, dict):
+                raise Invalid(f"{cls.KEY}[{i}] must be an object")
+            items.append(cls.item_from_json(item, f"{cls.KEY}[{i}]."))
+        return cls(tuple(items))  # type: ignore[call-arg]
+
+    @staticmethod
+    def item_from_json(item: dict, where: str) -> object:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
-class ServerConfig:
+class ServerConfig(StateConfig):
     groups: tuple[GroupConfig, ...] = ()
 
     ROLE = "multis"
-
-    @property
-    def items(self) -> tuple[GroupConfig, ...]:
-        return self.groups
-
-    def to_json(self) -> dict[str, Any]:
-        return {**header(self.ROLE), "groups": [g.to_json() for g in self.groups]}
+    KEY = "groups"
 
     def summary(self) -> str:
         members = sum(len(g.members) for g in self.groups)
         return f"{plural(len(self.groups), 'group')}, {plural(members, 'member')}"
 
-    def lines(self) -> list[str]:
-        return [g.line() for g in self.groups]
-
-    @classmethod
-    def from_json(cls, data: object) -> ServerConfig:
-        """Our multis.json content; raises Invalid."""
-        top = check_header(data, cls.ROLE)
-        groups = []
-        for i, item in enumerate(json_list(top, "groups", "")):
-            where = f"groups[{i}]."
-            if not isinstance(item, dict):
-                raise Invalid(f"groups[{i}] must be an object")
-            flags = {}
-            for key in ("broadcast", "vrrp"):
-                flags[key] = item.get(key, False)
-                if not isinstance(flags[key], bool):
-                    raise Invalid(f"{where}{key} must be true or false")
-            members = json_list(item, "members", where)
-            groups.append(
-                GroupConfig(
-                    group=address(item.get("group"), f"{where}group"),
-                    members=tuple(
-                        address(m, f"{where}members[{j}]") for j, m in enumerate(members)
-                    ),
-                    **flags,
-                )
-            )
-        return cls(tuple(groups))
+    @staticmethod
+    def item_from_json(item: dict, where: str) -> GroupConfig:
+        flags = {}
+        for key in ("broadcast", "vrrp"):
+            flags[key] = item.get(key, False)
+            if not isinstance(flags[key], bool):
+                raise Invalid(f"{where}{key} must be true or false")
+        members = json_list(item, "members", where)
+        return GroupConfig(
+            group=address(item.get("group"), f"{where}group"),
+            members=tuple(address(m, f"{where}members[{j}]") for j, m in enumerate(members)),
+            **flags,
+        )
 
 
 @dataclass(frozen=True)
-class ClientConfig:
+class ClientConfig(StateConfig):
     entries: tuple[EntryConfig, ...] = ()
 
     ROLE = "multic"
-
-    @property
-    def items(self) -> tuple[EntryConfig, ...]:
-        return self.entries
-
-    def to_json(self) -> dict[str, Any]:
-        return {**header(self.ROLE), "entries": [e.to_json() for e in self.entries]}
+    KEY = "entries"
 
     def summary(self) -> str:
         return plural(len(self.entries), "entry", "entries")
 
-    def lines(self) -> list[str]:
-        return [e.line() for e in self.entries]
-
-    @classmethod
-    def from_json(cls, data: object) -> ClientConfig:
-        """Our multic.json content; raises Invalid."""
-        top = check_header(data, cls.ROLE)
-        entries = []
-        for i, item in enumerate(json_list(top, "entries", "")):
-            where = f"entries[{i}]."
-            if not isinstance(item, dict):
-                raise Invalid(f"entries[{i}] must be an object")
-            entries.append(
-                EntryConfig(
-                    server=address(item.get("server"), f"{where}server"),
-                    port=port(item.get("port"), f"{where}port"),
-                    group=address(item.get("group"), f"{where}group"),
-                )
-            )
-        return cls(tuple(entries))
+    @staticmethod
+    def item_from_json(item: dict, where: str) -> EntryConfig:
+        return EntryConfig(
+            server=address(item.get("server"), f"{where}server"),
+            port=port(item.get("port"), f"{where}port"),
+            group=address(item.get("group"), f"{where}group"),
+        )
 
 
 def header(role: str) -> dict[str, Any]:

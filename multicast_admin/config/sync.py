@@ -1,8 +1,8 @@
 """Kernel <-> file, once for both sides.
 
 A :class:`Side` says what multis and multic differ in: the configuration
-class, how to read the kernel's state as one, and how to apply one to an
-empty kernel.  Everything else is written once:
+class, how to read the kernel's state as one, and how to put one of its
+groups (entries) into the kernel.  Everything else is written once:
 
 * :meth:`Side.change` (what the CLIs use) runs a change under the lock and,
   once the kernel accepted it, rewrites the file from the kernel's state read
@@ -69,8 +69,8 @@ class Side(Generic[H, C]):
     from_legacy: Callable[[object], tuple[C, list[str]]]
     from_kernel: Callable[[H], C]
     """The kernel's state, in the kernel's order."""
-    apply: Callable[[H, C], list[str]]
-    """Put a configuration into an empty kernel; one line per refused item."""
+    put: Callable[[H, Any], None]
+    """Put one group (entry) of a configuration into the kernel: one command."""
     open: Callable[[], H]
     """Connect to the kernel (ModuleNotLoaded if the module is not loaded)."""
 
@@ -143,7 +143,11 @@ class Side(Generic[H, C]):
             if kernel != config:
                 if kernel.items:
                     handle.clear()
-                report.failures = self.apply(handle, config)
+                for item in config.items:
+                    try:
+                        self.put(handle, item)
+                    except MulticastProxyError as error:
+                        report.failures.append(f"{item.label()}: {error}")
                 kernel = self.from_kernel(handle)
             report.kernel = kernel
             report.applied = len(kernel.items)
@@ -185,24 +189,12 @@ def client_config_from_kernel(client: Client) -> ClientConfig:
     return ClientConfig(tuple(EntryConfig(e.server, e.port, e.group) for e in client.entries()))
 
 
-def apply_server(server: Server, config: ServerConfig) -> list[str]:
-    failures = []
-    for group in config.groups:
-        try:
-            server.create(group.group, group.members, broadcast=group.broadcast, vrrp=group.vrrp)
-        except MulticastProxyError as error:
-            failures.append(f"group {group.group}: {error}")
-    return failures
+def put_group(server: Server, group: GroupConfig) -> None:
+    server.create(group.group, group.members, broadcast=group.broadcast, vrrp=group.vrrp)
 
 
-def apply_client(client: Client, config: ClientConfig) -> list[str]:
-    failures = []
-    for entry in config.entries:
-        try:
-            client.add(entry.server, entry.port, entry.group, broadcast=entry.broadcast)
-        except MulticastProxyError as error:
-            failures.append(f"entry {entry.server}:{entry.port}: {error}")
-    return failures
+def put_entry(client: Client, entry: EntryConfig) -> None:
+    client.add(entry.server, entry.port, entry.group, broadcast=entry.broadcast)
 
 
 SERVER: Side[Server, ServerConfig] = Side(
@@ -211,7 +203,7 @@ SERVER: Side[Server, ServerConfig] = Side(
     config_class=ServerConfig,
     from_legacy=server_config_from_legacy,
     from_kernel=server_config_from_kernel,
-    apply=apply_server,
+    put=put_group,
     open=Server.open,
 )
 CLIENT: Side[Client, ClientConfig] = Side(
@@ -220,7 +212,7 @@ CLIENT: Side[Client, ClientConfig] = Side(
     config_class=ClientConfig,
     from_legacy=client_config_from_legacy,
     from_kernel=client_config_from_kernel,
-    apply=apply_client,
+    put=put_entry,
     open=Client.open,
 )
 SIDES: dict[str, Side[Any, Any]] = {SERVER.name: SERVER, CLIENT.name: CLIENT}

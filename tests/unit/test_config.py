@@ -17,7 +17,7 @@ import pytest
 from fakes import FakeMulticKernel, FakeMultisKernel
 
 from multicast_admin.client import Client
-from multicast_admin.config import CLIENT, SERVER, config_dir
+from multicast_admin.config import CLIENT, SERVER, GroupConfig, ServerConfig, config_dir
 from multicast_admin.errors import ConfigError, InvalidArgument
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from multicast_admin.server import Server
@@ -399,17 +399,18 @@ def test_unwritable_directory_is_reported(tmp_path):
 
 
 def _saved_state(groups: int, members: int) -> dict:
-    return {
-        "format": "multicast-proxy/multis",
-        "version": 1,
-        "groups": [
-            {
-                "group": f"239.{g // 250}.{g % 250}.1",
-                "members": [f"10.{m // 250}.{m % 250}.{g % 250 + 1}" for m in range(members)],
-            }
+    """G groups of M members each, as ServerConfig writes them."""
+    first = int(IPv4Address("10.0.0.1"))
+    config = ServerConfig(
+        tuple(
+            GroupConfig(
+                IPv4Address(int(IPv4Address("239.0.0.1")) + g),
+                tuple(IPv4Address(first + g * members + m) for m in range(members)),
+            )
             for g in range(groups)
-        ],
-    }
+        )
+    )
+    return config.to_json()
 
 
 @pytest.mark.parametrize(("groups", "members"), [(10, 128), (200, 4)])
