@@ -1,6 +1,9 @@
 """How long the Python tools take inside the test VM: start-up and restores.
 
-    .venv/bin/python -m tests.vm.tools_timing 10x128 1000x16
+    .venv/bin/python -m tests.vm.tools_timing 10x128 1000x16 old=/tmp/old:10x128
+
+(``old=DIR:GxM``: the same restore with the multicast_admin found in DIR, e.g.
+``git archive REV multicast_admin | tar -x -C DIR``, for a before/after.)
 
 Boots the VM once, runs tests/vm/guest/tools_timing.py (start-up of
 ``multis_admin -S``, then each GROUPSxMEMBERS state restored with its netlink

@@ -89,7 +89,49 @@ with facts.step("startup") as f:
     f["importtime_total"] = round(sum(int(m.group(1)) for m in top_level) / 1e6, 2)
     sh("rmmod multis")
 
+OLD_RESTORE = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from multicast_admin import lean
+lean.use_lean_pyroute2()
+from multicast_admin.config import StateFile, restore_server
+from multicast_admin.netlink import GenlTransport, MultisNetlink, multismsg
+from multicast_admin.server import Server
+count = [0]
+class Counting(GenlTransport):
+    def request(self, msg, flags):
+        count[0] += 1
+        return super().request(msg, flags)
+started = time.monotonic()
+report = restore_server(Server(MultisNetlink(Counting("multis", multismsg))),
+                        StateFile("multis", sys.argv[2]))
+print(json.dumps({"seconds": round(time.monotonic() - started, 2), "round_trips": count[0],
+                  "ok": report.ok, "applied": report.applied}))
+"""
+
+
+def old_restore(code: str, groups: int, members: int, params: list[str]) -> dict:
+    """The same restore with another version of multicast_admin (``code``: its parent)."""
+    (STATE / "multis.json").write_text(json.dumps(state(groups, members)))
+    sh(f"insmod {KO} {' '.join(params)}")
+    try:
+        argv = [str(BIN / "python"), "-c", OLD_RESTORE, code, str(STATE)]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=ENV)
+        if proc.returncode != 0:
+            return {"error": proc.stderr[-1500:]}
+        return json.loads(proc.stdout.splitlines()[-1])
+    finally:
+        sh("rmmod multis")
+
+
 for spec in sys.argv[1:]:
+    if spec.startswith("old="):
+        code, _, size = spec[4:].partition(":")
+        groups, members = (int(x) for x in size.split("x"))
+        with facts.step(f"old_restore_{size}") as f:
+            params = [f"max_groups={max(groups, 10)}", f"max_members={max(members, 128)}"]
+            f.update(old_restore(code, groups, members, params))
+        continue
     groups, members = (int(x) for x in spec.split("x"))
     with facts.step(f"restore_{spec}") as f:
         (STATE / "multis.json").write_text(json.dumps(state(groups, members)))
