@@ -9,8 +9,9 @@ groups (entries) into the kernel.  Everything else is written once:
   back.  A corrupt file refuses the change before anything is sent.
 * :meth:`Side.save` (the service's stop) writes the kernel's state.
 * :meth:`Side.restore` (the service's start) makes the kernel equal the file,
-  in one pass: one command per group or entry, so the round trips grow with
-  the number of groups, never with its square.
+  in one pass: one read of the (empty) kernel, then one command per group or
+  entry, so the round trips grow with the number of groups, never with its
+  square.
 """
 
 from __future__ import annotations
@@ -148,7 +149,11 @@ class Side(Generic[H, C]):
                         self.put(handle, item)
                     except MulticastProxyError as error:
                         report.failures.append(f"{item.label()}: {error}")
-                kernel = self.from_kernel(handle)
+                # Every command is all or nothing: when the kernel accepted all
+                # of them it holds the file's state, and reading it back would
+                # cost more than the restore (decoding every member).  What it
+                # refused, or an old file to migrate, is read back.
+                kernel = self.from_kernel(handle) if report.failures or report.legacy else config
             report.kernel = kernel
             report.applied = len(kernel.items)
             if report.failures:
