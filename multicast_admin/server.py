@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class JoinResult:
-    """What a join (or add_group) did."""
+    """What a join did."""
 
     group: IPv4Address
     created: bool
@@ -114,12 +114,6 @@ class Server:
         self.close()
 
     # --- changes ---------------------------------------------------------
-
-    def add_group(
-        self, group: Address, *, broadcast: bool = False, vrrp: bool = False
-    ) -> JoinResult:
-        """Create ``group`` with no member; an existing group with the same options is kept."""
-        return self.join(group, (), broadcast=broadcast, vrrp=vrrp)
 
     def join(
         self,

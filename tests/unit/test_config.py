@@ -135,7 +135,7 @@ def test_save_and_restore_round_trip(state_dir):
     server = server_on(first)
     server.join("239.1.1.1", [f"10.0.{i // 100}.{i % 100 + 1}" for i in range(300)])
     server.join("255.255.255.255", ["10.1.0.1"], broadcast=True)
-    server.add_group("224.0.0.18", vrrp=True)
+    server.join("224.0.0.18", [], vrrp=True)
     saved = SERVER.save(server)
     assert len(saved.groups) == 3
 
@@ -228,7 +228,7 @@ def test_a_corrupt_file_is_refused_and_kept(state_dir, content, problem):
     assert problem in str(caught.value)
     assert str(caught.value).endswith("it was left as it is: fix it or move it away")
     with pytest.raises(ConfigError):
-        SERVER.change(server_on(kernel), lambda s: s.add_group("239.1.1.1"))
+        SERVER.change(server_on(kernel), lambda s: s.join("239.1.1.1", []))
     assert kernel.changes() == []
     assert state.path.read_text() == content
 

@@ -64,9 +64,9 @@ def test_join_is_idempotent_and_says_so(server, kernel):
     assert len(kernel.changes()) == 2  # nothing was sent for the last one
 
 
-def test_add_group(server, kernel):
-    assert server.add_group("239.1.1.1").created
-    assert not server.add_group("239.1.1.1").created
+def test_a_join_without_members_creates_an_empty_group(server, kernel):
+    assert server.join("239.1.1.1", []).created
+    assert not server.join("239.1.1.1", []).created
     assert kernel.state() == {"239.1.1.1": (0, [])}
 
 
@@ -78,7 +78,7 @@ def test_broadcast_and_vrrp_groups_are_explicit(server, kernel):
         "(224.0.0.0/4; add --broadcast for a broadcast address)",
     )
     server.join("255.255.255.255", ["10.0.0.1"], broadcast=True)
-    server.add_group("224.0.0.18", vrrp=True)
+    server.join("224.0.0.18", [], vrrp=True)
     flags = {g: f for g, (f, _) in kernel.state().items()}
     assert flags == {"255.255.255.255": uapi.MULTIS_GROUP_F_BROADCAST, "224.0.0.18": 2}
     group = server.group("224.0.0.18")
@@ -86,7 +86,7 @@ def test_broadcast_and_vrrp_groups_are_explicit(server, kernel):
 
 
 def test_options_of_an_existing_group_are_not_changed_silently(server, kernel):
-    server.add_group("224.0.0.18")
+    server.join("224.0.0.18", [])
     refused(
         kernel,
         lambda: server.join("224.0.0.18", ["10.0.0.1"], vrrp=True),
@@ -95,14 +95,14 @@ def test_options_of_an_existing_group_are_not_changed_silently(server, kernel):
     )
     refused(
         kernel,
-        lambda: server.add_group("224.0.0.18", vrrp=True),
+        lambda: server.join("224.0.0.18", [], vrrp=True),
         AlreadyExists,
         "group 224.0.0.18 already exists with flags 0x0",
     )
 
 
 def test_joining_a_vrrp_group_keeps_its_option(server, kernel):
-    server.add_group("224.0.0.18", vrrp=True)
+    server.join("224.0.0.18", [], vrrp=True)
     result = server.join("224.0.0.18", ["10.0.0.1"])  # --vrrp need not be repeated
     assert result.added == (A("10.0.0.1"),)
     assert kernel.state() == {"224.0.0.18": (uapi.MULTIS_GROUP_F_VRRP, ["10.0.0.1"])}
@@ -148,7 +148,7 @@ def test_a_member_may_not_be_a_group(server, kernel):
     )
     refused(
         kernel,
-        lambda: server.add_group("10.0.0.2", broadcast=True),
+        lambda: server.join("10.0.0.2", [], broadcast=True),
         InvalidArgument,
         "group 10.0.0.2 is a member of group 192.168.1.255",
     )
@@ -156,14 +156,14 @@ def test_a_member_may_not_be_a_group(server, kernel):
 
 def test_the_eleventh_group_is_refused(server, kernel):
     for i in range(10):
-        server.add_group(f"239.0.0.{i + 1}")
+        server.join(f"239.0.0.{i + 1}", [])
     refused(
         kernel,
-        lambda: server.add_group("239.0.0.11"),
+        lambda: server.join("239.0.0.11", []),
         LimitReached,
         "group limit 10 reached",
     )
-    assert not server.add_group("239.0.0.1").created  # an existing one is still fine
+    assert not server.join("239.0.0.1", []).created  # an existing one is still fine
 
 
 def test_the_129th_member_is_refused(server, kernel):
@@ -249,7 +249,7 @@ def test_reads(server, kernel):
 
 def test_a_member_that_is_a_multicast_group_is_named_a_group_first(server, kernel):
     # The kernel's order: "a configured group" says more than "a multicast address".
-    server.add_group("239.1.1.2")
+    server.join("239.1.1.2", [])
     refused(
         kernel,
         lambda: server.join("239.1.1.1", ["10.0.0.1", "239.1.1.2"]),
