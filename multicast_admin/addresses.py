@@ -19,7 +19,6 @@ Address = Union[str, IPv4Address]
 MULTICAST = IPv4Network("224.0.0.0/4")
 LOOPBACK = IPv4Network("127.0.0.0/8")
 ZERO_NETWORK = IPv4Network("0.0.0.0/8")
-UNSPECIFIED = IPv4Address("0.0.0.0")
 LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _NOT_UNICAST = (
     (MULTICAST, "multicast"),

@@ -18,7 +18,7 @@ from .cli_common import (
     table,
 )
 from .client import AddOutcome, AddResult, Client, check_add, parse_key
-from .config import CLIENT, StateFile, change_client
+from .config import CLIENT
 from .lean import use_lean_pyroute2
 from .models import ClientEntry
 
@@ -128,18 +128,18 @@ def cli(
 
     env = env_of(ctx)
     with env.open_client() as client:
-        state = StateFile(CLIENT, env.state_dir)
+        state = CLIENT.state_file(env.state_dir)
         if command == "-A":
-            result = change_client(
+            result = CLIENT.change(
                 client, lambda c: c.add(address, udp_port, target, broadcast=broadcast), state
             )
             _report_add(result)
         elif command == "-D":
             key = parse_key(address, udp_port)
-            change_client(client, lambda c: c.delete(*key), state)
+            CLIENT.change(client, lambda c: c.delete(*key), state)
             click.echo(f"entry {_key(*key)} deleted")
         elif command == "-C":
-            count = change_client(client, _clear, state)
+            count = CLIENT.change(client, _clear, state)
             click.echo(f"every entry deleted ({count})")
         elif command == "--reset-stats":
             client.reset_stats()

@@ -2,7 +2,7 @@
 
 Each CLI is one click command with the guide's flags (``-A -D -C -P -L -S``
 as separate booleans, exactly one of them per call).  Errors are one line on
-stderr and a documented exit code (:data:`multicast_admin.errors.EXIT_CODES`):
+stderr and the documented exit code of its error class (``exit_code``):
 2 usage, 3 not found, 4 limit, 5 module not loaded, 6 no privilege,
 7 state file, 8 conflict, 1 anything else.
 """
@@ -20,6 +20,7 @@ import click
 
 from .client import Client
 from .errors import InvalidArgument, MulticastProxyError
+from .models import JSON_SCHEMA_VERSION
 from .server import Server
 
 USAGE_EXIT = InvalidArgument.exit_code
@@ -40,8 +41,9 @@ def env_of(ctx: click.Context) -> Env:
 
 
 class AdminCommand(click.Command):
-    """A click command with the old tools' habits: ``-help``, help without arguments,
-    and one line per error with a documented exit code."""
+    """A click command with the old tools' habits (``-help``), the usage on stderr
+    with exit 2 when called without arguments, and one line per error with a
+    documented exit code."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = ["--help" if arg == "-help" else arg for arg in args]
@@ -58,7 +60,9 @@ class AdminCommand(click.Command):
         argv = list(sys.argv[1:] if args is None else args)
         prog = prog_name or self.name or "admin"
         if not argv:
-            argv = ["--help"]
+            with click.Context(self, info_name=prog) as ctx:
+                click.echo(self.get_help(ctx), err=True)
+            sys.exit(USAGE_EXIT)
         try:
             code = super().main(argv, prog, complete_var, standalone_mode=False, **extra)
         except click.UsageError as error:
@@ -123,12 +127,12 @@ def single(values: Sequence[str], option: str) -> str | None:
 
 
 def echo_json(data: Mapping[str, Any]) -> None:
-    click.echo(json.dumps({"version": 1, **data}, indent=2))
+    click.echo(json.dumps({"version": JSON_SCHEMA_VERSION, **data}, indent=2))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """Aligned columns: numbers to the right, text to the left."""
-    cells = [list(headers)] + [[_cell(v) for v in row] for row in rows]
+    cells = [list(headers)] + [[str(v) for v in row] for row in rows]
     numeric = [
         bool(rows) and all(isinstance(row[i], int) for row in rows) for i in range(len(headers))
     ]
@@ -141,10 +145,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
         ]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
-
-
-def _cell(value: object) -> str:
-    return str(value)
 
 
 def counter_lines(counters: Mapping[str, int], labels: Mapping[str, str]) -> str:

@@ -17,7 +17,7 @@ from .cli_common import (
     single,
     table,
 )
-from .config import SERVER, StateFile, change_server
+from .config import SERVER
 from .lean import use_lean_pyroute2
 from .models import Group, ServerCounters
 from .server import JoinResult, QuitResult, Server, check_join, check_quit
@@ -146,20 +146,20 @@ def cli(
 
     env = env_of(ctx)
     with env.open_server() as server:
-        state = StateFile(SERVER, env.state_dir)
+        state = SERVER.state_file(env.state_dir)
         if command == "-A" and quit_:
-            result = change_server(server, lambda s: s.quit(target, quit_), state)
+            result = SERVER.change(server, lambda s: s.quit(target, quit_), state)
             _report_quit(result)
         elif command == "-A":
-            result = change_server(
+            result = SERVER.change(
                 server, lambda s: s.join(target, join, broadcast=broadcast, vrrp=vrrp), state
             )
             _report_join(result, bool(join))
         elif command == "-D":
-            change_server(server, lambda s: s.delete(target), state)
+            SERVER.change(server, lambda s: s.delete(target), state)
             click.echo(f"group {target} deleted")
         elif command == "-C":
-            count = change_server(server, _clear, state)
+            count = SERVER.change(server, _clear, state)
             click.echo(f"every group deleted ({count})")
         elif command == "--reset-stats":
             server.reset_stats()

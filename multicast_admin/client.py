@@ -1,9 +1,9 @@
 """The client (multic) domain API: (server, port) entries mapped back to groups.
 
-:class:`Client` checks a request the way the kernel will, makes a repeated
-add harmless, moves an existing key to a new group explicitly, then sends one
-command.  It works on any :class:`ClientBackend`: the real
-:class:`~multicast_admin.netlink.MulticNetlink`, or a test double.
+:class:`Client` checks the syntax of a request (addresses, port, options)
+and leaves the rest to the kernel, the authority: limits and existence come
+back as its extack message.  An add is one ADD; only when the kernel says the
+key exists is the entry read once, to tell "unchanged" from "moved".
 """
 
 from __future__ import annotations
@@ -11,34 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from . import lean
 from .addresses import Address, check_group, check_server, parse_ipv4, parse_port
-from .errors import LimitReached
+from .errors import AlreadyExists
 from .models import ClientEntry, ClientStatus
 
-
-class ClientBackend(Protocol):
-    """The multic commands (what MulticNetlink implements)."""
-
-    def add(
-        self, server: IPv4Address, port: int, group: IPv4Address, *, replace: bool = False
-    ) -> None: ...
-
-    def delete(self, server: IPv4Address, port: int) -> None: ...
-
-    def clear(self) -> None: ...
-
-    def get_entry(self, server: IPv4Address, port: int) -> ClientEntry: ...
-
-    def entries(self) -> list[ClientEntry]: ...
-
-    def stats(self) -> ClientStatus: ...
-
-    def reset_stats(self) -> None: ...
-
-    def close(self) -> None: ...
+if TYPE_CHECKING:
+    from .netlink import MulticNetlink
 
 
 class AddOutcome(Enum):
@@ -56,10 +37,6 @@ class AddResult:
     group: IPv4Address
     outcome: AddOutcome
     previous_group: IPv4Address | None = None
-
-    @property
-    def changed(self) -> bool:
-        return self.outcome is not AddOutcome.UNCHANGED
 
 
 def parse_key(server: Address, port: int | str) -> tuple[IPv4Address, int]:
@@ -80,7 +57,7 @@ def check_add(
 class Client:
     """Entries of the multic module in the current network namespace."""
 
-    def __init__(self, backend: ClientBackend) -> None:
+    def __init__(self, backend: MulticNetlink) -> None:
         self.backend = backend
 
     @classmethod
@@ -107,34 +84,19 @@ class Client:
         with another group is moved to ``group``.
         """
         address, port, target = check_add(server, port, group, broadcast=broadcast)
-        entries = self.backend.entries()
-        existing = next((e for e in entries if e.key == (address, port)), None)
-        if existing is not None and existing.group == target:
-            return AddResult(address, port, target, AddOutcome.UNCHANGED)
-
-        status = self.backend.stats()
-        if existing is None and len(entries) >= status.max_entries:
-            raise LimitReached(
-                f"entry limit {status.max_entries} reached "
-                "(delete an entry first, or raise the multic max_entries parameter)"
-            )
-        groups_before = {e.group for e in entries}
-        groups_after = {e.group for e in entries if e is not existing} | {target}
-        if target not in groups_before and len(groups_after) > status.max_groups:
-            raise LimitReached(
-                f"group limit {status.max_groups} reached: {target} would be one group too many "
-                "(delete the entries of another group, or raise the multic max_groups parameter)"
-            )
-        self.backend.add(address, port, target, replace=existing is not None)
-        if existing is None:
+        try:
+            self.backend.add(address, port, target)
             return AddResult(address, port, target, AddOutcome.ADDED)
+        except AlreadyExists:
+            existing = self.backend.get_entry(address, port)
+        if existing.group == target:
+            return AddResult(address, port, target, AddOutcome.UNCHANGED)
+        self.backend.add(address, port, target, replace=True)
         return AddResult(address, port, target, AddOutcome.MOVED, existing.group)
 
     def delete(self, server: Address, port: int | str) -> None:
         """Remove the entry (server, port); NotFound if there is none."""
-        address, port = parse_key(server, port)
-        self.backend.get_entry(address, port)
-        self.backend.delete(address, port)
+        self.backend.delete(*parse_key(server, port))
 
     def clear(self) -> None:
         """Remove every entry."""

@@ -2,8 +2,8 @@
 
 Every error carries a message that says what is wrong (and, where there is one,
 what to do).  Errors that come from the kernel also carry its errno and its
-extack text.  The CLIs map each class to one documented exit code
-(:data:`EXIT_CODES`).
+extack text.  Each class carries its documented exit code (``exit_code``, docs/usage.md),
+which the CLIs return.
 """
 
 from __future__ import annotations
@@ -83,19 +83,6 @@ class KernelError(MulticastProxyError):
 
     exit_code = 1
 
-
-#: Exit codes of the CLIs, by kind.  Documented in docs/usage.md and the man pages.
-EXIT_CODES = {
-    "success": 0,
-    "error": KernelError.exit_code,
-    "usage": InvalidArgument.exit_code,
-    "not found": NotFound.exit_code,
-    "limit": LimitReached.exit_code,
-    "module not loaded": ModuleNotLoaded.exit_code,
-    "no privilege": PermissionDenied.exit_code,
-    "config": ConfigError.exit_code,
-    "conflict": AlreadyExists.exit_code,
-}
 
 _BY_ERRNO: dict[int, type[MulticastProxyError]] = {
     errno_codes.EINVAL: InvalidArgument,

@@ -8,8 +8,8 @@ emulation, ~25x slower) it is seconds per call.
 
 :func:`use_lean_pyroute2` registers a bare ``pyroute2`` package (the real
 package directory, without running its ``__init__``) so that importing
-``pyroute2.netlink.generic`` loads just that.  Only the CLI entry points call
-it, as the very first thing, because a process that also wants
+``pyroute2.netlink.generic`` loads just that.  Only the entry points (the
+two CLIs and the service) call it, as the very first thing, because a process that also wants
 ``from pyroute2 import IPRoute`` would not find it.  :func:`netlink` imports
 the bindings and, should a pyroute2 version ever need its ``__init__``, falls
 back to the normal import.

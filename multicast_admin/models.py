@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Address
 from typing import Any
 
+#: The ``version`` key of every ``--json`` answer.
 JSON_SCHEMA_VERSION = 1
 
 

@@ -30,7 +30,6 @@ from pyroute2.netlink import (
     NLM_F_ACK_TLVS,
     NLM_F_DUMP,
     NLM_F_DUMP_INTR,
-    NLM_F_EXCL,
     NLM_F_REPLACE,
     NLM_F_REQUEST,
     NLMSG_DONE,
@@ -504,24 +503,21 @@ class MultisNetlink(_Family):
         group: IPv4Address,
         members: Sequence[IPv4Address] = (),
         *,
-        flags: int = 0,
-        exclusive: bool = False,
+        flags: int | None = None,
     ) -> None:
-        """Create ``group`` if needed (with ``flags``), then add ``members`` (all or nothing)."""
-        # FLAGS always: the kernel then refuses to join an existing group
-        # whose options differ, instead of silently keeping the old ones.
-        attrs: list[tuple[str, Any]] = [
-            ("MULTIS_A_GROUP_ADDR", str(group)),
-            ("MULTIS_A_GROUP_FLAGS", flags),
-        ]
+        """Create ``group`` if needed, then add ``members`` (all or nothing).
+
+        ``flags`` (MULTIS_GROUP_F_*) are the group's options: a new group gets
+        them, an existing one must have them (the kernel refuses others with
+        EEXIST).  None sends none: a new group is a plain multicast group, an
+        existing one keeps its options.
+        """
+        attrs: list[tuple[str, Any]] = [("MULTIS_A_GROUP_ADDR", str(group))]
+        if flags is not None:
+            attrs.append(("MULTIS_A_GROUP_FLAGS", flags))
         if members:
             attrs.append(("MULTIS_A_MEMBERS", members_value(members)))
-        self._do(
-            uapi.MULTIS_CMD_JOIN,
-            attrs,
-            f"group {group}: adding members",
-            NLM_F_EXCL if exclusive else 0,
-        )
+        self._do(uapi.MULTIS_CMD_JOIN, attrs, f"group {group}: adding members")
 
     def quit(self, group: IPv4Address, members: Sequence[IPv4Address]) -> None:
         """Remove ``members`` from ``group`` (all or nothing)."""

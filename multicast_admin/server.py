@@ -1,17 +1,19 @@
 """The server (multis) domain API: groups and their members.
 
-:class:`Server` checks a request the way the kernel will (same refusals, same
-words), makes repeated requests harmless and says so in its results, then
-sends one all-or-nothing command.  It works on any :class:`ServerBackend`:
-the real :class:`~multicast_admin.netlink.MultisNetlink`, or a test double.
+:class:`Server` checks the syntax of a request (addresses, options) and
+leaves everything else to the kernel, the authority: limits, existence,
+members that are groups, conflicting options come back as the kernel's own
+extack message, mapped to the documented exit code.  What a result says
+("created", "already a member") comes from one read of the group's members
+before the one all-or-nothing command.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from . import lean
 from .addresses import (
@@ -23,45 +25,17 @@ from .addresses import (
     parse_ipv4_list,
     unique,
 )
-from .errors import AlreadyExists, InvalidArgument, LimitReached, NotFound
+from .errors import InvalidArgument, NotFound
 from .models import Group, Member, ServerStatus
 from .uapi import MULTIS_GROUP_F_BROADCAST, MULTIS_GROUP_F_VRRP
 
-
-class ServerBackend(Protocol):
-    """The multis commands (what MultisNetlink implements)."""
-
-    def join(
-        self,
-        group: IPv4Address,
-        members: Sequence[IPv4Address] = (),
-        *,
-        flags: int = 0,
-        exclusive: bool = False,
-    ) -> None: ...
-
-    def quit(self, group: IPv4Address, members: Sequence[IPv4Address]) -> None: ...
-
-    def delete_group(self, group: IPv4Address) -> None: ...
-
-    def clear(self) -> None: ...
-
-    def get_group(self, group: IPv4Address) -> Group: ...
-
-    def groups(self) -> list[Group]: ...
-
-    def members(self, group: IPv4Address) -> list[Member]: ...
-
-    def stats(self) -> ServerStatus: ...
-
-    def reset_stats(self) -> None: ...
-
-    def close(self) -> None: ...
+if TYPE_CHECKING:
+    from .netlink import MultisNetlink
 
 
 @dataclass(frozen=True)
 class JoinResult:
-    """What a join (or add_group) did."""
+    """What a join did."""
 
     group: IPv4Address
     created: bool
@@ -72,10 +46,6 @@ class JoinResult:
     """Members given that were in the group already (left as they were)."""
     repeated: tuple[IPv4Address, ...] = ()
     """Members given more than once (counted once)."""
-
-    @property
-    def changed(self) -> bool:
-        return self.created or bool(self.added)
 
 
 @dataclass(frozen=True)
@@ -88,28 +58,21 @@ class QuitResult:
 
 
 def check_join(
-    group: Address,
-    members: Iterable[Address],
-    *,
-    broadcast: bool = False,
-    groups: Collection[IPv4Address] | None = None,
+    group: Address, members: Iterable[Address], *, broadcast: bool = False
 ) -> tuple[IPv4Address, list[IPv4Address], list[IPv4Address]]:
-    """The checks of a join: (group, members once each, repeated ones).
+    """The syntax of a join: (group, members once each, repeated ones).
 
-    With ``groups`` (the configured groups) every check is made, in the
-    kernel's order: a member that is a configured group is named so first.
-    Without (before the kernel is asked), a multicast member is left for
-    then, since it may be such a group.
+    A multicast member is left to the kernel, which names it best (it may
+    be a configured group).
     """
     address = parse_ipv4(group, "group")
     check_group(address, broadcast=broadcast)
     wanted, repeated = unique(parse_ipv4_list(members))
     for member in wanted:
-        if member == address or (groups is not None and member in groups):
+        if member == address:
             raise InvalidArgument(f"member {member} is a configured group")
-        if groups is None and member in MULTICAST:
-            continue
-        check_member(member)
+        if member not in MULTICAST:
+            check_member(member)
     return address, wanted, repeated
 
 
@@ -129,15 +92,10 @@ def group_flags(*, broadcast: bool = False, vrrp: bool = False) -> int:
     return (MULTIS_GROUP_F_BROADCAST if broadcast else 0) | (MULTIS_GROUP_F_VRRP if vrrp else 0)
 
 
-def _options(broadcast: bool, vrrp: bool) -> str:
-    names = [name for name, on in (("--broadcast", broadcast), ("--vrrp", vrrp)) if on]
-    return "options " + " ".join(names) if names else "no options"
-
-
 class Server:
     """Groups and members of the multis module in the current network namespace."""
 
-    def __init__(self, backend: ServerBackend) -> None:
+    def __init__(self, backend: MultisNetlink) -> None:
         self.backend = backend
 
     @classmethod
@@ -157,12 +115,6 @@ class Server:
 
     # --- changes ---------------------------------------------------------
 
-    def add_group(
-        self, group: Address, *, broadcast: bool = False, vrrp: bool = False
-    ) -> JoinResult:
-        """Create ``group`` with no member; an existing group with the same options is kept."""
-        return self.join(group, (), broadcast=broadcast, vrrp=vrrp)
-
     def join(
         self,
         group: Address,
@@ -175,72 +127,46 @@ class Server:
 
         All or nothing: one bad member or a limit refuses the whole request.
         Members already in the group, or given twice, are no error: the
-        result lists them.  An existing group keeps its options: ``vrrp``
-        need not be repeated, but asking for it on a group without it is a
-        conflict (``broadcast`` always matches: it follows from the address).
+        result lists them.  Options given must be the group's (the kernel
+        refuses others as a conflict); none given keeps an existing group's
+        options, so ``vrrp`` need not be repeated.
         """
         address, wanted, repeated = check_join(group, members, broadcast=broadcast)
-        groups = {g.address: g for g in self.backend.groups()}
-        check_join(address, wanted, broadcast=broadcast, groups=groups.keys())
-        existing = groups.get(address)
-        status = self.backend.stats()
-        if existing is None:
-            if len(groups) >= status.max_groups:
-                raise LimitReached(
-                    f"group limit {status.max_groups} reached: {address} would be one too many "
-                    "(delete a group first, or raise the multis max_groups parameter)"
-                )
-            if broadcast:
-                self._refuse_group_that_is_a_member(address, groups)
-            current: set[IPv4Address] = set()
-        else:
-            if broadcast != existing.broadcast or (vrrp and not existing.vrrp):
-                raise AlreadyExists(
-                    f"group {address} already exists with "
-                    f"{_options(existing.broadcast, existing.vrrp)} "
-                    "(delete it first to change its options)"
-                )
-            vrrp = existing.vrrp
+        try:
             current = {m.address for m in self.backend.members(address)}
-
+            created = False
+        except NotFound:
+            current, created = set(), True
         added = tuple(m for m in wanted if m not in current)
         already = tuple(m for m in wanted if m in current)
-        if len(current) + len(added) > status.max_members:
-            raise LimitReached(
-                f"group {address}: member limit {status.max_members} reached "
-                f"({len(current)} + {len(added)} new; raise the multis max_members parameter)"
-            )
-        if existing is None or added:
-            self.backend.join(address, added, flags=group_flags(broadcast=broadcast, vrrp=vrrp))
-        return JoinResult(address, existing is None, added, already, tuple(repeated))
+        flags = group_flags(broadcast=broadcast, vrrp=vrrp)
+        if created or added or flags:
+            self.backend.join(address, added, flags=flags or None)
+        return JoinResult(address, created, added, already, tuple(repeated))
 
-    def _refuse_group_that_is_a_member(
-        self, address: IPv4Address, groups: dict[IPv4Address, Group]
+    def create(
+        self,
+        group: Address,
+        members: Iterable[Address],
+        *,
+        broadcast: bool = False,
+        vrrp: bool = False,
     ) -> None:
-        # Only a broadcast group can be a unicast-looking address that is
-        # also some group's member (a copy to it would be fanned out again).
-        for other in groups:
-            if any(m.address == address for m in self.backend.members(other)):
-                raise InvalidArgument(f"group {address} is a member of group {other}")
+        """One JOIN and no read: a group with its members, for a restore into an
+        empty kernel (an existing group is joined as the kernel does it)."""
+        address, wanted, _ = check_join(group, members, broadcast=broadcast)
+        flags = group_flags(broadcast=broadcast, vrrp=vrrp)
+        self.backend.join(address, wanted, flags=flags or None)
 
     def quit(self, group: Address, members: Iterable[Address]) -> QuitResult:
         """Remove ``members`` from ``group``; all or nothing, every one must be a member."""
         address, wanted, repeated = check_quit(group, members)
-        current = {m.address for m in self.members(address)}
-        missing = [m for m in wanted if m not in current]
-        if missing:
-            listed = ", ".join(str(m) for m in missing)
-            noun = "member" if len(missing) == 1 else "members"
-            verb = "is" if len(missing) == 1 else "are"
-            raise NotFound(f"{noun} {listed} {verb} not in group {address}")
         self.backend.quit(address, wanted)
         return QuitResult(address, tuple(wanted), tuple(repeated))
 
     def delete(self, group: Address) -> None:
         """Delete ``group`` and its members."""
-        address = parse_ipv4(group, "group")
-        self.group(address)
-        self.backend.delete_group(address)
+        self.backend.delete_group(parse_ipv4(group, "group"))
 
     def clear(self) -> None:
         """Delete every group."""
@@ -261,9 +187,7 @@ class Server:
 
     def members(self, group: Address) -> list[Member]:
         """The members of ``group`` with their counters; NotFound if it does not exist."""
-        address = parse_ipv4(group, "group")
-        self.group(address)
-        return self.backend.members(address)
+        return self.backend.members(parse_ipv4(group, "group"))
 
     def stats(self) -> ServerStatus:
         return self.backend.stats()

@@ -38,12 +38,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Callable, Protocol, TextIO
+from typing import Any, Callable, Protocol, TextIO
 
-from . import config
-from .client import Client
+from . import config, lean
 from .errors import ConfigError, ModuleNotLoaded, MulticastProxyError
-from .server import Server
 
 KO_DIR_ENV = "MULTICAST_PROXY_KO_DIR"
 
@@ -157,36 +155,6 @@ class Kmod:
             raise ServiceError(f"{what}: {' '.join(argv)}: {detail}")
 
 
-# --------------------------------------------------------------------------- state
-
-
-class StateStore(Protocol):
-    """The saved state of one role (multicast_admin.config does the work)."""
-
-    @property
-    def path(self) -> Path: ...
-
-    def check(self) -> str:
-        """Read and validate the saved file without touching the kernel.
-
-        Returns what it holds ("2 groups, 5 members"; "nothing saved" when
-        there is no file); raises ConfigError when it cannot be used.
-        """
-        ...
-
-    def save(self) -> str:
-        """Write the kernel's running state to the file; what was saved."""
-        ...
-
-    def restore(self) -> str:
-        """Apply the saved file to the kernel; what was restored ("" if nothing was saved)."""
-        ...
-
-    def running(self) -> list[str]:
-        """The kernel's running state, one line per group or entry."""
-        ...
-
-
 # --------------------------------------------------------------------------- service
 
 
@@ -196,7 +164,7 @@ class Service:
 
     role: Role
     modules: ModuleLoader
-    state: StateStore
+    state: ConfigStateStore
     ko: Path | None = None
     """An explicit module file (``--ko``); None: installed, else $MULTICAST_PROXY_KO_DIR."""
     ko_dir: Path | None = None
@@ -366,39 +334,10 @@ class Service:
 # --------------------------------------------------------------------------- entry point
 
 
-def _plural(count: int, word: str, words: str | None = None) -> str:
-    return f"{count} {word if count == 1 else words or word + 's'}"
-
-
-def describe_server(cfg: config.ServerConfig) -> str:
-    members = sum(len(g.members) for g in cfg.groups)
-    return f"{_plural(len(cfg.groups), 'group')}, {_plural(members, 'member')}"
-
-
-def describe_client(cfg: config.ClientConfig) -> str:
-    return _plural(len(cfg.entries), "entry", "entries")
-
-
-def server_lines(cfg: config.ServerConfig) -> list[str]:
-    lines = []
-    for group in cfg.groups:
-        options = [
-            name for name, on in (("broadcast", group.broadcast), ("vrrp", group.vrrp)) if on
-        ]
-        suffix = f" ({', '.join(options)})" if options else ""
-        members = ", ".join(str(m) for m in group.members) or "no member"
-        lines.append(f"group {group.group}{suffix}: {members}")
-    return lines
-
-
-def client_lines(cfg: config.ClientConfig) -> list[str]:
-    return [f"entry {e.server} port {e.port or 'any'} -> group {e.group}" for e in cfg.entries]
-
-
 class ConfigStateStore:
-    """:class:`StateStore` over multicast_admin.config, for one role.
+    """The saved state of one role, over :mod:`multicast_admin.config` (its :class:`Side`).
 
-    ``open_server``/``open_client`` connect to the kernel (tests pass doubles).
+    ``open`` connects to the kernel (tests pass doubles); default: the side's own.
     """
 
     def __init__(
@@ -407,58 +346,43 @@ class ConfigStateStore:
         directory: Path | None = None,
         *,
         legacy_dir: Path | None = None,
-        open_server: Callable[[], Server] = Server.open,
-        open_client: Callable[[], Client] = Client.open,
+        open: Callable[[], Any] | None = None,
         out: TextIO = sys.stdout,
     ) -> None:
         self.role = role
-        self.file = config.StateFile(role.name, directory)
+        self.side = config.SIDES[role.name]
+        self.file = self.side.state_file(directory)
         self.legacy_dir = legacy_dir
-        self.open_server = open_server
-        self.open_client = open_client
+        self.open = open or self.side.open
         self.out = out
 
     @property
     def path(self) -> Path:
         return self.file.path
 
-    @property
-    def is_server(self) -> bool:
-        return self.role.name == config.SERVER
-
-    def _describe(self, cfg: config.ServerConfig | config.ClientConfig) -> str:
-        if isinstance(cfg, config.ServerConfig):
-            return describe_server(cfg)
-        return describe_client(cfg)
-
     def check(self) -> str:
-        read = config.read_server_config if self.is_server else config.read_client_config
-        cfg = read(self.file)
+        """Read and validate the saved file without touching the kernel.
+
+        Returns what it holds ("2 groups, 5 members"; "nothing saved" when
+        there is no file); raises ConfigError when it cannot be used.
+        """
+        cfg = self.side.read(self.file)
         if cfg is not None:
-            return self._describe(cfg)
-        imported = config.import_legacy(self.file, self.legacy_dir)
+            return cfg.summary()
+        imported = self.side.import_legacy(self.legacy_dir)
         if imported is not None:
-            return (
-                f"nothing saved yet; {imported.path} to migrate: {self._describe(imported.config)}"
-            )
+            return f"nothing saved yet; {imported.path} to migrate: {imported.config.summary()}"
         return "nothing saved"
 
     def save(self) -> str:
-        if self.is_server:
-            with self.open_server() as server:
-                return describe_server(config.save_server(server, self.file))
-        with self.open_client() as client:
-            return describe_client(config.save_client(client, self.file))
+        """Write the kernel's running state to the file; what was saved."""
+        with self.open() as handle:
+            return self.side.save(handle, self.file).summary()
 
     def restore(self) -> str:
-        if self.is_server:
-            with self.open_server() as server:
-                report = config.restore_server(server, self.file, self.legacy_dir)
-                restored = config.server_config_from_kernel(server)
-        else:
-            with self.open_client() as client:
-                report = config.restore_client(client, self.file, self.legacy_dir)
-                restored = config.client_config_from_kernel(client)
+        """Apply the saved file to the kernel; what was restored ("" if nothing was saved)."""
+        with self.open() as handle:
+            report = self.side.restore(handle, self.file, self.legacy_dir)
         for note in report.skipped:
             print(f"{self.role.name}: not carried over from {report.source}: {note}", file=self.out)
         if not report.ok:
@@ -468,17 +392,15 @@ class ConfigStateStore:
             )
         if report.source is None:
             return ""
-        what = self._describe(restored)
+        what = report.kernel.summary()
         if report.legacy:
             return f"{what} (migrated from {report.source})"
         return what
 
     def running(self) -> list[str]:
-        if self.is_server:
-            with self.open_server() as server:
-                return server_lines(config.server_config_from_kernel(server))
-        with self.open_client() as client:
-            return client_lines(config.client_config_from_kernel(client))
+        """The kernel's running state, one line per group or entry."""
+        with self.open() as handle:
+            return self.side.from_kernel(handle).lines()
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -500,6 +422,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    lean.use_lean_pyroute2()  # first: the restore and the save import the bindings
     args = parse_args(argv)
     role = ROLES[args.service]
     ko_dir = os.environ.get(KO_DIR_ENV)

@@ -314,13 +314,14 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 				 &req->group_addr);
 		return -EEXIST;
 	}
+	/* A conflict with what exists (not a bad request): -EEXIST. */
 	if (req->group && attrs[MULTIS_A_GROUP_FLAGS] &&
 	    flags != req->group->flags) {
 		NL_SET_BAD_ATTR(req->err.extack, attrs[MULTIS_A_GROUP_FLAGS]);
 		compat_nlerr_fmt(&req->err,
 				 "group %pI4 already exists with flags 0x%x",
 				 &req->group_addr, req->group->flags);
-		return -EINVAL;
+		return -EEXIST;
 	}
 	if (!req->group) {
 		ret = multis_nl_check_new_group(req, flags,

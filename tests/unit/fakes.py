@@ -19,7 +19,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import pytest
-from pyroute2.netlink import NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_MULTI, NLM_F_REPLACE
+from pyroute2.netlink import NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, NLM_F_REPLACE
 from pyroute2.netlink.exceptions import NetlinkError
 
 from multicast_admin import uapi
@@ -140,7 +140,6 @@ class FakeMultisKernel(_FakeKernel):
         super().__init__()
         self.max_groups = max_groups
         self.max_members = max_members
-        self.advertised_max_members: int | None = None  # what GET_STATS says, if not the limit
         self.groups: dict[IPv4Address, FakeGroup] = {}
         self.stats: dict[str, int] = {}
 
@@ -170,14 +169,14 @@ class FakeMultisKernel(_FakeKernel):
                         ["MULTIS_A_STATS", stats_nest("MULTIS_STATS_A_", SERVER_STATS, self.stats)],
                         ["MULTIS_A_GROUP_COUNT", len(self.groups)],
                         ["MULTIS_A_MAX_GROUPS", self.max_groups],
-                        ["MULTIS_A_MAX_MEMBERS", self.advertised_max_members or self.max_members],
+                        ["MULTIS_A_MAX_MEMBERS", self.max_members],
                         ["MULTIS_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS],
                     ],
                 )
             ]
         self.need_admin()
         if cmd == uapi.MULTIS_CMD_JOIN:
-            self._join(msg, flags)
+            self._join(msg)
         elif cmd == uapi.MULTIS_CMD_QUIT:
             self._quit(msg)
         elif cmd == uapi.MULTIS_CMD_DEL_GROUP:
@@ -257,7 +256,7 @@ class FakeMultisKernel(_FakeKernel):
             for e in msg.get_attr("MULTIS_A_MEMBERS") or []
         ]
 
-    def _join(self, msg: Any, flags: int) -> None:
+    def _join(self, msg: Any) -> None:
         # The checks and words of kernel/multis/netlink.c, in its order.
         group = self._group_addr(msg, must_exist=False)
         flags_attr = msg.get_attr("MULTIS_A_GROUP_FLAGS")
@@ -265,11 +264,9 @@ class FakeMultisKernel(_FakeKernel):
         if group_flags & ~uapi.MULTIS_GROUP_F_ALL:
             raise refuse(errno.EOPNOTSUPP, "unknown group flags")
         existing = self.groups.get(group)
-        if existing is not None and flags & NLM_F_EXCL:
-            raise refuse(errno.EEXIST, f"group {group} already exists")
         if existing is not None and flags_attr is not None and group_flags != existing.flags:
             raise refuse(
-                errno.EINVAL, f"group {group} already exists with flags {existing.flags:#x}"
+                errno.EEXIST, f"group {group} already exists with flags {existing.flags:#x}"
             )
         if existing is None:
             self._check_new_group(group, group_flags)

@@ -94,10 +94,12 @@ def test_help(multis_admin, flag):
     assert "Exit codes" in run.stdout
 
 
-def test_no_argument_prints_help(multis_admin):
+def test_no_argument_prints_the_usage_on_stderr_and_exits_2(multis_admin, multis_kernel):
     run = multis_admin()
-    assert run.exit_code == 0
-    assert "Usage: multis_admin" in run.stdout
+    assert (run.exit_code, run.stdout) == (2, "")
+    assert run.stderr.startswith("Usage: multis_admin")
+    assert "multis_admin -A -m 239.1.1.1 -j 10.0.0.2,10.0.0.3" in run.stderr
+    assert multis_kernel.requests == []
 
 
 # --- reads ------------------------------------------------------------------------
@@ -233,11 +235,9 @@ def before(multis_admin, multis_kernel, state_dir):
     multis_admin("-A", "-m", G, "-j", "10.0.0.1,10.0.0.2")
     kernel_before = multis_kernel.state()
     file_before = (state_dir / "multis.json").read_bytes()
-    changes = len(multis_kernel.changes())
     yield
     assert multis_kernel.state() == kernel_before
     assert (state_dir / "multis.json").read_bytes() == file_before
-    assert len(multis_kernel.changes()) == changes
 
 
 USAGE = "(see 'multis_admin --help')"
@@ -285,7 +285,7 @@ USAGE = "(see 'multis_admin --help')"
         (
             ["-A", "-m", G, "-j", "10.0.0.3", "--vrrp"],
             8,
-            f"group {G} already exists with no options (delete it first to change its options)",
+            f"group {G} already exists with flags 0x0",
         ),
         (
             ["-A", "-m", G, "-j", "10.0.0.3", "-q", "10.0.0.1"],
@@ -343,8 +343,7 @@ def test_the_eleventh_group(multis_admin, multis_kernel, state_dir):
         multis_kernel,
         state_dir,
         4,
-        "group limit 10 reached: 239.0.0.11 would be one too many "
-        "(delete a group first, or raise the multis max_groups parameter)",
+        "group limit 10 reached",
     )
     assert len(multis_kernel.groups) == 10
     assert (state_dir / "multis.json").read_bytes() == before
@@ -359,20 +358,9 @@ def test_the_129th_member(multis_admin, multis_kernel, state_dir):
         multis_kernel,
         state_dir,
         4,
-        f"group {G}: member limit 128 reached "
-        "(128 + 1 new; raise the multis max_members parameter)",
+        f"group {G}: member limit 128 reached",
     )
     assert len(state_groups(state_dir)[G]) == 128
-
-
-def test_a_limit_the_kernel_enforces_alone_keeps_its_words(multis_admin, multis_kernel):
-    # The kernel refuses what our pre-check let through: its words are shown.
-    multis_admin("-A", "-m", G, "-j", "10.0.0.1")
-    multis_kernel.advertised_max_members = 1000
-    multis_kernel.max_members = 1
-    run = multis_admin("-A", "-m", G, "-j", "10.0.0.2")
-    assert run.exit_code == 4
-    assert run.stderr == "multis_admin: group 239.1.1.1: member limit 1 reached\n"
 
 
 def test_module_not_loaded(env, multis_admin, state_dir):
@@ -417,7 +405,7 @@ def test_a_corrupt_state_file_refuses_changes_and_is_kept(multis_admin, multis_k
 
 
 def test_every_change_leaves_file_equal_to_kernel(env, multis_admin, multis_kernel, state_dir):
-    from multicast_admin.config import server_config_from_kernel
+    from multicast_admin.config import SERVER
 
     steps = [
         ["-A", "-m", G, "-j", "10.0.0.1,10.0.0.2"],
@@ -428,7 +416,7 @@ def test_every_change_leaves_file_equal_to_kernel(env, multis_admin, multis_kern
     ]
     for args in steps:
         assert multis_admin(*args).exit_code == 0
-        expected = server_config_from_kernel(env.open_server()).to_json()
+        expected = SERVER.from_kernel(env.open_server()).to_json()
         assert state(state_dir) == expected
     groups = {g["group"]: g for g in state(state_dir)["groups"]}
     assert list(groups) == ["224.0.0.18", G]  # the kernel keeps groups sorted
@@ -444,18 +432,19 @@ def test_env_default_is_the_real_kernel():
     assert Env().state_dir is None
 
 
-def test_a_state_directory_that_cannot_be_written(multis_admin, multis_kernel, monkeypatch):
-    # What a user who is not root meets first: the lock file in /etc/multicast-proxy.
+def test_a_lock_directory_that_cannot_be_written(multis_admin, multis_kernel, monkeypatch):
+    # What a user who is not root meets first: the lock file.
     import multicast_admin.config as config_module
+    import multicast_admin.config.store as store_module
 
     def denied(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(config_module.os, "open", denied)
+    monkeypatch.setattr(store_module.os, "open", denied)
     run = multis_admin("-A", "-m", G, "-j", "10.0.0.1")
+    lock = config_module.SERVER.state_file().lock_path
     assert run.exit_code == 6
-    assert run.stderr.startswith("multis_admin: cannot open ")
-    assert run.stderr.endswith(
-        "multis.lock: run as root (the state lives in " + str(config_module.config_dir()) + ")\n"
+    assert run.stderr == (
+        f"multis_admin: cannot open {lock}: run as root (changes need the lock in {lock.parent})\n"
     )
     assert multis_kernel.state() == {}

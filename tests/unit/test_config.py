@@ -9,7 +9,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -18,22 +17,7 @@ import pytest
 from fakes import FakeMulticKernel, FakeMultisKernel
 
 from multicast_admin.client import Client
-from multicast_admin.config import (
-    CLIENT,
-    SERVER,
-    StateFile,
-    change_client,
-    change_server,
-    client_config_from_kernel,
-    config_dir,
-    import_legacy,
-    read_server_config,
-    restore_client,
-    restore_server,
-    save_client,
-    save_server,
-    server_config_from_kernel,
-)
+from multicast_admin.config import CLIENT, SERVER, GroupConfig, ServerConfig, config_dir
 from multicast_admin.errors import ConfigError, InvalidArgument
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from multicast_admin.server import Server
@@ -62,13 +46,88 @@ def test_config_dir_comes_from_the_environment(state_dir, monkeypatch):
     assert str(config_dir()) == "/etc/multicast-proxy"
 
 
+def test_the_lock_lives_under_run_lock_unless_told_otherwise(state_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("MULTICAST_PROXY_CONFIG_DIR")
+    assert SERVER.state_file().lock_path == Path("/run/lock/multicast-proxy/multis.lock")
+    assert CLIENT.state_file().path == Path("/etc/multicast-proxy/multic.json")
+    # a state directory of its own keeps its lock beside it
+    assert CLIENT.state_file(tmp_path).lock_path == tmp_path / "multic.lock"
+    monkeypatch.setenv("MULTICAST_PROXY_LOCK_DIR", str(tmp_path / "locks"))
+    assert SERVER.state_file().lock_path == tmp_path / "locks" / "multis.lock"
+    with SERVER.state_file().locked(timeout=1):
+        assert (tmp_path / "locks" / "multis.lock").exists()
+
+
+OLD = {"format": "multicast-proxy/multis", "version": 1, "groups": []}
+NEW = {**OLD, "groups": [{"group": "239.1.1.1", "members": ["10.0.0.1"]}]}
+
+
 def test_atomic_write(state_dir):
-    state = StateFile(SERVER)
-    state.write({"format": "multicast-proxy/multis", "version": 1, "groups": []})
-    assert json.loads(state.path.read_text())["version"] == 1
+    state = SERVER.state_file()
+    state.write(OLD)
+    assert json.loads(state.path.read_text()) == OLD
     assert stat.S_IMODE(state.path.stat().st_mode) == 0o644
-    state.write({"format": "multicast-proxy/multis", "version": 1, "groups": [], "x": 1})
+    state.write(NEW)
+    assert json.loads(state.path.read_text()) == NEW
     assert sorted(p.name for p in state_dir.iterdir()) == ["multis.json"]  # no temp file left
+
+
+class Crash(BaseException):
+    """A power cut: nothing after it runs (not even an except OSError)."""
+
+
+@pytest.mark.parametrize("at", ["write", "fsync", "replace"])
+def test_a_crash_while_writing_leaves_the_old_file_whole(state_dir, monkeypatch, at):
+    # Wherever the writer stops, the file is the old one, byte for byte: the
+    # new content goes to another file that is fsynced, then renamed over it.
+    state = SERVER.state_file()
+    state.write(OLD)
+    old = state.path.read_bytes()
+    events = []
+    real_fsync, real_replace, real_fdopen = os.fsync, os.replace, os.fdopen
+
+    def fdopen(fd, *args, **kwargs):
+        handle = real_fdopen(fd, *args, **kwargs)
+        real_write = handle.write
+
+        def write(text):
+            events.append("write")
+            if at == "write":
+                real_write(text[: len(text) // 2])
+                handle.flush()
+                raise Crash
+            return real_write(text)
+
+        handle.write = write
+        return handle
+
+    def fsync(fd):
+        events.append("fsync")
+        if at == "fsync":
+            raise Crash
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append("replace")
+        if at == "replace":
+            raise Crash
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(Crash):
+        state.write(NEW)
+    assert state.path.read_bytes() == old
+    monkeypatch.undo()
+    # and the new content was made durable before it replaced the old file
+    events.clear()
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    at = None
+    state.write(NEW)
+    assert events[:2] == ["fsync", "replace"]
+    assert json.loads(state.path.read_text()) == NEW
 
 
 def test_save_and_restore_round_trip(state_dir):
@@ -76,18 +135,18 @@ def test_save_and_restore_round_trip(state_dir):
     server = server_on(first)
     server.join("239.1.1.1", [f"10.0.{i // 100}.{i % 100 + 1}" for i in range(300)])
     server.join("255.255.255.255", ["10.1.0.1"], broadcast=True)
-    server.add_group("224.0.0.18", vrrp=True)
-    saved = save_server(server)
+    server.join("224.0.0.18", [], vrrp=True)
+    saved = SERVER.save(server)
     assert len(saved.groups) == 3
 
     second = FakeMultisKernel(max_members=300)
-    report = restore_server(server_on(second))
+    report = SERVER.restore(server_on(second))
     assert report.ok, report.failures
-    assert (report.source, report.legacy, report.applied) == (StateFile(SERVER).path, False, 3)
+    assert (report.source, report.legacy, report.applied) == (SERVER.state_file().path, False, 3)
     assert second.state() == first.state()
     # restoring again onto the same state changes nothing
     sent = len(second.changes())
-    assert restore_server(server_on(second)).ok
+    assert SERVER.restore(server_on(second)).ok
     assert len(second.changes()) == sent
 
 
@@ -98,23 +157,23 @@ def test_client_save_and_restore_round_trip(state_dir):
     client.add("10.0.0.2", 0, "224.0.0.251")
     client.add("10.0.0.3", 0, "255.255.255.255", broadcast=True)
     client.add("10.0.0.3", 7, "10.0.0.255", broadcast=True)  # a subnet's broadcast
-    save_client(client)
+    CLIENT.save(client)
     second = FakeMulticKernel()
     second.set_entry("10.9.9.9", 9, "239.9.9.9")  # stale state is replaced
-    report = restore_client(client_on(second))
+    report = CLIENT.restore(client_on(second))
     assert report.ok
     assert second.state() == first.state()
 
 
 def test_restore_without_any_file_does_nothing(state_dir):
     kernel = FakeMultisKernel()
-    report = restore_server(server_on(kernel))
+    report = SERVER.restore(server_on(kernel))
     assert (report.source, report.ok) == (None, True)
     assert kernel.requests == [] or kernel.changes() == []
 
 
 def test_restore_that_partly_fails_keeps_the_file(state_dir):
-    state = StateFile(SERVER)
+    state = SERVER.state_file()
     content = {
         "format": "multicast-proxy/multis",
         "version": 1,
@@ -126,12 +185,9 @@ def test_restore_that_partly_fails_keeps_the_file(state_dir):
     state.write(content)
     original = state.path.read_bytes()
     kernel = FakeMultisKernel(max_groups=2)  # the operator lowered the limit meanwhile
-    report = restore_server(server_on(kernel))
+    report = SERVER.restore(server_on(kernel))
     assert not report.ok
-    assert report.failures == [
-        "group 239.0.0.3: group limit 2 reached: 239.0.0.3 would be one too many "
-        "(delete a group first, or raise the multis max_groups parameter)"
-    ]
+    assert report.failures == ["group 239.0.0.3: group limit 2 reached"]
     assert report.applied == 2
     assert state.path.read_bytes() == original
     assert report.kept_copy == state_dir / "multis.json.failed"
@@ -162,17 +218,17 @@ def test_restore_that_partly_fails_keeps_the_file(state_dir):
     ],
 )
 def test_a_corrupt_file_is_refused_and_kept(state_dir, content, problem):
-    state = StateFile(SERVER)
+    state = SERVER.state_file()
     state_dir.mkdir(parents=True)
     state.path.write_text(content)
     kernel = FakeMultisKernel()
     with pytest.raises(ConfigError) as caught:
-        restore_server(server_on(kernel))
+        SERVER.restore(server_on(kernel))
     assert str(caught.value).startswith(f"{state.path} is corrupt (")
     assert problem in str(caught.value)
     assert str(caught.value).endswith("it was left as it is: fix it or move it away")
     with pytest.raises(ConfigError):
-        change_server(server_on(kernel), lambda s: s.add_group("239.1.1.1"))
+        SERVER.change(server_on(kernel), lambda s: s.join("239.1.1.1", []))
     assert kernel.changes() == []
     assert state.path.read_text() == content
 
@@ -187,7 +243,7 @@ def test_the_legacy_server_file_is_imported_once(state_dir, legacy_dir):
     }
     (legacy_dir / "multi_server_startup_config").write_text(json.dumps(legacy, indent=8))
     kernel = FakeMultisKernel()
-    report = restore_server(server_on(kernel))
+    report = SERVER.restore(server_on(kernel))
     assert report.ok, report.failures
     assert report.legacy
     assert report.source == legacy_dir / "multi_server_startup_config"
@@ -196,17 +252,17 @@ def test_the_legacy_server_file_is_imported_once(state_dir, legacy_dir):
         "239.1.1.1": (0, ["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
         "255.255.255.255": (1, ["10.0.0.4"]),
     }
-    ours = read_server_config(StateFile(SERVER))
-    assert ours == server_config_from_kernel(server_on(kernel))
+    ours = SERVER.read(SERVER.state_file())
+    assert ours == SERVER.from_kernel(server_on(kernel))
     # from now on our file wins, even if the old one changes
     (legacy_dir / "multi_server_startup_config").write_text('{"multi_group_array": []}')
-    assert restore_server(server_on(FakeMultisKernel())).source == StateFile(SERVER).path
+    assert SERVER.restore(server_on(FakeMultisKernel())).source == SERVER.state_file().path
 
 
 def test_the_legacy_running_file_is_used_when_there_is_no_startup_file(state_dir, legacy_dir):
     legacy = {"multi_group_array": [{"group_ip": "239.1.1.1", "member_array": ["10.0.0.1"]}]}
     (legacy_dir / "multi_server_running_config").write_text(json.dumps(legacy))
-    imported = import_legacy(StateFile(SERVER))
+    imported = SERVER.import_legacy()
     assert imported is not None
     assert imported.path.name == "multi_server_running_config"
 
@@ -220,49 +276,57 @@ def test_the_legacy_client_file_is_imported(state_dir, legacy_dir):
     }
     (legacy_dir / "multi_client_startup_config").write_text(json.dumps(legacy))
     kernel = FakeMulticKernel()
-    report = restore_client(client_on(kernel))
+    report = CLIENT.restore(client_on(kernel))
     assert report.ok
     assert report.legacy
     assert kernel.state() == {"10.0.0.1:1234": "239.1.1.1", "10.0.0.2:0": "224.0.0.251"}
-    assert client_config_from_kernel(client_on(kernel)).to_json()["entries"] == [
+    assert CLIENT.from_kernel(client_on(kernel)).to_json()["entries"] == [
         {"server": "10.0.0.1", "port": 1234, "group": "239.1.1.1"},
         {"server": "10.0.0.2", "port": 0, "group": "224.0.0.251"},
     ]
-    assert json.loads(StateFile(CLIENT).path.read_text())["entries"][1]["port"] == 0
+    assert json.loads(CLIENT.state_file().path.read_text())["entries"][1]["port"] == 0
 
 
 def test_a_corrupt_legacy_file_is_refused(state_dir, legacy_dir):
     (legacy_dir / "multi_client_startup_config").write_text("{not json")
     with pytest.raises(ConfigError, match="multi_client_startup_config is corrupt"):
-        restore_client(client_on(FakeMulticKernel()))
+        CLIENT.restore(client_on(FakeMulticKernel()))
 
 
-def test_two_concurrent_writers_end_consistent(state_dir):
-    kernel = FakeMultisKernel(max_groups=100)
-    errors = []
+def test_a_change_holds_the_lock_from_before_the_kernel_to_after_the_file(state_dir):
+    # Deterministic: while the change runs, and while the file is written, any
+    # other taker of the lock (another process, another file description) fails.
+    kernel = FakeMultisKernel()
+    state = SERVER.state_file()
+    seen = []
 
-    def writer(first: int) -> None:
+    def other_taker_fails() -> None:
         try:
-            for i in range(first, first + 12):
-                change_server(
-                    server_on(kernel), lambda s, i=i: s.join(f"239.0.0.{i}", [f"10.0.0.{i}"])
-                )
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+            with state.locked(timeout=0):
+                seen.append("got the lock")
+        except ConfigError as error:
+            seen.append("stayed locked" if "stayed locked" in str(error) else str(error))
 
-    threads = [threading.Thread(target=writer, args=(first,)) for first in (1, 101)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert len(kernel.groups) == 24
-    saved = read_server_config(StateFile(SERVER))
-    assert saved == server_config_from_kernel(server_on(kernel))
+    real_write = type(state).write
+
+    def write(self, data):
+        other_taker_fails()
+        real_write(self, data)
+
+    def change(server):
+        other_taker_fails()
+        return server.join("239.1.1.1", ["10.0.0.1"])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(state), "write", write)
+        SERVER.change(server_on(kernel), change, state)
+    assert seen == ["stayed locked", "stayed locked"]
+    other_taker_fails()
+    assert seen[-1] == "got the lock"  # released afterwards
 
 
 def test_the_lock_excludes_another_process(state_dir):
-    state = StateFile(CLIENT)
+    state = CLIENT.state_file()
     state_dir.mkdir(parents=True)
     holder = subprocess.Popen(
         [
@@ -293,13 +357,13 @@ def test_the_lock_excludes_another_process(state_dir):
 def test_a_refused_change_writes_nothing(state_dir):
     kernel = FakeMulticKernel()
     with pytest.raises(InvalidArgument):
-        change_client(client_on(kernel), lambda c: c.add("10.0.0.1", 1, "10.1.1.1"))
-    assert not StateFile(CLIENT).path.exists()
+        CLIENT.change(client_on(kernel), lambda c: c.add("10.0.0.1", 1, "10.1.1.1"))
+    assert not CLIENT.state_file().path.exists()
 
 
 def _write_refused(directory: Path) -> bool:
     try:
-        StateFile(SERVER, directory).write({})
+        SERVER.state_file(directory).write({})
     except Exception as err:  # noqa: BLE001 - the message is what is checked
         return "run as root" in str(err)
     return False
@@ -332,3 +396,45 @@ def test_unwritable_directory_is_reported(tmp_path):
     finally:
         directory.chmod(0o755)
         shutil.rmtree(top)
+
+
+def _saved_state(groups: int, members: int) -> dict:
+    """G groups of M members each, as ServerConfig writes them."""
+    first = int(IPv4Address("10.0.0.1"))
+    config = ServerConfig(
+        tuple(
+            GroupConfig(
+                IPv4Address(int(IPv4Address("239.0.0.1")) + g),
+                tuple(IPv4Address(first + g * members + m) for m in range(members)),
+            )
+            for g in range(groups)
+        )
+    )
+    return config.to_json()
+
+
+@pytest.mark.parametrize(("groups", "members"), [(10, 128), (200, 4)])
+def test_a_restore_takes_round_trips_in_proportion_to_the_groups(state_dir, groups, members):
+    # Into the empty kernel of a fresh start: one dump of the groups, then one
+    # JOIN per group; all accepted, nothing is read back.
+    SERVER.state_file().write(_saved_state(groups, members))
+    kernel = FakeMultisKernel(max_groups=groups, max_members=members)
+    report = SERVER.restore(server_on(kernel))
+    assert report.ok, report.failures[:3]
+    assert report.applied == groups
+    assert len(kernel.requests) == groups + 1
+    assert len(kernel.changes()) == groups
+    assert SERVER.from_kernel(server_on(kernel)) == SERVER.read(SERVER.state_file())
+
+
+def test_a_client_restore_is_one_add_per_entry(state_dir):
+    entries = [
+        {"server": f"10.0.{i // 250}.{i % 250 + 1}", "port": 5000, "group": "239.1.1.1"}
+        for i in range(500)
+    ]
+    CLIENT.state_file().write(
+        {"format": "multicast-proxy/multic", "version": 1, "entries": entries}
+    )
+    kernel = FakeMulticKernel()
+    assert CLIENT.restore(client_on(kernel)).ok
+    assert len(kernel.requests) == 500 + 1  # a dump, then one ADD each

@@ -1,11 +1,13 @@
-"""The CLIs import only pyroute2's netlink core, and fall back when that cannot work."""
+"""The CLIs and the service import only pyroute2's netlink core (falling back when they cannot)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import pytest
 from fakes import needs_genl
 
 PROBE = """
@@ -47,3 +49,27 @@ def test_a_lean_import_that_fails_falls_back_to_the_normal_one():
     # A bare package whose directory holds nothing: the lean import fails.
     setup = "lean.use_lean_pyroute2(); sys.modules['pyroute2'].__path__ = []"
     assert probe(setup) == {"heavy": True, "nlctrl": True}
+
+
+ENTRY = """
+import json, sys
+from multicast_admin import lean, {module}
+try:
+    {module}.main({args})
+except SystemExit:
+    pass
+lean.netlink()
+print(json.dumps({{"heavy": "pyroute2.iproute" in sys.modules}}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [("service", "['multis', 'status']"), ("cli_server", ""), ("cli_client", "")],
+)
+def test_every_entry_point_makes_the_later_import_lean(module, args, tmp_path):
+    code = ENTRY.format(module=module, args=args)
+    env = {**os.environ, "MULTICAST_PROXY_CONFIG_DIR": str(tmp_path)}
+    argv = [sys.executable, "-c", code]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120, env=env)
+    assert json.loads(done.stdout.splitlines()[-1]) == {"heavy": False}, done.stderr

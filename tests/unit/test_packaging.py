@@ -173,7 +173,15 @@ def test_the_tools_package_file_list(built):
         *(f"/usr/share/doc/multicast-proxy-tools/{doc.name}" for doc in docs()),
     }
     files = built.tools.files()
-    for module in ("__init__", "service", "config", "netlink", "cli_server", "cli_client"):
+    for module in (
+        "__init__",
+        "service",
+        "config/__init__",
+        "config/sync",
+        "netlink",
+        "cli_server",
+        "cli_client",
+    ):
         assert f"{PYLIB}/multicast_admin/{module}.py" in files
     assert f"{PYLIB}/pyroute2/__init__.py" in files
     assert f"{PYLIB}/click/__init__.py" in files

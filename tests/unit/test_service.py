@@ -58,14 +58,19 @@ def modules() -> FakeModules:
     return FakeModules()
 
 
+OPEN = {
+    "multis": lambda kernel: Server(MultisNetlink(kernel)),
+    "multic": lambda kernel: Client(MulticNetlink(kernel)),
+}
+
+
 def make(name: str, modules: FakeModules, state_dir: Path, **kwargs) -> Service:
     out, err = io.StringIO(), io.StringIO()
     store = ConfigStateStore(
         service.ROLES[name],
         state_dir,
         legacy_dir=state_dir.parent / "legacy",
-        open_server=lambda: Server(MultisNetlink(modules.kernel("multis"))),
-        open_client=lambda: Client(MulticNetlink(modules.kernel("multic"))),
+        open=lambda: OPEN[name](modules.kernel(name)),
         out=out,
     )
     return Service(service.ROLES[name], modules, store, out=out, err=err, **kwargs)
@@ -211,7 +216,7 @@ def test_a_failed_save_keeps_the_module_loaded(modules, state_dir, monkeypatch):
 
         raise ConfigError("cannot write /etc/multicast-proxy: Read-only file system")
 
-    monkeypatch.setattr(service.config, "save_server", broken)
+    monkeypatch.setattr(service.config.Side, "save", broken)
     assert svc.run("stop") == Exit.FAILED
     assert modules.loaded("multis")
     assert "The module stays loaded" in svc.err.getvalue()  # type: ignore[attr-defined]

@@ -159,11 +159,26 @@ def test_the_kernel_refuses_a_batch_over_the_limit_whole(facts):
     state_is(run, {**TEN_GROUPS, "239.1.1.4": sorted(GIVEN[:127])})
 
 
-@pytest.mark.parametrize("form", ["help_H", "help_dash", "help_long", "no_arguments"])
+@pytest.mark.parametrize("form", ["help_H", "help_dash", "help_long"])
 def test_server_help_has_examples(facts, form):
     run = facts["server_forms"][form]
     ok(run)
     assert "multis_admin -A -m" in run["out"]
+
+
+@pytest.mark.parametrize(
+    ("side", "example"), [("server", "multis_admin -A -m"), ("client", "multic_admin -A -i")]
+)
+def test_no_arguments_is_a_usage_error(facts, side, example):
+    run = facts[f"{side}_forms"]["no_arguments"]
+    assert (run["code"], run["out"]) == (2, ""), run
+    assert run["err"].startswith("Usage: "), run
+    assert example in run["err"], run
+    # nothing changed: the state the forms before it left
+    if side == "server":
+        state_is(run, server_state_after("no_arguments"))
+    else:
+        state_is(run, CLIENT_STATE.get("no_arguments", ONE_ENTRY))
 
 
 def test_server_limits(facts):

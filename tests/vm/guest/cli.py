@@ -265,6 +265,7 @@ with facts.step("client_forms") as f:
         "usage_missing_port": ["-A", "-i", "10.0.0.1", "-m", "239.1.1.1"],
         "help_H": ["-H"],
         "help_dash": ["-help"],
+        "no_arguments": [],
     }
     for name, args in forms.items():
         record(f, name, multic_admin(recv1, *args), client_state(recv1))

@@ -40,8 +40,10 @@ enum multis_cmd {
 	/*
 	 * Create GROUP_ADDR if it does not exist (with FLAGS), then add every
 	 * member of MEMBERS that is not in it yet.  All or nothing: one bad
-	 * member, or a limit, refuses the whole request.  With NLM_F_EXCL an
-	 * existing group is an error (-EEXIST).
+	 * member, or a limit, refuses the whole request.  FLAGS given for an
+	 * existing group must be its flags (-EEXIST otherwise); without FLAGS
+	 * it keeps them.  With NLM_F_EXCL an existing group is an error
+	 * (-EEXIST).
 	 */
 	MULTIS_CMD_JOIN,
 	/* Remove every member of MEMBERS from GROUP_ADDR; all or nothing. */
