@@ -160,7 +160,7 @@ def test_the_module_package_owns_extra_and_dkms_is_refused_beside_it(facts, kver
     assert not where["is_dkms_build"]
     assert step["refused"]["rc"] != 0
     assert "multicast-proxy-dkms-" in step["refused"]["out"]
-    assert "conflicts with multi_server-" in step["refused"]["out"]
+    assert "multicast-proxy-dkms conflicts with (installed) multi_server-" in step["refused"]["out"]
     assert step["server_verify"] == {"rc": 0, "out": ""}  # its file untouched
 
 
