@@ -99,10 +99,8 @@ kernel_requires=${kernel_requires:-with}
 nodeps=""
 rpm -q --quiet rpm 2>/dev/null || nodeps="--nodeps"
 
-# 6.12+ kbuild adds BTF to modules with pahole; without pahole, skip it (the
-# modules load the same).
+# (kernel/Makefile skips module BTF where pahole is missing.)
 kmake_flags=""
-command -v pahole >/dev/null || kmake_flags="CONFIG_DEBUG_INFO_BTF_MODULES="
 # Debian's headers name the compiler their kernel was built with (5.10:
 # gcc-10); where that one is missing, the system's gcc builds the modules.
 if [ -n "$kdir" ] && [ -f "$kdir/.kernelvariables" ]; then
