@@ -142,18 +142,8 @@ static struct sk_buff *multis_copy(const struct multis_datagram *dg,
 		struct udphdr *uh = (struct udphdr *)((u8 *)iph +
 						      iph->ihl * 4);
 
-		/*
-		 * The pseudo header changes with daddr.  A zero checksum means
-		 * "none" unless the skb is CHECKSUM_PARTIAL (then the field
-		 * holds the pseudo header sum, also for UDP GSO); a computed
-		 * zero goes on the wire as CSUM_MANGLED_0.
-		 */
-		if (uh->check || skb->ip_summed == CHECKSUM_PARTIAL) {
-			inet_proto_csum_replace4(&uh->check, skb, iph->daddr,
-						 daddr, true);
-			if (!uh->check)
-				uh->check = CSUM_MANGLED_0;
-		}
+		/* The pseudo header changes with daddr (also for UDP GSO). */
+		mcp_udp_csum_daddr(skb, uh, iph->daddr, daddr);
 	}
 	/* VRRP: its checksum has no pseudo header (v2), or the receiving
 	 * side restores the group address before anyone checks it (v3).

@@ -1,0 +1,195 @@
+"""Guest side of tests/vm/test_dataplane_edges.py: the data path's edge cases.
+
+On the simulated VPC of tests/vm/guest/vpc.py (checksum offload off on every
+host, so a wrong checksum is dropped as a VPC's peer NIC would drop it):
+
+- a Linux VXLAN overlay whose underlay is multicast, carried by multis and
+  multic, with and without outer UDP checksums (``udpcsum``): the outer
+  header of an encapsulated CHECKSUM_PARTIAL skb.
+
+Every step records what it observed; the host asserts.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from ipaddress import IPv4Address
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from tests.vm.guest.facts import Facts
+from tests.vm.guest.vpc import Host, Receiver, Sender, build_vpc, insmod, payloads, sh
+
+REPO = Path(__file__).resolve().parents[3]
+MULTIS_KO = REPO / "kernel" / "multis" / "multis.ko"
+MULTIC_KO = REPO / "kernel" / "multic" / "multic.ko"
+
+VXLAN_GROUP, VXLAN_PORT, VNI = "239.1.1.100", 4789, 42
+OVERLAY_PREFIX = "192.168.100."
+OVERLAY_BROADCAST = "192.168.100.255"
+INNER_PORT = 8000
+
+facts = Facts()
+vpc = build_vpc(receivers=3)
+sender_host = vpc.sender
+receivers = vpc.receivers
+hosts = [sender_host, *receivers]
+
+
+def ip(address: str) -> IPv4Address:
+    return IPv4Address(address)
+
+
+def udp_snmp(host: Host) -> dict[str, int]:
+    """The namespace's Udp counters from /proc/net/snmp (InCsumErrors...)."""
+    with host.inside():
+        lines = [
+            line.split()
+            for line in Path("/proc/thread-self/net/snmp").read_text().splitlines()
+            if line.startswith("Udp:")
+        ]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
+
+
+def collect(socks: list[Receiver], data: list[bytes]) -> dict:
+    out = {}
+    for rx in socks:
+        got = rx.drain()
+        out[rx.host.name] = {
+            "count": len(got),
+            "intact": sorted(d.payload for d in got) == sorted(data),
+            "sources": sorted({f"{d.source[0]}:{d.source[1]}" for d in got}),
+            "destinations": sorted({d.destination for d in got}),
+        }
+        rx.close()
+    return out
+
+
+def send_and_collect(
+    tx_host: Host, rx_hosts: list[Host], group: str, port: int, data: list[bytes], ttl: int = 1
+) -> dict:
+    """``data`` from tx_host to group:port; what each host of rx_hosts got (bound to any)."""
+    socks = [Receiver(h, group, port, bind_group=False) for h in rx_hosts]
+    tx = Sender(tx_host)
+    tx.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+    try:
+        tx.send(group, port, data)
+    finally:
+        tx.close()
+    return collect(socks, data)
+
+
+# --------------------------------------------------------------------------- steps
+
+with facts.step("offloads") as f:
+    # what build_vpc() set up: the hosts compute and verify checksums in software
+    f["features"] = {}
+    for host in hosts:
+        out = host.sh("ethtool -k eth0")
+        f["features"][host.name] = {
+            line.split(":")[0].strip(): line.split(":")[1].split()[0]
+            for line in out.splitlines()
+            if line.startswith(("tx-checksumming", "rx-checksumming"))
+        }
+
+with facts.step("load") as f:
+    insmod(MULTIS_KO)
+    insmod(MULTIC_KO)
+    f["lsmod"] = sh("lsmod | grep -E '^multi[sc] ' | cut -d' ' -f1").split()
+
+with sender_host.inside():
+    server = MultisNetlink.open()
+clients = {}
+for h in receivers:
+    with h.inside():
+        clients[h.name] = MulticNetlink.open()
+
+members = [ip(h.addr) for h in receivers]
+
+
+def overlay(host: Host) -> Host:
+    """The same namespace, seen from its VXLAN overlay address."""
+    return Host(host.name, OVERLAY_PREFIX + host.addr.rsplit(".", 1)[1])
+
+
+def vxlan_up(udpcsum: bool) -> None:
+    mode = "udpcsum" if udpcsum else "noudpcsum"
+    for host in hosts:
+        host.sh(
+            f"ip link add vx0 type vxlan id {VNI} group {VXLAN_GROUP} dev eth0 "
+            f"dstport {VXLAN_PORT} {mode}"
+        )
+        # no IPv6 on the overlay: nothing but the test's datagrams on it
+        host.sh("ip link set vx0 addrgenmode none")
+        host.sh(f"ip addr add {overlay(host).addr}/24 dev vx0")
+        host.sh("ip link set vx0 up")
+
+
+def vxlan_down() -> None:
+    for host in hosts:
+        host.sh("ip link del vx0")
+
+
+def vxlan_exchange(tag: str) -> dict:
+    """Inner UDP broadcast from the sender's overlay address; what each overlay got."""
+    before = {h.name: udp_snmp(h) for h in receivers}
+    data = payloads(tag, 5, 300)
+    out = {
+        "received": send_and_collect(
+            overlay(sender_host),
+            [overlay(h) for h in receivers],
+            OVERLAY_BROADCAST,
+            INNER_PORT,
+            data,
+        )
+    }
+    out["udp_in_csum_errors"] = {
+        h.name: udp_snmp(h)["InCsumErrors"] - before[h.name]["InCsumErrors"] for h in receivers
+    }
+    return out
+
+
+with facts.step("vxlan_baseline") as f:
+    # without the proxy the switch drops the underlay's multicast
+    vxlan_up(udpcsum=False)
+    try:
+        f.update(vxlan_exchange("vxbase"))
+        f["vxlan_details"] = sender_host.sh("ip -d link show vx0")
+    finally:
+        vxlan_down()
+
+server.join(ip(VXLAN_GROUP), members)
+for c in clients.values():
+    c.add(ip(sender_host.addr), VXLAN_PORT, ip(VXLAN_GROUP))
+
+for udpcsum in (False, True):
+    name = "vxlan_udpcsum" if udpcsum else "vxlan_noudpcsum"
+    with facts.step(name) as f:
+        server.reset_stats()
+        for c in clients.values():
+            c.reset_stats()
+        vxlan_up(udpcsum)
+        try:
+            f.update(vxlan_exchange(name))
+        finally:
+            vxlan_down()
+        f["group_stats"] = server.get_group(ip(VXLAN_GROUP)).stats.to_json()
+        f["entry_stats"] = {
+            n: c.get_entry(ip(sender_host.addr), VXLAN_PORT).stats.to_json()
+            for n, c in clients.items()
+        }
+
+server.delete_group(ip(VXLAN_GROUP))
+for c in clients.values():
+    c.delete(ip(sender_host.addr), VXLAN_PORT)
+
+server.close()
+for c in clients.values():
+    c.close()
+sh("rmmod multis")
+sh("rmmod multic")
+
+print("guest: done", flush=True)

@@ -1,0 +1,56 @@
+"""The data path's edge cases on a simulated VPC, in a real kernel (one VM boot).
+
+Guest side: tests/vm/guest/dataplane_edges.py.  The hosts run with checksum
+offload off, so a copy with a wrong UDP checksum is dropped by its receiver.
+"""
+
+from __future__ import annotations
+
+GUEST = "tests/vm/guest/dataplane_edges.py"
+
+RECEIVERS = ("recv1", "recv2", "recv3")
+HOSTS = ("sender", *RECEIVERS)
+OVERLAY_SENDER = "192.168.100.1"
+OVERLAY_BROADCAST = "192.168.100.255"
+
+
+def test_hosts_run_with_checksum_offload_off(facts):
+    features = facts["offloads"]["features"]
+    for name in HOSTS:
+        assert features[name] == {"tx-checksumming": "off", "rx-checksumming": "off"}, name
+
+
+def test_without_the_proxy_the_vxlan_overlay_is_cut(facts):
+    step = facts["vxlan_baseline"]
+    assert "udpcsum" in step["vxlan_details"]  # the device is the real one
+    for name in RECEIVERS:
+        assert step["received"][name]["count"] == 0
+
+
+def _assert_overlay_broadcast_arrives(step):
+    for name in RECEIVERS:
+        got = step["received"][name]
+        assert got["count"] == 5, (name, step)
+        assert got["intact"], name
+        assert got["sources"] == [f"{OVERLAY_SENDER}:40000"]
+        assert got["destinations"] == [OVERLAY_BROADCAST]
+        assert step["udp_in_csum_errors"][name] == 0
+        assert step["entry_stats"][name]["packets"] == 5
+    assert step["group_stats"]["datagrams"] == 5
+    assert step["group_stats"]["packets"] == 15
+    assert step["group_stats"]["drop_xmit"] == 0
+
+
+def test_vxlan_without_outer_udp_checksum_crosses_the_vpc(facts):
+    # outer checksum 0, inner CHECKSUM_PARTIAL: the copy's outer checksum stays 0
+    _assert_overlay_broadcast_arrives(facts["vxlan_noudpcsum"])
+
+
+def test_vxlan_with_outer_udp_checksum_crosses_the_vpc(facts):
+    # local checksum offload: a full outer checksum next to the inner seed
+    _assert_overlay_broadcast_arrives(facts["vxlan_udpcsum"])
+
+
+def test_kernel_log_is_clean(facts):
+    assert facts.kernel_trouble() == []
+    assert "guest: done" in facts.result.output
