@@ -1,7 +1,8 @@
 """Guest side of tests/vm/test_dataplane_edges.py: the data path's edge cases.
 
-On the simulated VPC of tests/vm/guest/vpc.py (checksum offload off on every
-host, so a wrong checksum is dropped as a VPC's peer NIC would drop it):
+On the simulated VPC of tests/vm/guest/vpc.py (no checksum offload on the
+switch's ports nor on the hosts' receive side, so a wrong checksum is
+dropped as on a VPC):
 
 - a Linux VXLAN overlay whose underlay is multicast, carried by multis and
   multic, with and without outer UDP checksums (``udpcsum``): the outer
@@ -84,16 +85,23 @@ def send_and_collect(
 
 # --------------------------------------------------------------------------- steps
 
+
+def checksum_offload(netns: str, dev: str) -> dict[str, str]:
+    out = sh(f"ip netns exec {netns} ethtool -k {dev}")
+    return {
+        line.split(":")[0].strip(): line.split(":")[1].split()[0]
+        for line in out.splitlines()
+        if line.startswith(("tx-checksumming", "rx-checksumming"))
+    }
+
+
 with facts.step("offloads") as f:
-    # what build_vpc() set up: the hosts compute and verify checksums in software
-    f["features"] = {}
-    for host in hosts:
-        out = host.sh("ethtool -k eth0")
-        f["features"][host.name] = {
-            line.split(":")[0].strip(): line.split(":")[1].split()[0]
-            for line in out.splitlines()
-            if line.startswith(("tx-checksumming", "rx-checksumming"))
-        }
+    # what build_vpc() set up: the switch's ports compute checksums in
+    # software, the hosts verify them in software
+    f["hosts"] = {host.name: checksum_offload(host.name, "eth0") for host in hosts}
+    f["switch_ports"] = {
+        host.name: checksum_offload(vpc.switch, f"p-{host.name}") for host in hosts
+    }
 
 with facts.step("load") as f:
     insmod(MULTIS_KO)
