@@ -242,6 +242,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	const struct iphdr *iph = ip_hdr(skb);
 	struct multis_group *group;
 	struct multis_net *pn;
+	struct rtable *rt;
 	unsigned int l4len;
 
 	if (this_cpu_read(multis_in_xmit))
@@ -257,6 +258,15 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	default:
 		return NF_ACCEPT;
 	}
+	/*
+	 * Only what is routed as multicast or broadcast is fanned out, whatever
+	 * the table holds: a broadcast group is a broadcast address, never a
+	 * unicast one.  Checked before the lookup, so unicast pays nothing.
+	 */
+	rt = skb_rtable(skb);
+	if (!rt || (rt->rt_type != RTN_MULTICAST &&
+		    rt->rt_type != RTN_BROADCAST))
+		return NF_ACCEPT;
 	/*
 	 * Fragments are left alone: at LOCAL_OUT a datagram is still whole
 	 * (one skb, maybe with a frag_list); only a raw socket sends

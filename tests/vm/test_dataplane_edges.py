@@ -58,6 +58,23 @@ def test_vxlan_with_outer_udp_checksum_crosses_the_vpc(facts):
     _assert_overlay_broadcast_arrives(facts["vxlan_udpcsum"])
 
 
+def test_unicast_to_a_broadcast_group_that_is_unicast_is_not_duplicated(facts):
+    step = facts["unicast_group"]
+    members = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+    assert step["join"] == {"10.0.0.50": members, "10.0.0.255": members}
+    for name in RECEIVERS:
+        assert step["unicast"][name]["count"] == 0, name
+    assert step["unicast_group_stats"]["datagrams"] == 0
+    assert step["unicast_group_stats"]["packets"] == 0
+    # a real broadcast group still fans out (no multic entry: plain unicast copies)
+    for name, addr in zip(RECEIVERS, members, strict=True):
+        got = step["broadcast"][name]
+        assert got["count"] == 5, name
+        assert got["intact"]
+        assert got["destinations"] == [addr]
+    assert step["broadcast_group_stats"]["datagrams"] == 5
+
+
 def test_kernel_log_is_clean(facts):
     assert facts.kernel_trouble() == []
     assert "guest: done" in facts.result.output

@@ -6,7 +6,9 @@ dropped as on a VPC):
 
 - a Linux VXLAN overlay whose underlay is multicast, carried by multis and
   multic, with and without outer UDP checksums (``udpcsum``): the outer
-  header of an encapsulated CHECKSUM_PARTIAL skb.
+  header of an encapsulated CHECKSUM_PARTIAL skb;
+- a "broadcast group" that is a unicast address is not a broadcast: unicast
+  to it is never fanned out.
 
 Every step records what it observed; the host asserts.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from multicast_admin.uapi import MULTIS_GROUP_F_BROADCAST as GROUP_F_BROADCAST
 from tests.vm.guest.facts import Facts
 from tests.vm.guest.vpc import Host, Receiver, Sender, build_vpc, insmod, payloads, sh
 
@@ -193,6 +196,26 @@ for udpcsum in (False, True):
 server.delete_group(ip(VXLAN_GROUP))
 for c in clients.values():
     c.delete(ip(sender_host.addr), VXLAN_PORT)
+
+# No multic entries for these ports: a copy arrives as unicast to the
+# receiver's own address, so every copy made is seen.
+UNICAST_GROUP, SUBNET_BROADCAST = "10.0.0.50", "10.0.0.255"
+
+with facts.step("unicast_group") as f:
+    f["join"] = {}
+    for group in (UNICAST_GROUP, SUBNET_BROADCAST):
+        server.join(ip(group), members, flags=GROUP_F_BROADCAST)
+        f["join"][group] = sorted(str(m.address) for m in server.members(ip(group)))
+    server.reset_stats()
+    f["unicast"] = send_and_collect(
+        sender_host, receivers, UNICAST_GROUP, 7002, payloads("ucast", 5)
+    )
+    f["unicast_group_stats"] = server.get_group(ip(UNICAST_GROUP)).stats.to_json()
+    f["broadcast"] = send_and_collect(
+        sender_host, receivers, SUBNET_BROADCAST, 7003, payloads("bcast", 5)
+    )
+    f["broadcast_group_stats"] = server.get_group(ip(SUBNET_BROADCAST)).stats.to_json()
+    server.clear()
 
 server.close()
 for c in clients.values():
