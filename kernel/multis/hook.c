@@ -262,11 +262,18 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	 * Only what is routed as multicast or broadcast is fanned out, whatever
 	 * the table holds: a broadcast group is a broadcast address, never a
 	 * unicast one.  Checked before the lookup, so unicast pays nothing.
+	 * A multicast with TTL 0 must not leave the host (as ip_mc_output()
+	 * has it): only its local loopback copy is delivered.
 	 */
 	rt = skb_rtable(skb);
-	if (!rt || (rt->rt_type != RTN_MULTICAST &&
-		    rt->rt_type != RTN_BROADCAST))
+	if (!rt)
 		return NF_ACCEPT;
+	if (rt->rt_type == RTN_MULTICAST) {
+		if (!iph->ttl)
+			return NF_ACCEPT;
+	} else if (rt->rt_type != RTN_BROADCAST) {
+		return NF_ACCEPT;
+	}
 	/*
 	 * Fragments are left alone: at LOCAL_OUT a datagram is still whole
 	 * (one skb, maybe with a frag_list); only a raw socket sends

@@ -58,6 +58,24 @@ def test_vxlan_with_outer_udp_checksum_crosses_the_vpc(facts):
     _assert_overlay_broadcast_arrives(facts["vxlan_udpcsum"])
 
 
+def test_a_multicast_with_ttl_0_stays_on_the_host(facts):
+    step = facts["ttl_zero"]
+    zero, one = step["ttl_0"], step["ttl_1"]
+    for name in RECEIVERS:
+        assert zero["received"][name]["count"] == 0, name
+    assert zero["group_stats"]["datagrams"] == 0
+    assert zero["group_stats"]["packets"] == 0
+    # the local loopback copy is still delivered
+    assert zero["local"]["count"] == 5
+    assert zero["local"]["intact"]
+    # the same socket with TTL 1 reaches every member
+    for name in RECEIVERS:
+        assert one["received"][name]["count"] == 5, name
+        assert one["received"][name]["intact"]
+    assert one["group_stats"]["datagrams"] == 5
+    assert one["local"]["count"] == 5
+
+
 def test_unicast_to_a_broadcast_group_that_is_unicast_is_not_duplicated(facts):
     step = facts["unicast_group"]
     members = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]

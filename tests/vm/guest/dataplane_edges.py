@@ -7,6 +7,7 @@ dropped as on a VPC):
 - a Linux VXLAN overlay whose underlay is multicast, carried by multis and
   multic, with and without outer UDP checksums (``udpcsum``): the outer
   header of an encapsulated CHECKSUM_PARTIAL skb;
+- a multicast datagram sent with TTL 0 stays on the sending host;
 - a "broadcast group" that is a unicast address is not a broadcast: unicast
   to it is never fanned out.
 
@@ -31,6 +32,8 @@ REPO = Path(__file__).resolve().parents[3]
 MULTIS_KO = REPO / "kernel" / "multis" / "multis.ko"
 MULTIC_KO = REPO / "kernel" / "multic" / "multic.ko"
 
+G1 = "239.1.1.1"
+PORT = 5000
 VXLAN_GROUP, VXLAN_PORT, VNI = "239.1.1.100", 4789, 42
 OVERLAY_PREFIX = "192.168.100."
 OVERLAY_BROADCAST = "192.168.100.255"
@@ -196,6 +199,29 @@ for udpcsum in (False, True):
 server.delete_group(ip(VXLAN_GROUP))
 for c in clients.values():
     c.delete(ip(sender_host.addr), VXLAN_PORT)
+
+with facts.step("ttl_zero") as f:
+    server.join(ip(G1), members)
+    for c in clients.values():
+        c.add(ip(sender_host.addr), PORT, ip(G1))
+    for ttl in (0, 1):
+        server.reset_stats()
+        data = payloads(f"ttl{ttl}", 5)
+        socks = [Receiver(h, G1, PORT) for h in receivers]
+        local = Receiver(sender_host, G1, PORT)  # the sender's own loopback copy
+        tx = Sender(sender_host)
+        tx.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+        tx.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        tx.send(G1, PORT, data)
+        tx.close()
+        f[f"ttl_{ttl}"] = {
+            "received": collect(socks, data),
+            "local": collect([local], data)[sender_host.name],
+            "group_stats": server.get_group(ip(G1)).stats.to_json(),
+        }
+    server.delete_group(ip(G1))
+    for c in clients.values():
+        c.delete(ip(sender_host.addr), PORT)
 
 # No multic entries for these ports: a copy arrives as unicast to the
 # receiver's own address, so every copy made is seen.
