@@ -93,6 +93,17 @@ def test_unicast_to_a_broadcast_group_that_is_unicast_is_not_duplicated(facts):
     assert step["broadcast_group_stats"]["datagrams"] == 5
 
 
+def test_a_copy_into_a_tunnel_over_a_group_is_not_fanned_out_again(facts):
+    step = facts["tunnel_recursion"]
+    assert step["received"]["recv1"]["count"] == 5
+    assert step["received"]["recv1"]["intact"]
+    assert step["group_stats"]["datagrams"] == 5
+    assert step["group_stats"]["packets"] == 10
+    for member in ("10.0.0.11", "172.16.0.2"):
+        assert step["member_stats"][member]["packets"] == 5, member
+        assert step["member_stats"][member]["drop_xmit"] == 0, member
+
+
 def test_kernel_log_is_clean(facts):
     assert facts.kernel_trouble() == []
     assert "guest: done" in facts.result.output

@@ -9,7 +9,9 @@ dropped as on a VPC):
   header of an encapsulated CHECKSUM_PARTIAL skb;
 - a multicast datagram sent with TTL 0 stays on the sending host;
 - a "broadcast group" that is a unicast address is not a broadcast: unicast
-  to it is never fanned out.
+  to it is never fanned out;
+- a copy whose route leads into a tunnel over a configured group comes back
+  to the hook inside multis's own transmission, and is not fanned out again.
 
 Every step records what it observed; the host asserts.
 """
@@ -242,6 +244,30 @@ with facts.step("unicast_group") as f:
     )
     f["broadcast_group_stats"] = server.get_group(ip(SUBNET_BROADCAST)).stats.to_json()
     server.clear()
+
+# A member reached through a tunnel whose underlay is a configured group:
+# the copy to it, encapsulated, comes back to the hook as UDP to the group,
+# from inside multis's own transmission.  It must pass untouched, not be
+# fanned out again (and again, until the tunnel's recursion limit).
+TUNNEL_GROUP, TUNNEL_MEMBER, TUNNEL_PORT = "239.4.4.4", "172.16.0.2", 7004
+
+with facts.step("tunnel_recursion") as f:
+    sender_host.sh(f"ip link add vx1 type vxlan id 43 group {TUNNEL_GROUP} dev eth0 dstport 4790")
+    sender_host.sh("ip link set vx1 addrgenmode none")
+    sender_host.sh("ip addr add 172.16.0.1/24 dev vx1")
+    sender_host.sh("ip link set vx1 up")
+    # no ARP on the way: the copy goes straight into the tunnel
+    sender_host.sh(f"ip neigh add {TUNNEL_MEMBER} lladdr 02:00:00:00:00:02 dev vx1 nud permanent")
+    server.join(ip(TUNNEL_GROUP), [ip(receivers[0].addr), ip(TUNNEL_MEMBER)])
+    server.reset_stats()
+    data = payloads("tunnel", 5)
+    f["received"] = send_and_collect(sender_host, receivers[:1], TUNNEL_GROUP, TUNNEL_PORT, data)
+    f["group_stats"] = server.get_group(ip(TUNNEL_GROUP)).stats.to_json()
+    f["member_stats"] = {
+        str(m.address): m.stats.member_json() for m in server.members(ip(TUNNEL_GROUP))
+    }
+    server.delete_group(ip(TUNNEL_GROUP))
+    sender_host.sh("ip link del vx1")
 
 server.close()
 for c in clients.values():
