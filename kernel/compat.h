@@ -126,6 +126,20 @@ static inline int compat_nlerr_finish(struct compat_nlerr *e,
 	return -EINTR;
 }
 
+/* multis */
+
+/*
+ * local_lock_nested_bh() (6.11): the lock of per-CPU data that BH-disabled
+ * sections share.  On PREEMPT_RT, where disabling BH need not serialise two
+ * tasks on one CPU any more, it is a real per-CPU lock; elsewhere a lockdep
+ * annotation.  Before, disabling BH serialised those sections on every
+ * kernel, RT included (the softirq lock): there is nothing to take.
+ */
+#ifndef COMPAT_HAVE_LOCAL_LOCK_NESTED_BH
+#define local_lock_nested_bh(lock)	do { } while (0)
+#define local_unlock_nested_bh(lock)	do { } while (0)
+#endif
+
 /* multic */
 
 /*

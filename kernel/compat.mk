@@ -44,6 +44,14 @@ ifeq ($(call compat_struct_has,linux/netlink.h,netlink_ext_ack,_msg_buf\[),y)
 ccflags-y += -DCOMPAT_HAVE_EXTACK_MSG_BUF
 endif
 
+# multis
+
+# 6.11: local_lock_nested_bh(), a per-CPU lock for data that BH-disabled
+# sections share (a real lock on PREEMPT_RT).
+ifeq ($(call compat_file_has,linux/local_lock.h,define local_lock_nested_bh),y)
+ccflags-y += -DCOMPAT_HAVE_LOCAL_LOCK_NESTED_BH
+endif
+
 # multic
 
 # 5.13: nf_defrag_ipv4_disable(), the counterpart of nf_defrag_ipv4_enable().

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Shared by multis and multic: how many packets and IP bytes an skb stands
- * for on the wire, so that both modules count a GSO skb alike.
+ * for on the wire, so that both modules count a GSO skb alike, and how the
+ * UDP checksum follows a new destination address.
  */
 #ifndef MULTICAST_PROXY_WIRE_H
 #define MULTICAST_PROXY_WIRE_H
 
 #include <linux/kernel.h>
 #include <linux/skbuff.h>
+#include <linux/udp.h>
+#include <net/checksum.h>
 
 /*
  * skb->len is the IP total length; a GSO skb stands for gso_segs packets
@@ -31,6 +34,52 @@ static inline void mcp_wire_size(const struct sk_buff *skb,
 		*packets = segs;
 		*bytes += (u64)(segs - 1) * hdrlen;
 	}
+}
+
+/*
+ * Does @uh->check hold a pseudo-header seed that the stack (or the NIC)
+ * completes later, rather than a finished checksum?
+ *
+ * CHECKSUM_PARTIAL names one checksum: the one at csum_start.  For an
+ * encapsulated skb (VXLAN, GENEVE...) that is the inner transport header's,
+ * and the outer UDP field holds 0 ("no checksum", the VXLAN default) or a
+ * full checksum (local checksum offload, udp_set_csum()).  Only a GSO tunnel
+ * with outer checksums keeps a seed there: segmentation completes it.
+ */
+static inline bool mcp_udp_csum_is_seed(const struct sk_buff *skb,
+					const struct udphdr *uh)
+{
+	if (skb->ip_summed != CHECKSUM_PARTIAL)
+		return false;
+	if (skb_checksum_start(skb) == (const unsigned char *)uh &&
+	    skb->csum_offset == offsetof(struct udphdr, check))
+		return true;
+	return skb_is_gso(skb) &&
+	       (skb_shinfo(skb)->gso_type & SKB_GSO_UDP_TUNNEL_CSUM);
+}
+
+/*
+ * The UDP header @uh (linear, writable) gets a pseudo header with daddr @to
+ * instead of @from.  A zero checksum means "none" and stays zero; a finished
+ * checksum that comes out zero goes on the wire as CSUM_MANGLED_0.
+ */
+static inline void mcp_udp_csum_daddr(struct sk_buff *skb, struct udphdr *uh,
+				      __be32 from, __be32 to)
+{
+	if (mcp_udp_csum_is_seed(skb, uh)) {
+		inet_proto_csum_replace4(&uh->check, skb, from, to, true);
+		return;
+	}
+	if (!uh->check)
+		return;
+	if (skb->ip_summed == CHECKSUM_PARTIAL)
+		/* finished, next to someone else's seed: plain update */
+		csum_replace4(&uh->check, from, to);
+	else
+		/* also keeps a CHECKSUM_COMPLETE skb->csum right */
+		inet_proto_csum_replace4(&uh->check, skb, from, to, true);
+	if (!uh->check)
+		uh->check = CSUM_MANGLED_0;
 }
 
 #endif /* MULTICAST_PROXY_WIRE_H */

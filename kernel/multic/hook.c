@@ -65,12 +65,7 @@ static unsigned int multic_restore(struct multic_net *mn,
 	if (l4len) {
 		struct udphdr *uh = (struct udphdr *)((u8 *)iph + hdrlen);
 
-		if (uh->check || skb->ip_summed == CHECKSUM_PARTIAL) {
-			inet_proto_csum_replace4(&uh->check, skb, iph->daddr,
-						 group, true);
-			if (!uh->check)
-				uh->check = CSUM_MANGLED_0;
-		}
+		mcp_udp_csum_daddr(skb, uh, iph->daddr, group);
 	}
 	csum_replace4(&iph->check, iph->daddr, group);
 	iph->daddr = group;

@@ -11,9 +11,11 @@
 #include "multis.h"
 
 #include <linux/ip.h>
+#include <linux/local_lock.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/percpu.h>
+#include <linux/sched.h>
 #include <linux/skbuff.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
@@ -27,13 +29,28 @@
 #include <multicast_proxy_wire.h>
 
 /*
- * Set while this CPU is inside our own ip_local_out() (with BH disabled, so
- * nothing else runs on this CPU meanwhile): a packet that reaches the hook
- * then is one of our copies, or something its transmission generated, and
- * passes untouched.  Copies cannot be fanned out again anyway (a member is
- * never a group); this makes recursion impossible even so.
+ * The task sending our copies on this CPU, from the first member to the
+ * last, with BH disabled (so it stays on this CPU meanwhile).  A packet that
+ * reaches the hook from that task is one of our copies, or something their
+ * transmission generated, and passes untouched.  Copies cannot be fanned out
+ * again anyway (a member is never a group); this makes recursion impossible
+ * even so, through a tunnel to a multicast underlay too.
+ *
+ * The owner is a task, not a per-CPU "busy" flag, for PREEMPT_RT, where a
+ * BH-disabled section can be preempted: another task sending on this CPU
+ * meanwhile must not have its datagrams taken for our copies.  The kernel's
+ * nf_dup keeps its recursion counter in the task on RT for the same reason.
+ * bh_lock serialises the sections of two tasks on one CPU where disabling
+ * BH alone does not (RT); elsewhere it is a lockdep annotation only.
  */
-static DEFINE_PER_CPU(bool, multis_in_xmit);
+struct multis_xmit_guard {
+	local_lock_t bh_lock;
+	struct task_struct *owner;
+};
+
+static DEFINE_PER_CPU(struct multis_xmit_guard, multis_xmit_guard) = {
+	.bh_lock = INIT_LOCAL_LOCK(bh_lock),
+};
 
 /* What every copy of one datagram shares, computed once from the original. */
 struct multis_datagram {
@@ -142,18 +159,8 @@ static struct sk_buff *multis_copy(const struct multis_datagram *dg,
 		struct udphdr *uh = (struct udphdr *)((u8 *)iph +
 						      iph->ihl * 4);
 
-		/*
-		 * The pseudo header changes with daddr.  A zero checksum means
-		 * "none" unless the skb is CHECKSUM_PARTIAL (then the field
-		 * holds the pseudo header sum, also for UDP GSO); a computed
-		 * zero goes on the wire as CSUM_MANGLED_0.
-		 */
-		if (uh->check || skb->ip_summed == CHECKSUM_PARTIAL) {
-			inet_proto_csum_replace4(&uh->check, skb, iph->daddr,
-						 daddr, true);
-			if (!uh->check)
-				uh->check = CSUM_MANGLED_0;
-		}
+		/* The pseudo header changes with daddr (also for UDP GSO). */
+		mcp_udp_csum_daddr(skb, uh, iph->daddr, daddr);
 	}
 	/* VRRP: its checksum has no pseudo header (v2), or the receiving
 	 * side restores the group address before anyone checks it (v3).
@@ -167,8 +174,8 @@ static struct sk_buff *multis_copy(const struct multis_datagram *dg,
 }
 
 /*
- * Send one copy to @member.  Adds the member's counters to @delta, the
- * group's tally for this datagram.
+ * Send one copy to @member (BH disabled, bh_lock held).  Adds the member's
+ * counters to @delta, the group's tally for this datagram.
  */
 static void multis_xmit(struct net *net, const struct multis_datagram *dg,
 			struct multis_member *member, u64 *delta)
@@ -205,18 +212,12 @@ static void multis_xmit(struct net *net, const struct multis_datagram *dg,
 	 * sender's socket here would let the output path (cgroup BPF egress,
 	 * PMTU mode) treat an skb it does not own as that socket's.
 	 */
-	local_bh_disable();
-	__this_cpu_write(multis_in_xmit, true);
 	err = ip_local_out(net, NULL, skb);
-	__this_cpu_write(multis_in_xmit, false);
-	local_bh_enable();
 	if (net_xmit_eval(err))
 		mdelta[MULTIS_CTR_DROP_XMIT] = 1;
 
 count:
-	local_bh_disable();
 	multis_stats_add(&member->stats, mdelta);
-	local_bh_enable();
 	for (i = 0; i < MULTIS_CTR_MEMBER_N; i++)
 		delta[i] += mdelta[i];
 }
@@ -231,18 +232,23 @@ static void multis_fanout(struct net *net, struct multis_net *pn,
 	unsigned int i;
 
 	members = rcu_dereference(group->members);
+
+	/* One BH-disabled section for the whole datagram, counters included. */
+	local_bh_disable();
+	local_lock_nested_bh(&multis_xmit_guard.bh_lock);
 	if (!members || !members->count) {
 		delta[MULTIS_CTR_DROP_NO_MEMBER] = 1;
 	} else {
 		delta[MULTIS_CTR_DATAGRAMS] = 1;
 		multis_datagram_init(&dg, net, skb, l4len);
+		__this_cpu_write(multis_xmit_guard.owner, current);
 		for (i = 0; i < members->count; i++)
 			multis_xmit(net, &dg, members->member[i], delta);
+		__this_cpu_write(multis_xmit_guard.owner, NULL);
 	}
-
-	local_bh_disable();
 	multis_stats_add(&group->stats, delta);
 	multis_stats_add(&pn->stats, delta);
+	local_unlock_nested_bh(&multis_xmit_guard.bh_lock);
 	local_bh_enable();
 }
 
@@ -252,9 +258,11 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	const struct iphdr *iph = ip_hdr(skb);
 	struct multis_group *group;
 	struct multis_net *pn;
+	struct rtable *rt;
 	unsigned int l4len;
 
-	if (this_cpu_read(multis_in_xmit))
+	/* One of our copies (see struct multis_xmit_guard). */
+	if (this_cpu_read(multis_xmit_guard.owner) == current)
 		return NF_ACCEPT;
 
 	switch (iph->protocol) {
@@ -265,6 +273,22 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 		l4len = 0;
 		break;
 	default:
+		return NF_ACCEPT;
+	}
+	/*
+	 * Only what is routed as multicast or broadcast is fanned out, whatever
+	 * the table holds: a broadcast group is a broadcast address, never a
+	 * unicast one.  Checked before the lookup, so unicast pays nothing.
+	 * A multicast with TTL 0 must not leave the host (as ip_mc_output()
+	 * has it): only its local loopback copy is delivered.
+	 */
+	rt = skb_rtable(skb);
+	if (!rt)
+		return NF_ACCEPT;
+	if (rt->rt_type == RTN_MULTICAST) {
+		if (!iph->ttl)
+			return NF_ACCEPT;
+	} else if (rt->rt_type != RTN_BROADCAST) {
 		return NF_ACCEPT;
 	}
 	/*

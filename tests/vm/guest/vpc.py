@@ -152,6 +152,15 @@ def build_vpc(receivers: int = 3, mtu: int = 1500) -> Vpc:
         sh(f"ip -n {sw} link set p-{host.name} master sw0 up")
         sh(f"ip -n {host.name} addr add {host.addr}/24 dev eth0")
         sh(f"ip -n {host.name} link set eth0 up")
+        # A wrong checksum must be dropped here as on a VPC.  veth hands a
+        # CHECKSUM_PARTIAL skb to its peer unverified, so the switch's ports
+        # (the wire) run without offload: leaving the switch, every packet
+        # gets its checksum computed from what the sender wrote, and the
+        # receiving host, without rx offload, verifies it.  The hosts keep tx
+        # offload, as a cloud NIC has it: their stack still sends
+        # CHECKSUM_PARTIAL and UDP GSO skbs (UDP_SEGMENT needs it).
+        sh(f"ip netns exec {sw} ethtool -K p-{host.name} tx off rx off")
+        host.sh("ethtool -K eth0 rx off")
         sh(f"ip -n {host.name} link set lo up")
         # what a cloud host's default route gives multicast senders and receivers
         sh(f"ip -n {host.name} route add 224.0.0.0/4 dev eth0")

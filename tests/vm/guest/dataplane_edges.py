@@ -1,0 +1,278 @@
+"""Guest side of tests/vm/test_dataplane_edges.py: the data path's edge cases.
+
+On the simulated VPC of tests/vm/guest/vpc.py (no checksum offload on the
+switch's ports nor on the hosts' receive side, so a wrong checksum is
+dropped as on a VPC):
+
+- a Linux VXLAN overlay whose underlay is multicast, carried by multis and
+  multic, with and without outer UDP checksums (``udpcsum``): the outer
+  header of an encapsulated CHECKSUM_PARTIAL skb;
+- a multicast datagram sent with TTL 0 stays on the sending host;
+- a "broadcast group" that is a unicast address is not a broadcast: unicast
+  to it is never fanned out;
+- a copy whose route leads into a tunnel over a configured group comes back
+  to the hook inside multis's own transmission, and is not fanned out again.
+
+Every step records what it observed; the host asserts.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from ipaddress import IPv4Address
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from multicast_admin.uapi import MULTIS_GROUP_F_BROADCAST as GROUP_F_BROADCAST
+from tests.vm.guest.facts import Facts
+from tests.vm.guest.vpc import Host, Receiver, Sender, build_vpc, insmod, payloads, sh
+
+REPO = Path(__file__).resolve().parents[3]
+MULTIS_KO = REPO / "kernel" / "multis" / "multis.ko"
+MULTIC_KO = REPO / "kernel" / "multic" / "multic.ko"
+
+G1 = "239.1.1.1"
+PORT = 5000
+VXLAN_GROUP, VXLAN_PORT, VNI = "239.1.1.100", 4789, 42
+OVERLAY_PREFIX = "192.168.100."
+OVERLAY_BROADCAST = "192.168.100.255"
+INNER_PORT = 8000
+
+facts = Facts()
+vpc = build_vpc(receivers=3)
+sender_host = vpc.sender
+receivers = vpc.receivers
+hosts = [sender_host, *receivers]
+
+
+def ip(address: str) -> IPv4Address:
+    return IPv4Address(address)
+
+
+def udp_snmp(host: Host) -> dict[str, int]:
+    """The namespace's Udp counters from /proc/net/snmp (InCsumErrors...)."""
+    with host.inside():
+        lines = [
+            line.split()
+            for line in Path("/proc/thread-self/net/snmp").read_text().splitlines()
+            if line.startswith("Udp:")
+        ]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
+
+
+def collect(socks: list[Receiver], data: list[bytes]) -> dict:
+    out = {}
+    for rx in socks:
+        got = rx.drain()
+        out[rx.host.name] = {
+            "count": len(got),
+            "intact": sorted(d.payload for d in got) == sorted(data),
+            "sources": sorted({f"{d.source[0]}:{d.source[1]}" for d in got}),
+            "destinations": sorted({d.destination for d in got}),
+        }
+        rx.close()
+    return out
+
+
+def send_and_collect(
+    tx_host: Host, rx_hosts: list[Host], group: str, port: int, data: list[bytes], ttl: int = 1
+) -> dict:
+    """``data`` from tx_host to group:port; what each host of rx_hosts got (bound to any)."""
+    socks = [Receiver(h, group, port, bind_group=False) for h in rx_hosts]
+    tx = Sender(tx_host)
+    tx.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+    try:
+        tx.send(group, port, data)
+    finally:
+        tx.close()
+    return collect(socks, data)
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def checksum_offload(netns: str, dev: str) -> dict[str, str]:
+    out = sh(f"ip netns exec {netns} ethtool -k {dev}")
+    return {
+        line.split(":")[0].strip(): line.split(":")[1].split()[0]
+        for line in out.splitlines()
+        if line.startswith(("tx-checksumming", "rx-checksumming"))
+    }
+
+
+with facts.step("offloads") as f:
+    # what build_vpc() set up: the switch's ports compute checksums in
+    # software, the hosts verify them in software
+    f["hosts"] = {host.name: checksum_offload(host.name, "eth0") for host in hosts}
+    f["switch_ports"] = {
+        host.name: checksum_offload(vpc.switch, f"p-{host.name}") for host in hosts
+    }
+
+with facts.step("load") as f:
+    insmod(MULTIS_KO)
+    insmod(MULTIC_KO)
+    f["lsmod"] = sh("lsmod | grep -E '^multi[sc] ' | cut -d' ' -f1").split()
+
+with sender_host.inside():
+    server = MultisNetlink.open()
+clients = {}
+for h in receivers:
+    with h.inside():
+        clients[h.name] = MulticNetlink.open()
+
+members = [ip(h.addr) for h in receivers]
+
+
+def overlay(host: Host) -> Host:
+    """The same namespace, seen from its VXLAN overlay address."""
+    return Host(host.name, OVERLAY_PREFIX + host.addr.rsplit(".", 1)[1])
+
+
+def vxlan_up(udpcsum: bool) -> None:
+    mode = "udpcsum" if udpcsum else "noudpcsum"
+    for host in hosts:
+        host.sh(
+            f"ip link add vx0 type vxlan id {VNI} group {VXLAN_GROUP} dev eth0 "
+            f"dstport {VXLAN_PORT} {mode}"
+        )
+        # no IPv6 on the overlay: nothing but the test's datagrams on it
+        host.sh("ip link set vx0 addrgenmode none")
+        host.sh(f"ip addr add {overlay(host).addr}/24 dev vx0")
+        host.sh("ip link set vx0 up")
+
+
+def vxlan_down() -> None:
+    for host in hosts:
+        host.sh("ip link del vx0")
+
+
+def vxlan_exchange(tag: str) -> dict:
+    """Inner UDP broadcast from the sender's overlay address; what each overlay got."""
+    before = {h.name: udp_snmp(h) for h in receivers}
+    data = payloads(tag, 5, 300)
+    out = {
+        "received": send_and_collect(
+            overlay(sender_host),
+            [overlay(h) for h in receivers],
+            OVERLAY_BROADCAST,
+            INNER_PORT,
+            data,
+        )
+    }
+    out["udp_in_csum_errors"] = {
+        h.name: udp_snmp(h)["InCsumErrors"] - before[h.name]["InCsumErrors"] for h in receivers
+    }
+    return out
+
+
+with facts.step("vxlan_baseline") as f:
+    # without the proxy the switch drops the underlay's multicast
+    vxlan_up(udpcsum=False)
+    try:
+        f.update(vxlan_exchange("vxbase"))
+        f["vxlan_details"] = sender_host.sh("ip -d link show vx0")
+    finally:
+        vxlan_down()
+
+server.join(ip(VXLAN_GROUP), members)
+for c in clients.values():
+    c.add(ip(sender_host.addr), VXLAN_PORT, ip(VXLAN_GROUP))
+
+for udpcsum in (False, True):
+    name = "vxlan_udpcsum" if udpcsum else "vxlan_noudpcsum"
+    with facts.step(name) as f:
+        server.reset_stats()
+        for c in clients.values():
+            c.reset_stats()
+        vxlan_up(udpcsum)
+        try:
+            f.update(vxlan_exchange(name))
+        finally:
+            vxlan_down()
+        f["group_stats"] = server.get_group(ip(VXLAN_GROUP)).stats.to_json()
+        f["entry_stats"] = {
+            n: c.get_entry(ip(sender_host.addr), VXLAN_PORT).stats.to_json()
+            for n, c in clients.items()
+        }
+
+server.delete_group(ip(VXLAN_GROUP))
+for c in clients.values():
+    c.delete(ip(sender_host.addr), VXLAN_PORT)
+
+with facts.step("ttl_zero") as f:
+    server.join(ip(G1), members)
+    for c in clients.values():
+        c.add(ip(sender_host.addr), PORT, ip(G1))
+    for ttl in (0, 1):
+        server.reset_stats()
+        data = payloads(f"ttl{ttl}", 5)
+        socks = [Receiver(h, G1, PORT) for h in receivers]
+        local = Receiver(sender_host, G1, PORT)  # the sender's own loopback copy
+        tx = Sender(sender_host)
+        tx.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+        tx.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+        tx.send(G1, PORT, data)
+        tx.close()
+        f[f"ttl_{ttl}"] = {
+            "received": collect(socks, data),
+            "local": collect([local], data)[sender_host.name],
+            "group_stats": server.get_group(ip(G1)).stats.to_json(),
+        }
+    server.delete_group(ip(G1))
+    for c in clients.values():
+        c.delete(ip(sender_host.addr), PORT)
+
+# No multic entries for these ports: a copy arrives as unicast to the
+# receiver's own address, so every copy made is seen.
+UNICAST_GROUP, SUBNET_BROADCAST = "10.0.0.50", "10.0.0.255"
+
+with facts.step("unicast_group") as f:
+    f["join"] = {}
+    for group in (UNICAST_GROUP, SUBNET_BROADCAST):
+        server.join(ip(group), members, flags=GROUP_F_BROADCAST)
+        f["join"][group] = sorted(str(m.address) for m in server.members(ip(group)))
+    server.reset_stats()
+    f["unicast"] = send_and_collect(
+        sender_host, receivers, UNICAST_GROUP, 7002, payloads("ucast", 5)
+    )
+    f["unicast_group_stats"] = server.get_group(ip(UNICAST_GROUP)).stats.to_json()
+    f["broadcast"] = send_and_collect(
+        sender_host, receivers, SUBNET_BROADCAST, 7003, payloads("bcast", 5)
+    )
+    f["broadcast_group_stats"] = server.get_group(ip(SUBNET_BROADCAST)).stats.to_json()
+    server.clear()
+
+# A member reached through a tunnel whose underlay is a configured group:
+# the copy to it, encapsulated, comes back to the hook as UDP to the group,
+# from inside multis's own transmission.  It must pass untouched, not be
+# fanned out again (and again, until the tunnel's recursion limit).
+TUNNEL_GROUP, TUNNEL_MEMBER, TUNNEL_PORT = "239.4.4.4", "172.16.0.2", 7004
+
+with facts.step("tunnel_recursion") as f:
+    sender_host.sh(f"ip link add vx1 type vxlan id 43 group {TUNNEL_GROUP} dev eth0 dstport 4790")
+    sender_host.sh("ip link set vx1 addrgenmode none")
+    sender_host.sh("ip addr add 172.16.0.1/24 dev vx1")
+    sender_host.sh("ip link set vx1 up")
+    # no ARP on the way: the copy goes straight into the tunnel
+    sender_host.sh(f"ip neigh add {TUNNEL_MEMBER} lladdr 02:00:00:00:00:02 dev vx1 nud permanent")
+    server.join(ip(TUNNEL_GROUP), [ip(receivers[0].addr), ip(TUNNEL_MEMBER)])
+    server.reset_stats()
+    data = payloads("tunnel", 5)
+    f["received"] = send_and_collect(sender_host, receivers[:1], TUNNEL_GROUP, TUNNEL_PORT, data)
+    f["group_stats"] = server.get_group(ip(TUNNEL_GROUP)).stats.to_json()
+    f["member_stats"] = {
+        str(m.address): m.stats.member_json() for m in server.members(ip(TUNNEL_GROUP))
+    }
+    server.delete_group(ip(TUNNEL_GROUP))
+    sender_host.sh("ip link del vx1")
+
+server.close()
+for c in clients.values():
+    c.close()
+sh("rmmod multis")
+sh("rmmod multic")
+
+print("guest: done", flush=True)
