@@ -110,7 +110,7 @@ def lock_path(env: dict[str, str]) -> Path:
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        return Path(config.StateFile(config.SERVER).lock_path)
+        return Path(config.StateFile(config.SERVER.name).lock_path)
     finally:
         os.environ.clear()
         os.environ.update(saved)
