@@ -80,7 +80,8 @@ mirror=$("$top/scripts/debian-mirror.sh")
 key=$(printf '%s %s %s' "$suite" "$mirror" "$include" | sha256sum | cut -c1-16)
 tarball="$cache/debootstrap-$suite-minbase-$key.tar"
 unmount_all
-rm -rf "$root"
+# (a process of an interrupted run may still be writing there for a moment)
+rm -rf "$root" 2>/dev/null || { sleep 5; rm -rf "$root"; }
 mkdir -p "$root" "$cache"
 if [ -f "$tarball" ]; then
 	stage "debootstrap result from the cache ($tarball)"

@@ -47,7 +47,8 @@ def owner(path: str) -> str:
 
 def where(kver: str = KVER) -> dict:
     """Where multis is, who owns it, and whether it is dkms's build for ``kver``."""
-    resolved = run(f"modinfo -k {kver} -n multis")["out"].strip()
+    found = run(f"modinfo -k {kver} -n multis")
+    resolved = found["out"].strip() if found["rc"] == 0 else ""  # "": no such module
     built = DKMS_TREE / kver / "x86_64" / "module" / "multis.ko"
     return {
         "modinfo": resolved,
