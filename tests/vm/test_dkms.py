@@ -175,6 +175,12 @@ def test_what_the_conflict_prevents(facts, kver):
     assert step["forced_verify"]["rc"] != 0
     assert f"/lib/modules/{kver}/extra/multis.ko" in step["forced_verify"]["out"]
     assert any(p.endswith("/multis.ko") for p in step["archived"])
+    # and both erased: dkms puts the package's file back under updates/dkms,
+    # where nothing owns it and it shadows whatever is installed later
+    leftover = step["forced_leftover"]
+    assert leftover["modinfo"] == f"/lib/modules/{kver}/updates/dkms/multis.ko"
+    assert not_owned(leftover)
+    assert step["cleaned"]["modinfo"] == ""
 
 
 def test_the_kernel_log_is_clean(facts):

@@ -137,6 +137,13 @@ with facts.step("rhel") as f:
     f["forced_verify"] = run("rpm -V --nodeps multi_server")
     f["archived"] = sorted(str(p) for p in DKMS_TREE.parent.rglob("original_module/**/*.ko"))
     run("rpm -e --nodeps multicast-proxy-dkms multi_server")
+    # dkms's remove puts the archived file back where dkms.conf says
+    # (updates/dkms), not where it was: an orphan no package owns, which
+    # depmod prefers to any module installed later.  Recorded, then removed
+    # by hand, as an operator would have to.
+    f["forced_leftover"] = where()
+    run(f"rm -f /lib/modules/{KVER}/updates/dkms/multi[sc].ko && depmod -a {KVER}")
+    f["cleaned"] = where()
     # the supported way on such a host: the DKMS package alone
     f["install"] = run(f"rpm -Uvh --nodeps {DKMS_RPM}")
     f["where"] = where()
