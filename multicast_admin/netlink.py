@@ -39,7 +39,7 @@ from pyroute2.netlink import (
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
-from . import uapi
+from . import memberarray, uapi
 from .errors import (
     InvalidArgument,
     KernelError,
@@ -110,18 +110,6 @@ class multis_stats(nla):
     )
 
 
-class multis_member(nla):
-    """One MULTIS_A_MEMBER element of MULTIS_A_MEMBERS: enum multis_member_attr."""
-
-    nla_flags = NLA_F_NESTED
-    # pyroute2 numbers array elements 1, 2, 3...; the header wants each to be
-    # MULTIS_A_MEMBER.
-    header_type = uapi.MULTIS_A_MEMBER | NLA_F_NESTED
-    prefix = "MULTIS_MEMBER_A_"
-    nla_map = _nla_map(prefix, {"ADDR": "ip4addr", "STATS": "stats"})
-    stats = multis_stats
-
-
 class multismsg(genlmsg):
     """A message of the multis family: enum multis_attr."""
 
@@ -131,7 +119,8 @@ class multismsg(genlmsg):
         {
             "GROUP_ADDR": "ip4addr",
             "GROUP_FLAGS": "uint32",
-            "MEMBERS": "*member",
+            # bytes, built and parsed by multicast_admin.memberarray
+            "MEMBERS": "cdata|nested",
             "MEMBER_COUNT": "uint32",
             "STATS": "stats",
             "GROUP_COUNT": "uint32",
@@ -140,7 +129,6 @@ class multismsg(genlmsg):
             "MARKER_TOS": "uint8",
         },
     )
-    member = multis_member
     stats = multis_stats
 
 
@@ -204,15 +192,14 @@ def build_message(
 MAX_MEMBERS_PER_REQUEST = 5000
 
 
-def members_value(addresses: Iterable[IPv4Address]) -> list[dict[str, Any]]:
+def members_value(addresses: Sequence[IPv4Address]) -> bytes:
     """The value of a MULTIS_A_MEMBERS attribute listing ``addresses``."""
-    value = [{"attrs": [["MULTIS_MEMBER_A_ADDR", str(address)]]} for address in addresses]
-    if len(value) > MAX_MEMBERS_PER_REQUEST:
+    if len(addresses) > MAX_MEMBERS_PER_REQUEST:
         raise InvalidArgument(
-            f"{len(value)} members in one request: give at most {MAX_MEMBERS_PER_REQUEST}"
+            f"{len(addresses)} members in one request: give at most {MAX_MEMBERS_PER_REQUEST}"
             " per command and run it again for the rest"
         )
-    return value
+    return memberarray.encode(addresses)
 
 
 # --- transport ---------------------------------------------------------------
@@ -465,13 +452,7 @@ def group_from_message(msg: Any) -> Group:
 
 
 def members_from_message(msg: Any) -> list[Member]:
-    return [
-        Member(
-            address=IPv4Address(element.get_attr("MULTIS_MEMBER_A_ADDR")),
-            stats=server_counters(element.get_attr("MULTIS_MEMBER_A_STATS")),
-        )
-        for element in _attr(msg, "MULTIS_A_MEMBERS", [])
-    ]
+    return memberarray.decode(msg.get_attr("MULTIS_A_MEMBERS"))
 
 
 def entry_from_message(msg: Any) -> ClientEntry:

@@ -19,11 +19,19 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 import pytest
-from pyroute2.netlink import NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, NLM_F_REPLACE
+from pyroute2.netlink import (
+    NLA_F_NESTED,
+    NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
+    NLM_F_MULTI,
+    NLM_F_REPLACE,
+    genlmsg,
+    nla,
+)
 from pyroute2.netlink.exceptions import NetlinkError
 
 from multicast_admin import uapi
-from multicast_admin.netlink import Reply, build_message, multicmsg, multismsg
+from multicast_admin.netlink import Reply, build_message, multicmsg, multis_stats, multismsg
 
 FAMILY_ID = 0x20
 MULTICAST = IPv4Network("224.0.0.0/4")
@@ -35,6 +43,32 @@ SERVER_STATS = ("DATAGRAMS", "PACKETS", "BYTES", "DROP_NO_MEMBER", "DROP_NOMEM")
 SERVER_STATS += ("DROP_NO_ROUTE", "DROP_XMIT")
 MEMBER_STATS = ("PACKETS", "BYTES", "DROP_NOMEM", "DROP_NO_ROUTE", "DROP_XMIT")
 CLIENT_STATS = ("PACKETS", "BYTES", "NOT_LOCAL", "DROP_NOMEM")
+
+
+class kernel_member(nla):  # noqa: N801 (pyroute2 class naming)
+    """One MULTIS_A_MEMBER element, as pyroute2's generic classes see it."""
+
+    nla_flags = NLA_F_NESTED
+    header_type = uapi.MULTIS_A_MEMBER | NLA_F_NESTED
+    nla_map = (
+        (uapi.MULTIS_MEMBER_A_UNSPEC, "MULTIS_MEMBER_A_UNSPEC", "none"),
+        (uapi.MULTIS_MEMBER_A_ADDR, "MULTIS_MEMBER_A_ADDR", "ip4addr"),
+        (uapi.MULTIS_MEMBER_A_STATS, "MULTIS_MEMBER_A_STATS", "stats"),
+    )
+    stats = multis_stats
+
+
+class kernel_multismsg(genlmsg):  # noqa: N801
+    """The fake kernel's view of the multis family: MULTIS_A_MEMBERS as an
+    array of nested attributes built and parsed by pyroute2, independently of
+    the bindings' own byte-level codec (multicast_admin.memberarray)."""
+
+    nla_map = tuple(
+        (key, name, "*member" if name == "MULTIS_A_MEMBERS" else kind)
+        for key, name, kind in multismsg.nla_map
+    )
+    member = kernel_member
+    stats = multis_stats
 
 
 def wire(msg_class: type, msg: Any, flags: int, seq: int = 1) -> Any:
@@ -49,8 +83,14 @@ def wire(msg_class: type, msg: Any, flags: int, seq: int = 1) -> Any:
     return decoded
 
 
+def kernel_view(msg_class: type) -> type:
+    """The class the fake kernel parses ``msg_class``'s requests with."""
+    return kernel_multismsg if msg_class is multismsg else msg_class
+
+
 def reply(msg_class: type, cmd: int, attrs: list, flags: int = 0) -> Any:
-    msg = build_message(msg_class, cmd, 1, [tuple(a) for a in attrs])
+    """A reply the fake kernel builds, as the bindings' ``msg_class`` decodes it."""
+    msg = build_message(kernel_view(msg_class), cmd, 1, [tuple(a) for a in attrs])
     return wire(msg_class, msg, flags)
 
 
@@ -81,7 +121,7 @@ class _FakeKernel:
         self.closed = False
 
     def request(self, msg: Any, flags: int) -> Reply:
-        seen = wire(self.msg_class, msg, flags)
+        seen = wire(kernel_view(self.msg_class), msg, flags)
         self.requests.append(Request(seen["cmd"], flags, seen, bytes(msg.data)))
         if (flags & NLM_F_DUMP) == NLM_F_DUMP:  # as genetlink tests it: REPLACE is ROOT
             messages = self.dump(seen)

@@ -23,11 +23,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("states", nargs="*", default=["10x128"], help="GROUPSxMEMBERS")
     parser.add_argument("--memory-mb", type=int, default=2048)
+    parser.add_argument("--timeout", type=float, default=1800.0)
     args = parser.parse_args()
     result = harness.run_script(
         harness.REPO / "tests" / "vm" / "guest" / "tools_timing.py",
         *args.states,
-        timeout=1800,
+        timeout=args.timeout,
         memory_mb=args.memory_mb,
     )
     facts = json.loads((result.results_dir / "facts.json").read_text())
