@@ -17,6 +17,11 @@ kver=${1:-$("$(dirname "$0")/kver.sh")}
 top=$(cd "$(dirname "$0")/.." && pwd)
 kit="$top/build/kit/$kver"
 [ -f "$kit/.done" ] && exit 0
+# The kit's paths are written into it (its headers' Makefile, the build
+# link): name it by its real path, so that a tree whose build/kit is a link
+# to another's leaves a kit that still works when that tree is gone.
+mkdir -p "$top/build/kit"
+kit="$(cd "$top/build/kit" && pwd -P)/$kver"
 
 # The Debian suite this kernel comes from (see scripts/debian-apt.sh).
 apt_suite() {
