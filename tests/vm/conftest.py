@@ -42,10 +42,16 @@ class GuestFacts:
 
 
 def boot_and_run(
-    script: str, *args: str, timeout: float = 900.0, kver: str | None = None
+    script: str,
+    *args: str,
+    timeout: float = 900.0,
+    kver: str | None = None,
+    tcg_thread: str = "single",
 ) -> GuestFacts:
     try:
-        result = harness.run_script(harness.REPO / script, *args, timeout=timeout, kver=kver)
+        result = harness.run_script(
+            harness.REPO / script, *args, timeout=timeout, kver=kver, tcg_thread=tcg_thread
+        )
     except harness.VMError as err:
         pytest.fail(str(err), pytrace=False)
     path = result.results_dir / "facts.json"
