@@ -310,12 +310,50 @@ def test_scriptlets(built, side, svc):
     # (tests/vm/test_service.py, tests/vm/test_dkms.py)
 
 
-def test_dkms_scriptlets(built):
+def _run_dkms_scriptlet(body: str, arg: int, tmp_path: Path, kver: str, fail: str = "") -> tuple:
+    """Run a scriptlet of the DKMS package with a recording ``dkms`` and ``uname -r`` = kver.
+
+    Returns (exit status, stderr, the dkms commands it ran).
+    """
+    stubs = tmp_path / "stubs"
+    stubs.mkdir(exist_ok=True)
+    log = tmp_path / "dkms.log"
+    log.write_text("")
+    (stubs / "dkms").write_text(f'#!/bin/sh\necho "$*" >>{log}\n[ "$1" != "{fail}" ]\n')
+    (stubs / "uname").write_text(f"#!/bin/sh\necho {kver}\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    proc = subprocess.run(
+        ["sh", "-c", body, "sh", str(arg)],
+        capture_output=True, text=True, env={"PATH": f"{stubs}:/usr/bin:/bin"},
+    )  # fmt: skip
+    return proc.returncode, proc.stderr, log.read_text().splitlines()
+
+
+def test_dkms_scriptlets(built, tmp_path):
+    """What the DKMS package's scriptlets ask dkms to do, in order, and what they say."""
     scripts = built.dkms.scripts()
     v = version()
-    assert f"dkms add -m multicast-proxy -v {v} --rpm_safe_upgrade" in scripts["post"]
-    assert f"dkms install -m multicast-proxy -v {v}" in scripts["post"]
-    assert f"dkms remove -m multicast-proxy -v {v} --all --rpm_safe_upgrade" in scripts["preun"]
+    name = f"-m multicast-proxy -v {v}"
+    # headers of the running kernel present (`make deps` installs them): add, build, install
+    assert (Path("/lib/modules") / built.kver / "build" / "Makefile").is_file()
+    rc, err, ran = _run_dkms_scriptlet(scripts["post"], 1, tmp_path, built.kver)
+    assert (rc, err) == (0, "")
+    assert ran == [f"add {name} --rpm_safe_upgrade", f"build {name}", f"install {name} --force"]
+    # a failed build: nothing installed, the log named, the package still installs
+    rc, err, ran = _run_dkms_scriptlet(scripts["post"], 1, tmp_path, built.kver, fail="build")
+    assert rc == 0
+    assert ran == [f"add {name} --rpm_safe_upgrade", f"build {name}"]
+    assert f"/var/lib/dkms/multicast-proxy/{v}/build/make.log" in err
+    # no headers for the running kernel: added only, and the operator told what to install
+    rc, err, ran = _run_dkms_scriptlet(scripts["post"], 1, tmp_path, "9.9.9-nowhere")
+    assert rc == 0
+    assert ran == [f"add {name} --rpm_safe_upgrade"]
+    assert "install kernel-devel-9.9.9-nowhere, then run: dkms autoinstall" in err
+    # erase, and the old package of an upgrade: this version leaves DKMS, builds and all
+    for arg in (0, 1):
+        rc, err, ran = _run_dkms_scriptlet(scripts["preun"], arg, tmp_path, built.kver)
+        assert (rc, ran) == (0, [f"remove {name} --all --rpm_safe_upgrade"])
 
 
 def test_kernel_requires_for_an_rpm_kernel(built, tmp_path):
