@@ -40,10 +40,10 @@ def env_of(ctx: click.Context) -> Env:
     return ctx.obj if isinstance(ctx.obj, Env) else Env()
 
 
-class AdminCommand(click.Command):
-    """A click command with the old tools' habits (``-help``), the usage on stderr
-    with exit 2 when called without arguments, and one line per error with a
-    documented exit code."""
+class _AdminHabits:
+    """The old tools' habits (``-help``), the usage on stderr with exit 2 when
+    called without arguments, and one line per error with a documented exit
+    code: for a click command or group (below)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = ["--help" if arg == "-help" else arg for arg in args]
@@ -75,6 +75,14 @@ class AdminCommand(click.Command):
         except MulticastProxyError as error:
             fail(prog, str(error), error.exit_code)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+class AdminCommand(_AdminHabits, click.Command):
+    """multis_admin, multic_admin: one command with the guide's flags."""
+
+
+class AdminGroup(_AdminHabits, click.Group):
+    """multicast-proxy: subcommands."""
 
 
 def fail(prog: str, message: str, code: int) -> NoReturn:

@@ -185,6 +185,7 @@ def test_the_tools_package_file_list(built):
         assert f"{PYLIB}/multicast_admin/{module}.py" in files
     assert f"{PYLIB}/pyroute2/__init__.py" in files
     assert f"{PYLIB}/click/__init__.py" in files
+    assert f"{PYLIB}/prometheus_client/__init__.py" in files
     # modes and flags: executables, %config(noreplace), the state directory,
     # the state files %ghost (owned, never shipped: empty digest)
     for svc in SERVICES:
@@ -219,7 +220,7 @@ def test_the_tools_are_byte_compiled_at_build_time(built):
 
 
 SERVICES = ("multic", "multis")
-TOOLS = ("multis_admin", "multic_admin", "multicast-proxy-service")
+TOOLS = ("multis_admin", "multic_admin", "multicast-proxy-service", "multicast-proxy")
 
 
 def docs() -> list[Path]:
@@ -417,10 +418,10 @@ def test_the_installed_tools_run_with_their_own_libraries(built, tmp_path):
     (lib / "bin" / "probe").write_text(
         "import os.path, sys\n"
         "sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))\n"
-        "import click, pyroute2, multicast_admin\n"
+        "import click, pyroute2, prometheus_client, multicast_admin\n"
         "print(sys.executable, click.__version__, sys.flags.isolated,"
-        " sys.flags.dont_write_bytecode,"
-        " *(m.__file__.startswith(sys.path[0]) for m in (click, pyroute2, multicast_admin)))\n"
+        " sys.flags.dont_write_bytecode, *(m.__file__.startswith(sys.path[0])"
+        " for m in (click, pyroute2, prometheus_client, multicast_admin)))\n"
     )
     (root / "usr/sbin/probe").symlink_to("../lib/multicast-proxy/launch")
     out = subprocess.run(
@@ -429,7 +430,14 @@ def test_the_installed_tools_run_with_their_own_libraries(built, tmp_path):
     ).stdout.split()  # fmt: skip
     assert re.fullmatch(r"/usr/bin/python3\.(9|1[0-4])", out[0])
     assert out[1].startswith("8.1.")
-    assert out[2:] == ["1", "1", "True", "True", "True"]  # -I, -B, all three vendored
+    assert out[2:] == ["1", "1", "True", "True", "True", "True"]  # -I, -B, all vendored
+    # the exporter, with the vendored prometheus_client (no module on this host)
+    prom = tmp_path / "metrics.prom"
+    subprocess.run(
+        [str(root / "usr/sbin/multicast-proxy"), "exporter", "--textfile", str(prom)],
+        check=True, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert 'multicast_proxy_module_loaded{module="multis"} 0.0' in prom.read_text()
 
 
 def test_the_launcher_takes_the_named_interpreter_and_refuses_unknown_tools(built, tmp_path):

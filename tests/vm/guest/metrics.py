@@ -1,0 +1,129 @@
+"""Guest side of tests/vm/test_metrics.py: a real Prometheus scrapes the exporter.
+
+On the simulated VPC (the switch drops multicast), the sender fans a group
+out to two receivers; `multicast-proxy exporter` runs on the sender and on a
+receiver, and Debian's Prometheus server (unpacked on the host, argv[1])
+scrapes both every second.  What Prometheus's HTTP API answers is recorded,
+with what the CLIs' --json says of the same counters; the host asserts.
+
+Argument: the prometheus binary.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+
+from tests.vm.guest.facts import Facts
+from tests.vm.guest.installed import exchange
+from tests.vm.guest.vpc import build_vpc, insmod, sh
+
+REPO = Path(__file__).resolve().parents[3]
+BIN = REPO / ".venv" / "bin"
+PROMETHEUS = sys.argv[1]
+GROUP, PORT, COUNT, MORE = "239.1.1.1", 5000, 20, 5
+EXPORTER_PORT = 9717
+
+facts = Facts()
+insmod(REPO / "kernel" / "multis" / "multis.ko")
+insmod(REPO / "kernel" / "multic" / "multic.ko")
+vpc = build_vpc(receivers=2)
+sender = vpc.sender
+recv1, recv2 = vpc.receivers
+procs: list[subprocess.Popen] = []
+
+
+def spawn(ns: str, argv: list[str], log: str) -> None:
+    out = open(f"/run/{log}.log", "w")  # noqa: SIM115 (lives as long as the process)
+    procs.append(subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=out, stderr=out))
+
+
+def query(expr: str) -> list[dict]:
+    """An instant query through Prometheus's HTTP API, from the sender's namespace."""
+    url = "http://127.0.0.1:9090/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with sender.inside(), urllib.request.urlopen(url, timeout=10) as reply:
+        answer = json.load(reply)
+    assert answer["status"] == "success", answer
+    return answer["data"]["result"]
+
+
+def values(expr: str) -> dict[str, float]:
+    """{labels as sorted "k=v,..." text: value} of a query's vector."""
+    out = {}
+    for series in query(expr):
+        labels = {k: v for k, v in series["metric"].items() if k not in ("instance", "job")}
+        out[",".join(f"{k}={v}" for k, v in sorted(labels.items()))] = float(series["value"][1])
+    return out
+
+
+def wait_for(expr: str, want: float, seconds: float = 180.0) -> float:
+    """Until the query's sum is ``want`` (scrapes are every second); how long it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        try:
+            if sum(values(expr).values()) == want:
+                return round(time.monotonic() - started, 1)
+        except OSError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"{expr} never reached {want}: {values(expr)}")
+
+
+def cli_json(host, tool: str, *args: str) -> dict:
+    return json.loads(host.sh(f"{BIN / tool} {' '.join(args)} --json"))
+
+
+with facts.step("configure") as f:
+    members = ",".join(h.addr for h in vpc.receivers)
+    f["server"] = sender.sh(f"{BIN / 'multis_admin'} -A -m {GROUP} -j {members}")
+    for host in vpc.receivers:
+        host.sh(f"{BIN / 'multic_admin'} -A -i {sender.addr} -p {PORT} -m {GROUP}")
+    f["received"] = exchange(sender, vpc.receivers, GROUP, PORT, COUNT)
+
+with facts.step("scrape") as f:
+    for host in (sender, recv1):
+        spawn(host.name, [str(BIN / "multicast-proxy"), "exporter", "--listen",
+                          f"0.0.0.0:{EXPORTER_PORT}"], f"exporter-{host.name}")  # fmt: skip
+    Path("/run/prom").mkdir()
+    Path("/run/prom/prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        "scrape_configs:\n  - job_name: multicast-proxy\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{EXPORTER_PORT}', '{recv1.addr}:{EXPORTER_PORT}']\n"
+    )
+    spawn(sender.name, [PROMETHEUS, "--config.file=/run/prom/prometheus.yml",
+                        "--storage.tsdb.path=/run/prom/data",
+                        "--web.listen-address=127.0.0.1:9090"], "prometheus")  # fmt: skip
+    f["both_up_after"] = wait_for("up", 2)
+    f["prometheus"] = {
+        "datagrams": values(f'multis_group_datagrams_total{{group="{GROUP}"}}'),
+        "packets": values(f'multis_group_packets_total{{group="{GROUP}"}}'),
+        "member_packets": values("multis_member_packets_total"),
+        "group_drops": values(f'multis_group_dropped_total{{group="{GROUP}"}}'),
+        "entry_packets": values("multic_entry_packets_total"),
+        "loaded": values("multicast_proxy_module_loaded"),
+    }
+    f["cli"] = {
+        "group": cli_json(sender, "multis_admin", "-L", "-m", GROUP),
+        "entries": cli_json(recv1, "multic_admin", "-L"),
+    }
+
+with facts.step("live") as f:
+    # more traffic: Prometheus sees the new counts at its next scrapes
+    exchange(sender, vpc.receivers, GROUP, PORT, MORE)
+    f["seconds"] = wait_for(f'multis_group_packets_total{{group="{GROUP}"}}', 2 * (COUNT + MORE))
+    f["entry_packets"] = values("multic_entry_packets_total")
+    f["up"] = values("up")
+
+for proc in procs:
+    proc.terminate()
+facts["exits"] = [proc.wait(timeout=60) for proc in procs]
+facts["logs_tail"] = {p.name: p.read_text()[-600:] for p in Path("/run").glob("*.log")}
+sh("rmmod multis multic")
+print("guest: done", flush=True)
