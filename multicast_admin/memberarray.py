@@ -21,7 +21,6 @@ malformed, as the kernel's own nla_parse does.
 from __future__ import annotations
 
 import struct
-import sys
 from collections.abc import Iterable
 from ipaddress import IPv4Address
 
@@ -34,6 +33,7 @@ NLA_F_NESTED = 1 << 15
 NLA_TYPE_MASK = ~((1 << 15) | (1 << 14))
 
 _HEADER = struct.Struct("=HH")
+_U64 = struct.Struct("=Q")
 # one request element: the MEMBER nest's header, then the ADDR attribute's
 _ELEMENT_HEAD = struct.pack(
     "=HHHH", 12, uapi.MULTIS_A_MEMBER | NLA_F_NESTED, 8, uapi.MULTIS_MEMBER_A_ADDR
@@ -49,32 +49,37 @@ _COUNTERS = {
 }
 
 
+_NO_COUNTERS = ServerCounters()
+
+
 def encode(addresses: Iterable[IPv4Address]) -> bytes:
     """The payload of MULTIS_A_MEMBERS for a JOIN or QUIT of ``addresses``."""
     head = _ELEMENT_HEAD
     return b"".join(head + address.packed for address in addresses)
 
 
-def _attributes(data: bytes | memoryview, what: str) -> Iterable[tuple[int, memoryview]]:
-    """(type, payload) of each attribute in ``data``, as nla_for_each_attr walks them."""
-    view = memoryview(data)
-    offset, end = 0, len(view)
-    while offset < end:
-        if end - offset < NLA_HDRLEN:
-            raise KernelError(f"{what}: truncated attribute at byte {offset}")
-        length, kind = _HEADER.unpack_from(view, offset)
-        if length < NLA_HDRLEN or offset + length > end:
-            raise KernelError(f"{what}: attribute of length {length} at byte {offset}")
-        yield kind & NLA_TYPE_MASK, view[offset + NLA_HDRLEN : offset + length]
-        offset += (length + 3) & ~3
+def _attributes(data: bytes, start: int, end: int, what: str) -> list[tuple[int, int, int]]:
+    """(type, payload start, payload end) of each attribute in data[start:end],
+    as nla_for_each_attr walks them."""
+    found = []
+    unpack = _HEADER.unpack_from
+    while start < end:
+        if end - start < NLA_HDRLEN:
+            raise KernelError(f"{what}: truncated attribute at byte {start}")
+        length, kind = unpack(data, start)
+        if length < NLA_HDRLEN or start + length > end:
+            raise KernelError(f"{what}: attribute of length {length} at byte {start}")
+        found.append((kind & NLA_TYPE_MASK, start + NLA_HDRLEN, start + length))
+        start += (length + 3) & ~3
+    return found
 
 
-def _counters(data: memoryview) -> ServerCounters:
+def _counters(data: bytes, start: int, end: int) -> ServerCounters:
     values: dict[str, int] = {}
-    for kind, payload in _attributes(data, "member counters"):
+    for kind, first, last in _attributes(data, start, end, "member counters"):
         name = _COUNTERS.get(kind)
-        if name is not None and len(payload) == 8:
-            values[name] = int.from_bytes(payload, sys.byteorder)
+        if name is not None and last - first == 8:
+            values[name] = _U64.unpack_from(data, first)[0]
     return ServerCounters(**values)
 
 
@@ -82,17 +87,18 @@ def decode(data: bytes | None) -> list[Member]:
     """The members of a MULTIS_A_MEMBERS payload (of a GET_MEMBERS dump)."""
     if not data:
         return []
+    data = bytes(data)
     members = []
-    for kind, element in _attributes(data, "members"):
+    for kind, first, last in _attributes(data, 0, len(data), "members"):
         if kind != uapi.MULTIS_A_MEMBER:
             continue
         address: IPv4Address | None = None
-        stats = ServerCounters()
-        for field, payload in _attributes(element, "member"):
-            if field == uapi.MULTIS_MEMBER_A_ADDR and len(payload) == 4:
-                address = IPv4Address(bytes(payload))
+        stats = _NO_COUNTERS
+        for field, begin, stop in _attributes(data, first, last, "member"):
+            if field == uapi.MULTIS_MEMBER_A_ADDR and stop - begin == 4:
+                address = IPv4Address(data[begin:stop])
             elif field == uapi.MULTIS_MEMBER_A_STATS:
-                stats = _counters(payload)
+                stats = _counters(data, begin, stop)
         if address is None:
             raise KernelError("members: an element without an address")
         members.append(Member(address=address, stats=stats))

@@ -54,26 +54,51 @@ def query(expr: str) -> list[dict]:
     return answer["data"]["result"]
 
 
-def values(expr: str) -> dict[str, float]:
-    """{labels as sorted "k=v,..." text: value} of a query's vector."""
+def values(expr: str, keep: tuple[str, ...] = ()) -> dict[str, float]:
+    """{labels as sorted "k=v,..." text: value} of a query's vector (without the
+    target's labels, unless kept)."""
     out = {}
     for series in query(expr):
-        labels = {k: v for k, v in series["metric"].items() if k not in ("instance", "job")}
+        labels = {
+            k: v for k, v in series["metric"].items() if k in keep or k not in ("instance", "job")
+        }
         out[",".join(f"{k}={v}" for k, v in sorted(labels.items()))] = float(series["value"][1])
     return out
 
 
-def wait_for(expr: str, want: float, seconds: float = 180.0) -> float:
-    """Until the query's sum is ``want`` (scrapes are every second); how long it took."""
+def wait_for(expr: str, want: float, seconds: float = 240.0) -> float:
+    """Until the query's sum over its series is ``want``; how long it took."""
     started = time.monotonic()
     while time.monotonic() - started < seconds:
         try:
-            if sum(values(expr).values()) == want:
+            if sum(values(expr, ("instance",)).values()) == want:
                 return round(time.monotonic() - started, 1)
         except OSError:
             pass
         time.sleep(1)
-    raise RuntimeError(f"{expr} never reached {want}: {values(expr)}")
+    raise RuntimeError(f"{expr} never reached {want}: {values(expr, ('instance',))}")
+
+
+def fetch(url: str, seconds: float = 180.0) -> str:
+    """GET ``url`` from the sender's namespace, retrying while the server starts."""
+    started = time.monotonic()
+    while True:
+        try:
+            with sender.inside(), urllib.request.urlopen(url, timeout=30) as reply:
+                return reply.read().decode()
+        except OSError:
+            if time.monotonic() - started > seconds:
+                raise
+            time.sleep(1)
+
+
+def targets() -> list[dict]:
+    """Prometheus's view of each target: health and last error."""
+    answer = json.loads(fetch("http://127.0.0.1:9090/api/v1/targets"))
+    return [
+        {k: t.get(k) for k in ("scrapeUrl", "health", "lastError", "lastScrapeDuration")}
+        for t in answer["data"]["activeTargets"]
+    ]
 
 
 def cli_json(host, tool: str, *args: str) -> dict:
@@ -91,16 +116,25 @@ with facts.step("scrape") as f:
     for host in (sender, recv1):
         spawn(host.name, [str(BIN / "multicast-proxy"), "exporter", "--listen",
                           f"0.0.0.0:{EXPORTER_PORT}"], f"exporter-{host.name}")  # fmt: skip
+    # each exporter answers by itself first (its start-up is seconds under TCG)
+    f["direct"] = {
+        host.name: fetch(f"http://{addr}:{EXPORTER_PORT}/metrics").count("\n")
+        for host, addr in ((sender, "127.0.0.1"), (recv1, recv1.addr))
+    }
     Path("/run/prom").mkdir()
     Path("/run/prom/prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        # Python under TCG answers a scrape in a second or more
+        "global:\n  scrape_interval: 3s\n  scrape_timeout: 3s\n"
         "scrape_configs:\n  - job_name: multicast-proxy\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{EXPORTER_PORT}', '{recv1.addr}:{EXPORTER_PORT}']\n"
     )
     spawn(sender.name, [PROMETHEUS, "--config.file=/run/prom/prometheus.yml",
                         "--storage.tsdb.path=/run/prom/data",
                         "--web.listen-address=127.0.0.1:9090"], "prometheus")  # fmt: skip
-    f["both_up_after"] = wait_for("up", 2)
+    try:
+        f["both_up_after"] = wait_for("up", 2)
+    finally:
+        f["targets"] = targets()
     f["prometheus"] = {
         "datagrams": values(f'multis_group_datagrams_total{{group="{GROUP}"}}'),
         "packets": values(f'multis_group_packets_total{{group="{GROUP}"}}'),
@@ -119,11 +153,18 @@ with facts.step("live") as f:
     exchange(sender, vpc.receivers, GROUP, PORT, MORE)
     f["seconds"] = wait_for(f'multis_group_packets_total{{group="{GROUP}"}}', 2 * (COUNT + MORE))
     f["entry_packets"] = values("multic_entry_packets_total")
-    f["up"] = values("up")
+    f["up"] = values("up", ("instance",))
 
 for proc in procs:
     proc.terminate()
-facts["exits"] = [proc.wait(timeout=60) for proc in procs]
-facts["logs_tail"] = {p.name: p.read_text()[-600:] for p in Path("/run").glob("*.log")}
+exits = []
+for proc in procs:
+    try:
+        exits.append(proc.wait(timeout=60))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        exits.append(f"still running 60 s after SIGTERM: {proc.args}")
+facts["exits"] = exits
+facts["logs_tail"] = {p.name: p.read_text()[-1500:] for p in Path("/run").glob("*.log")}
 sh("rmmod multis multic")
 print("guest: done", flush=True)
