@@ -86,7 +86,11 @@ class _FakeKernel:
 
     def request(self, msg: Any, flags: int) -> Reply:
         seen = wire(self.msg_class, msg, flags)
-        self.requests.append(Request(seen["cmd"], flags, seen, bytes(msg.data)))
+        return self.handle(seen, flags, bytes(msg.data))
+
+    def handle(self, seen: Any, flags: int, raw: bytes) -> Reply:
+        """A request as the kernel sees it (decoded from ``raw``)."""
+        self.requests.append(Request(seen["cmd"], flags, seen, raw))
         if (flags & NLM_F_DUMP) == NLM_F_DUMP:  # as genetlink tests it: REPLACE is ROOT
             messages = self.dump(seen)
             interrupted = self.interrupt_dumps > 0
