@@ -182,7 +182,8 @@ def saved(files: dict, side: str):
     """A state file in kernel_state()'s form."""
     if side == "multis":
         return {g["group"]: sorted(g["members"]) for g in files["multis.json"]["groups"]}
-    return sorted(f"{e['server']}:{e['port']}>{e['group']}" for e in files["multic.json"]["entries"])
+    entries = files["multic.json"]["entries"]
+    return sorted(f"{e['server']}:{e['port']}>{e['group']}" for e in entries)
 
 
 @pytest.mark.parametrize("side", ["multis", "multic"])
