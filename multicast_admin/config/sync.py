@@ -110,14 +110,20 @@ class Side(Generic[H, C]):
             return Imported(config, path, tuple(skipped))
         return None
 
-    def change(self, handle: H, change: Callable[[H], T], state: StateFile | None = None) -> T:
+    def change(
+        self,
+        handle: H,
+        change: Callable[[H], T],
+        state: StateFile | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> T:
         """Run ``change`` under the lock, then write the file from the kernel's state.
 
         The kernel refuses the change (NotRestored) if its state did not come
         from the file: the file is then restored first, and the change run
-        again, so what the file held is never lost.  ``change`` must make its
-        first kernel change before anything else (each of the domain API's
-        changes does): the refusal leaves nothing half done.
+        again, so what the file held is never lost (``note`` hears about it).
+        ``change`` must make its first kernel change before any other (each
+        of the domain API's changes does): the refusal leaves nothing half done.
         """
         state = state or self.state_file()
         with state.locked():
@@ -126,7 +132,12 @@ class Side(Generic[H, C]):
                 with handle.requiring_restored():
                     result = change(handle)
             except NotRestored:
-                self._restore_before_change(handle, state)  # its commands need no mark
+                restored = self._restore_before_change(handle, state)  # needs no mark
+                if note is not None:
+                    note(
+                        f"the {self.name} module was loaded without its saved state: "
+                        f"restored {restored} first"
+                    )
                 with handle.requiring_restored():
                     result = change(handle)
             try:
@@ -139,7 +150,8 @@ class Side(Generic[H, C]):
                 ) from None
         return result
 
-    def _restore_before_change(self, handle: H, state: StateFile) -> None:
+    def _restore_before_change(self, handle: H, state: StateFile) -> str:
+        """Restore the file into the kernel; what was restored, in words."""
         report = self._restore_locked(handle, state, None)
         if not report.ok:
             kept = f" (a copy is in {report.kept_copy})" if report.kept_copy else ""
@@ -149,6 +161,9 @@ class Side(Generic[H, C]):
                 + "; ".join(report.failures)
                 + f". Run `service {self.name} restart`"
             )
+        if report.source is None:
+            return f"nothing ({state.path}: nothing saved)"
+        return f"{report.kernel.summary()} from {report.source}"
 
     def save(self, handle: H, state: StateFile | None = None) -> C | None:
         """Write the kernel's state to the file (the service's stop).

@@ -122,6 +122,11 @@ def test_stop_autoload_change_start_keeps_every_saved_entry(configured, state_di
     assert listing.exit_code == 0
     run = cli(name, modules, state_dir, *NEW[name])  # restores the file first, then changes
     assert run.exit_code == 0, run
+    restored = "2 groups, 2 members" if name == "multis" else "2 entries"
+    assert run.stderr == (
+        f"{name}_admin: note: the {name} module was loaded without its saved state: "
+        f"restored {restored} from {state_dir / name}.json first\n"
+    )
     assert state_of(name, modules, state_dir) == {"kernel": FINAL[name], "file": FINAL[name]}
     svc = make(name, modules, state_dir)
     assert svc.start() == 0
