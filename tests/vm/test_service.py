@@ -6,8 +6,11 @@ to upgrade to), boots once, and asserts on what the guest
 (tests/vm/guest/service.py) recorded: ``rpm -Uvh``, ``service multis|multic
 start``, the installed CLIs, ``stop`` saving and unloading, ``start``
 restoring exactly, multicast flowing again, a corrupt state file refused and
-kept, ``rpm -Uvh`` of release 2 restarting each service once and keeping its
-state, ``rpm -V`` clean, ``rpm -e`` stopping everything.
+kept, no saved state lost to a module autoloaded by an unprivileged listing
+(stop, listing, change, start; and stop, listing, start), the CLIs killed with
+SIGKILL at random points of changes on the real modules, ``rpm -Uvh`` of
+release 2 restarting each service once and keeping its state, ``rpm -V``
+clean, ``rpm -e`` stopping everything.
 """
 
 from __future__ import annotations
