@@ -12,6 +12,7 @@ from .cli_common import (
     counter_lines,
     echo_json,
     env_of,
+    note,
     pick_command,
     rule,
     single,
@@ -129,17 +130,18 @@ def cli(
     env = env_of(ctx)
     with env.open_client() as client:
         state = CLIENT.state_file(env.state_dir)
+        tell = note(PROG)
         if command == "-A":
             result = CLIENT.change(
-                client, lambda c: c.add(address, udp_port, target, broadcast=broadcast), state
+                client, lambda c: c.add(address, udp_port, target, broadcast=broadcast), state, tell
             )
             _report_add(result)
         elif command == "-D":
             key = parse_key(address, udp_port)
-            CLIENT.change(client, lambda c: c.delete(*key), state)
+            CLIENT.change(client, lambda c: c.delete(*key), state, tell)
             click.echo(f"entry {_key(*key)} deleted")
         elif command == "-C":
-            count = CLIENT.change(client, _clear, state)
+            count = CLIENT.change(client, _clear, state, tell)
             click.echo(f"every entry deleted ({count})")
         elif command == "--reset-stats":
             client.reset_stats()

@@ -85,6 +85,11 @@ class AdminGroup(_AdminHabits, click.Group):
     """multicast-proxy: subcommands."""
 
 
+def note(prog: str) -> Callable[[str], None]:
+    """A note for the operator: one line on stderr, ``<prog>: note: <text>``."""
+    return lambda text: click.echo(f"{prog}: note: {text}", err=True)
+
+
 def fail(prog: str, message: str, code: int) -> NoReturn:
     """One line on stderr, then exit with ``code``."""
     line = " ".join(message.split())

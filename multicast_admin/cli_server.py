@@ -12,6 +12,7 @@ from .cli_common import (
     echo_json,
     env_of,
     listing,
+    note,
     pick_command,
     rule,
     single,
@@ -147,19 +148,20 @@ def cli(
     env = env_of(ctx)
     with env.open_server() as server:
         state = SERVER.state_file(env.state_dir)
+        tell = note(PROG)
         if command == "-A" and quit_:
-            result = SERVER.change(server, lambda s: s.quit(target, quit_), state)
+            result = SERVER.change(server, lambda s: s.quit(target, quit_), state, tell)
             _report_quit(result)
         elif command == "-A":
             result = SERVER.change(
-                server, lambda s: s.join(target, join, broadcast=broadcast, vrrp=vrrp), state
+                server, lambda s: s.join(target, join, broadcast=broadcast, vrrp=vrrp), state, tell
             )
             _report_join(result, bool(join))
         elif command == "-D":
-            SERVER.change(server, lambda s: s.delete(target), state)
+            SERVER.change(server, lambda s: s.delete(target), state, tell)
             click.echo(f"group {target} deleted")
         elif command == "-C":
-            count = SERVER.change(server, _clear, state)
+            count = SERVER.change(server, _clear, state, tell)
             click.echo(f"every group deleted ({count})")
         elif command == "--reset-stats":
             server.reset_stats()

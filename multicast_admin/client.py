@@ -8,6 +8,7 @@ key exists is the entry read once, to tell "unchanged" from "moved".
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
@@ -101,6 +102,20 @@ class Client:
     def clear(self) -> None:
         """Remove every entry."""
         self.backend.clear()
+
+    # --- the saved state (config.Side) ---------------------------------------
+
+    def restored(self) -> bool:
+        """Whether the kernel says this namespace was restored from the saved state."""
+        return self.backend.stats().restored
+
+    def set_restored(self) -> None:
+        """Tell the kernel this namespace now holds the saved state."""
+        self.backend.set_restored()
+
+    def requiring_restored(self) -> AbstractContextManager[None]:
+        """Changes made inside are refused (NotRestored) unless the namespace is restored."""
+        return self.backend.requiring_restored()
 
     def reset_stats(self) -> None:
         """Zero every counter."""

@@ -72,6 +72,15 @@ class ConfigError(MulticastProxyError):
     exit_code = 7
 
 
+class NotRestored(ConfigError):
+    """The kernel refused a change that would be saved: its state was not restored from the file.
+
+    The kernel's configuration did not come from the state file (the module
+    was loaded by something other than ``service start``, e.g. autoloaded),
+    so saving it would replace the file with something else (ESTALE).
+    """
+
+
 class AlreadyExists(MulticastProxyError):
     """A conflicting object exists (for example a group with other options)."""
 
@@ -100,6 +109,7 @@ _BY_ERRNO: dict[int, type[MulticastProxyError]] = {
     errno_codes.EPERM: PermissionDenied,
     errno_codes.EACCES: PermissionDenied,
     errno_codes.EEXIST: AlreadyExists,
+    errno_codes.ESTALE: NotRestored,
 }
 
 

@@ -101,6 +101,8 @@ class ServerStatus:
     max_groups: int
     max_members: int
     marker_tos: int
+    restored: bool = False
+    """The namespace's configuration was restored from the saved state (SET_RESTORED)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +152,8 @@ class ClientStatus:
     max_groups: int
     max_entries: int
     marker_tos: int
+    restored: bool = False
+    """The namespace's configuration was restored from the saved state (SET_RESTORED)."""
 
     def to_json(self) -> dict[str, Any]:
         return {

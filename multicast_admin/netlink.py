@@ -16,10 +16,11 @@ Three layers, each small:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, Protocol, TypeVar
@@ -127,6 +128,8 @@ class multismsg(genlmsg):
             "MAX_GROUPS": "uint32",
             "MAX_MEMBERS": "uint32",
             "MARKER_TOS": "uint8",
+            "RESTORED": "uint8",
+            "REQUIRE_RESTORED": "flag",
         },
     )
     stats = multis_stats
@@ -168,6 +171,8 @@ class multicmsg(genlmsg):
             "MAX_ENTRIES": "uint32",
             "MARKER_TOS": "uint8",
             "ENTRY_FLAGS": "uint32",
+            "RESTORED": "uint8",
+            "REQUIRE_RESTORED": "flag",
         },
     )
     stats = multic_stats
@@ -329,9 +334,26 @@ class _Family:
     name: str
     msg_class: type[genlmsg]
     version: int
+    prefix: str
+    set_restored_cmd: int
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        self.require_restored = False
+        """Send every change with <prefix>REQUIRE_RESTORED (:meth:`requiring_restored`)."""
+
+    @contextlib.contextmanager
+    def requiring_restored(self) -> Iterator[None]:
+        """Changes made inside are refused (NotRestored) unless the namespace is restored."""
+        before, self.require_restored = self.require_restored, True
+        try:
+            yield
+        finally:
+            self.require_restored = before
+
+    def set_restored(self) -> None:
+        """Mark the namespace restored from the saved state."""
+        self._do(self.set_restored_cmd, [], "marking the saved state restored")
 
     @classmethod
     def open(cls: type[_F]) -> _F:
@@ -380,6 +402,8 @@ class _Family:
         flags: int = 0,
         missing: str | None = None,
     ) -> None:
+        if self.require_restored:
+            attrs = [*attrs, (f"{self.prefix}REQUIRE_RESTORED", True)]
         self._call(cmd, attrs, DO | flags, doing, missing)
 
     def _get(
@@ -478,6 +502,8 @@ class MultisNetlink(_Family):
     name = uapi.MULTIS_GENL_NAME
     msg_class = multismsg
     version = uapi.MULTIS_GENL_VERSION
+    prefix = "MULTIS_A_"
+    set_restored_cmd = uapi.MULTIS_CMD_SET_RESTORED
 
     def join(
         self,
@@ -552,6 +578,7 @@ class MultisNetlink(_Family):
             max_groups=int(_attr(msg, "MULTIS_A_MAX_GROUPS", 0)),
             max_members=int(_attr(msg, "MULTIS_A_MAX_MEMBERS", 0)),
             marker_tos=int(_attr(msg, "MULTIS_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS)),
+            restored=bool(_attr(msg, "MULTIS_A_RESTORED", 0)),
         )
 
     def reset_stats(self) -> None:
@@ -564,6 +591,8 @@ class MulticNetlink(_Family):
     name = uapi.MULTIC_GENL_NAME
     msg_class = multicmsg
     version = uapi.MULTIC_GENL_VERSION
+    prefix = "MULTIC_A_"
+    set_restored_cmd = uapi.MULTIC_CMD_SET_RESTORED
 
     @staticmethod
     def _key(server: IPv4Address, port: int) -> list[tuple[str, Any]]:
@@ -625,6 +654,7 @@ class MulticNetlink(_Family):
             max_groups=int(_attr(msg, "MULTIC_A_MAX_GROUPS", 0)),
             max_entries=int(_attr(msg, "MULTIC_A_MAX_ENTRIES", 0)),
             marker_tos=int(_attr(msg, "MULTIC_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS)),
+            restored=bool(_attr(msg, "MULTIC_A_RESTORED", 0)),
         )
 
     def reset_stats(self) -> None:

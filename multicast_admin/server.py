@@ -11,6 +11,7 @@ before the one all-or-nothing command.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
@@ -171,6 +172,20 @@ class Server:
     def clear(self) -> None:
         """Delete every group."""
         self.backend.clear()
+
+    # --- the saved state (config.Side) ---------------------------------------
+
+    def restored(self) -> bool:
+        """Whether the kernel says this namespace was restored from the saved state."""
+        return self.backend.stats().restored
+
+    def set_restored(self) -> None:
+        """Tell the kernel this namespace now holds the saved state."""
+        self.backend.set_restored()
+
+    def requiring_restored(self) -> AbstractContextManager[None]:
+        """Changes made inside are refused (NotRestored) unless the namespace is restored."""
+        return self.backend.requiring_restored()
 
     def reset_stats(self) -> None:
         """Zero every counter: namespace-wide, per group and per member."""

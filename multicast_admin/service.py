@@ -222,24 +222,35 @@ class Service:
     def start(self) -> Exit:
         self._need_root("start")
         name = self.role.name
-        if self.modules.loaded(name):
-            self.say(f"already running (the {name} module is loaded): nothing to do")
+        loaded = self.modules.loaded(name)
+        if loaded and self.state.restored():
+            self.say(f"already running (the {name} module is loaded and restored): nothing to do")
             return Exit.OK
         try:
             self.state.check()
         except ConfigError as error:
             # config's message names the file, says it was kept and what to do
             raise ServiceError(f"not started: {error}", Exit.NOT_CONFIGURED) from error
-        path, how = self._module_file()
-        self.modules.load(name, path)
-        self.say(f"module loaded ({how})")
+        if loaded:
+            # Loaded by something else (autoloaded by a listing, modprobe):
+            # its state did not come from the file, which is restored now.
+            self.say(f"the {name} module is loaded, but its saved state was not restored")
+        else:
+            path, how = self._module_file()
+            self.modules.load(name, path)
+            self.say(f"module loaded ({how})")
         try:
             restored = self.state.restore()
         except MulticastProxyError as error:
-            self._unload_after_failed_restore()
+            if loaded:
+                # not ours to unload: other namespaces may be using it
+                what = "The module stays loaded, not restored,"
+            else:
+                self._unload_after_failed_restore()
+                what = "The module was unloaded again"
             raise ServiceError(
-                f"not started: restoring {self.state.path} failed: {error}. The module was "
-                "unloaded again and the file left as it is",
+                f"not started: restoring {self.state.path} failed: {error}. {what} and the "
+                "file left as it is",
                 Exit.NOT_CONFIGURED if isinstance(error, ConfigError) else Exit.FAILED,
             ) from error
         if restored:
@@ -269,7 +280,12 @@ class Service:
                 f"not stopped: saving the running state to {self.state.path} failed: "
                 f"{error}. The module stays loaded so nothing is lost"
             ) from error
-        if saved:
+        if saved is None:
+            self.say(
+                f"not saved: the kernel's state was not restored from {self.state.path} (the "
+                "module was loaded without `service start`); the file was left as it is"
+            )
+        elif saved:
             self.say(f"saved {saved} to {self.state.path}")
         if self.modules.loaded(name):
             self.modules.unload(name)
@@ -297,6 +313,8 @@ class Service:
         if running:
             try:
                 lines = self.state.running()
+                if not self.state.restored():
+                    lines.append(f"saved state NOT restored: run `service {name} start`")
             except MulticastProxyError as error:
                 lines = [f"cannot read the running state: {error}"]
             for line in lines or ["nothing configured"]:
@@ -374,10 +392,19 @@ class ConfigStateStore:
             return f"nothing saved yet; {imported.path} to migrate: {imported.config.summary()}"
         return "nothing saved"
 
-    def save(self) -> str:
-        """Write the kernel's running state to the file; what was saved."""
+    def restored(self) -> bool:
+        """Whether the kernel says its state was restored from the saved file."""
         with self.open() as handle:
-            return self.side.save(handle, self.file).summary()
+            return handle.restored()
+
+    def save(self) -> str | None:
+        """Write the kernel's running state to the file; what was saved.
+
+        None (and the file kept) when the kernel was not restored from it.
+        """
+        with self.open() as handle:
+            config = self.side.save(handle, self.file)
+        return None if config is None else config.summary()
 
     def restore(self) -> str:
         """Apply the saved file to the kernel; what was restored ("" if nothing was saved)."""

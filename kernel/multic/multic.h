@@ -39,6 +39,8 @@ struct multic_net {
 	unsigned int group_count;
 	/* Moves on with every change of the entries; never 0. */
 	u32 generation;
+	/* MULTIC_CMD_SET_RESTORED was sent (see the uapi header). */
+	bool restored;
 	/* Namespace-wide counters. */
 	struct multic_stats stats;
 };

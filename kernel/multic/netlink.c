@@ -21,6 +21,7 @@ static const struct nla_policy multic_nl_policy[MULTIC_A_MAX + 1] = {
 	[MULTIC_A_PORT]		= { .type = NLA_U16 },
 	[MULTIC_A_GROUP_ADDR]	= { .type = NLA_BE32 },
 	[MULTIC_A_ENTRY_FLAGS]	= { .type = NLA_U32 },
+	[MULTIC_A_REQUIRE_RESTORED] = { .type = NLA_FLAG },
 };
 
 static struct genl_family multic_nl_family;
@@ -34,6 +35,23 @@ static struct nlattr *multic_nl_require(struct genl_info *info,
 	if (!attr)
 		compat_nlerr_fmt(err, "missing attribute: %s", what);
 	return attr;
+}
+
+/*
+ * A change the tools will save to the state file (MULTIC_A_REQUIRE_RESTORED)
+ * is refused while the namespace holds a configuration that did not come
+ * from that file: saving it would replace the file with something else.
+ */
+static int multic_nl_check_restored(struct multic_net *mn,
+				    struct genl_info *info,
+				    struct compat_nlerr *err)
+{
+	lockdep_assert_held(&mn->lock);
+	if (!info->attrs[MULTIC_A_REQUIRE_RESTORED] || mn->restored)
+		return 0;
+	compat_nlerr_fmt(err,
+			 "saved state not restored yet: run `service multic start`");
+	return -ESTALE;
 }
 
 static int multic_nl_parse_key(struct genl_info *info,
@@ -280,8 +298,11 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 
 	mutex_lock(&mn->lock);
-	ret = multic_table_add(mn, &key, group,
-			       info->nlhdr->nlmsg_flags & NLM_F_REPLACE, &err);
+	ret = multic_nl_check_restored(mn, info, &err);
+	if (!ret)
+		ret = multic_table_add(mn, &key, group,
+				       info->nlhdr->nlmsg_flags & NLM_F_REPLACE,
+				       &err);
 	mutex_unlock(&mn->lock);
 out:
 	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
@@ -298,7 +319,9 @@ static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 	ret = multic_nl_parse_key(info, &err, &key);
 	if (!ret) {
 		mutex_lock(&mn->lock);
-		ret = multic_table_del(mn, &key, &err);
+		ret = multic_nl_check_restored(mn, info, &err);
+		if (!ret)
+			ret = multic_table_del(mn, &key, &err);
 		mutex_unlock(&mn->lock);
 	}
 	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
@@ -307,9 +330,25 @@ static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 static int multic_nl_clear(struct sk_buff *skb, struct genl_info *info)
 {
 	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct compat_nlerr err;
+	int ret;
+
+	compat_nlerr_init(&err, info->extack);
+	mutex_lock(&mn->lock);
+	ret = multic_nl_check_restored(mn, info, &err);
+	if (!ret)
+		multic_table_clear(mn);
+	mutex_unlock(&mn->lock);
+	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
+}
+
+/* The namespace now holds the saved state: see the uapi header. */
+static int multic_nl_set_restored(struct sk_buff *skb, struct genl_info *info)
+{
+	struct multic_net *mn = multic_net(genl_info_net(info));
 
 	mutex_lock(&mn->lock);
-	multic_table_clear(mn);
+	mn->restored = true;
 	mutex_unlock(&mn->lock);
 	return 0;
 }
@@ -323,7 +362,7 @@ static int multic_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 
 	msg = genlmsg_new(multic_nl_stats_size() +
 			  4 * nla_total_size(sizeof(u32)) +
-			  nla_total_size(sizeof(u8)), GFP_KERNEL);
+			  2 * nla_total_size(sizeof(u8)), GFP_KERNEL);
 	if (!msg) {
 		NL_SET_ERR_MSG(info->extack, "out of memory");
 		return -ENOMEM;
@@ -339,7 +378,8 @@ static int multic_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 	ret = multic_nl_put_stats(msg, &mn->stats);
 	if (!ret &&
 	    (nla_put_u32(msg, MULTIC_A_ENTRY_COUNT, mn->entry_count) ||
-	     nla_put_u32(msg, MULTIC_A_GROUP_COUNT, mn->group_count)))
+	     nla_put_u32(msg, MULTIC_A_GROUP_COUNT, mn->group_count) ||
+	     nla_put_u8(msg, MULTIC_A_RESTORED, mn->restored)))
 		ret = -EMSGSIZE;
 	mutex_unlock(&mn->lock);
 	if (ret)
@@ -393,6 +433,10 @@ static const struct genl_small_ops multic_nl_ops[] = {
 	}, {
 		.cmd = MULTIC_CMD_RESET_STATS,
 		.doit = multic_nl_reset_stats,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = MULTIC_CMD_SET_RESTORED,
+		.doit = multic_nl_set_restored,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 };

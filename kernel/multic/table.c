@@ -126,6 +126,7 @@ int multic_table_init(struct multic_net *mn)
 	mn->entry_count = 0;
 	mn->group_count = 0;
 	mn->generation = 1;
+	mn->restored = false;
 	return rhashtable_init(&mn->entries, &multic_entry_params);
 }
 

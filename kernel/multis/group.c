@@ -21,6 +21,7 @@ void multis_net_init_groups(struct multis_net *pn)
 	INIT_LIST_HEAD(&pn->group_list);
 	pn->group_count = 0;
 	pn->generation = 1;
+	pn->restored = false;
 }
 
 static void multis_net_changed(struct multis_net *pn)

@@ -116,3 +116,4 @@ module_exit(multis_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("multicast-proxy sending side: multicast to unicast fan-out");
 MODULE_AUTHOR("The multicast-proxy authors");
+MODULE_ALIAS_GENL_FAMILY(MULTIS_GENL_NAME);

@@ -101,6 +101,7 @@ struct multis_net {
 	struct list_head group_list;	/* by address, for dumps */
 	unsigned int group_count;
 	u32 generation;			/* bumped by every change; never 0 */
+	bool restored;			/* MULTIS_CMD_SET_RESTORED was sent */
 	struct multis_stats stats;
 };
 

@@ -24,6 +24,7 @@ static const struct nla_policy multis_policy[MULTIS_A_MAX + 1] = {
 	[MULTIS_A_GROUP_ADDR]	= { .type = NLA_BE32 },
 	[MULTIS_A_GROUP_FLAGS]	= { .type = NLA_U32 },
 	[MULTIS_A_MEMBERS]	= NLA_POLICY_NESTED_ARRAY(multis_member_policy),
+	[MULTIS_A_REQUIRE_RESTORED] = { .type = NLA_FLAG },
 };
 
 static struct genl_family multis_genl_family;
@@ -111,6 +112,22 @@ static int multis_nl_put_member(struct sk_buff *skb,
 	}
 	nla_nest_end(skb, nest);
 	return 0;
+}
+
+/*
+ * A change the tools will save to the state file (MULTIS_A_REQUIRE_RESTORED)
+ * is refused while the namespace holds a configuration that did not come
+ * from that file: saving it would replace the file with something else.
+ */
+static int multis_nl_check_restored(struct multis_nl_req *req,
+				    struct nlattr **attrs)
+{
+	lockdep_assert_held(&req->pn->lock);
+	if (!attrs || !attrs[MULTIS_A_REQUIRE_RESTORED] || req->pn->restored)
+		return 0;
+	compat_nlerr_fmt(&req->err,
+			 "saved state not restored yet: run `service multis start`");
+	return -ESTALE;
 }
 
 /* req->group_addr from MULTIS_A_GROUP_ADDR, which is required. */
@@ -296,6 +313,9 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 	u32 flags = 0;
 	int ret;
 
+	ret = multis_nl_check_restored(req, attrs);
+	if (ret)
+		return ret;
 	ret = multis_nl_get_group_addr(req, attrs);
 	if (ret)
 		return ret;
@@ -359,6 +379,9 @@ static int multis_nl_quit_locked(struct multis_nl_req *req,
 	unsigned int n;
 	int ret;
 
+	ret = multis_nl_check_restored(req, info->attrs);
+	if (ret)
+		return ret;
 	ret = multis_nl_find_group(req, info->attrs);
 	if (ret)
 		return ret;
@@ -414,7 +437,9 @@ static int multis_nl_del_group(struct sk_buff *skb, struct genl_info *info)
 
 	multis_nl_req_init(&req, genl_info_net(info), info->extack);
 	mutex_lock(&req.pn->lock);
-	ret = multis_nl_find_group(&req, info->attrs);
+	ret = multis_nl_check_restored(&req, info->attrs);
+	if (!ret)
+		ret = multis_nl_find_group(&req, info->attrs);
 	if (!ret)
 		multis_group_delete(req.pn, req.group);
 	mutex_unlock(&req.pn->lock);
@@ -423,10 +448,25 @@ static int multis_nl_del_group(struct sk_buff *skb, struct genl_info *info)
 
 static int multis_nl_clear(struct sk_buff *skb, struct genl_info *info)
 {
+	struct multis_nl_req req;
+	int ret;
+
+	multis_nl_req_init(&req, genl_info_net(info), info->extack);
+	mutex_lock(&req.pn->lock);
+	ret = multis_nl_check_restored(&req, info->attrs);
+	if (!ret)
+		multis_groups_clear(req.pn);
+	mutex_unlock(&req.pn->lock);
+	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
+}
+
+/* The namespace now holds the saved state: see the uapi header. */
+static int multis_nl_set_restored(struct sk_buff *skb, struct genl_info *info)
+{
 	struct multis_net *pn = multis_pernet(genl_info_net(info));
 
 	mutex_lock(&pn->lock);
-	multis_groups_clear(pn);
+	pn->restored = true;
 	mutex_unlock(&pn->lock);
 	return 0;
 }
@@ -491,7 +531,8 @@ static int multis_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 	      nla_put_u32(msg, MULTIS_A_GROUP_COUNT, pn->group_count) ||
 	      nla_put_u32(msg, MULTIS_A_MAX_GROUPS, multis_max_groups) ||
 	      nla_put_u32(msg, MULTIS_A_MAX_MEMBERS, multis_max_members) ||
-	      nla_put_u8(msg, MULTIS_A_MARKER_TOS, multis_marker_tos);
+	      nla_put_u8(msg, MULTIS_A_MARKER_TOS, multis_marker_tos) ||
+	      nla_put_u8(msg, MULTIS_A_RESTORED, pn->restored);
 	mutex_unlock(&pn->lock);
 	if (ret) {
 		nlmsg_free(msg);
@@ -658,6 +699,10 @@ static const struct genl_ops multis_genl_ops[] = {
 	}, {
 		.cmd = MULTIS_CMD_RESET_STATS,
 		.doit = multis_nl_reset_stats,
+		.flags = GENL_UNS_ADMIN_PERM,
+	}, {
+		.cmd = MULTIS_CMD_SET_RESTORED,
+		.doit = multis_nl_set_restored,
 		.flags = GENL_UNS_ADMIN_PERM,
 	},
 };

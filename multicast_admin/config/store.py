@@ -100,10 +100,17 @@ class StateFile:
         return read_json(self.path)
 
     def write(self, data: dict[str, Any]) -> None:
-        """Replace the file atomically with ``data``."""
+        """Replace the file atomically with ``data`` (under :meth:`locked`).
+
+        A temporary file left by a writer that was killed before its rename
+        is removed: only the lock's holder writes, so any other is stale.
+        """
         text = json.dumps(data, indent=2) + "\n"
         try:
             self.directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+            for stale in self.directory.glob(f".{self.role}.json.*"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
             fd, tmp = tempfile.mkstemp(prefix=f".{self.role}.json.", dir=self.directory)
         except PermissionError:
             raise PermissionDenied(f"cannot write in {self.directory}: run as root") from None

@@ -6,12 +6,21 @@ groups (entries) into the kernel.  Everything else is written once:
 
 * :meth:`Side.change` (what the CLIs use) runs a change under the lock and,
   once the kernel accepted it, rewrites the file from the kernel's state read
-  back.  A corrupt file refuses the change before anything is sent.
-* :meth:`Side.save` (the service's stop) writes the kernel's state.
+  back.  A corrupt file refuses the change before anything is sent.  Every
+  change is sent "only if restored": a kernel whose state did not come from
+  the file (a module loaded by anything but the service, e.g. autoloaded)
+  refuses it, and the file is then restored into it first (:meth:`restore`),
+  and the change made again.
+* :meth:`Side.save` (the service's stop) writes the kernel's state, if the
+  kernel says it was restored from the file; otherwise the file is kept.
 * :meth:`Side.restore` (the service's start) makes the kernel equal the file,
   in one pass: one read of the (empty) kernel, then one command per group or
   entry, so the round trips grow with the number of groups, never with its
-  square.
+  square; then it tells the kernel the namespace is restored.
+
+The kernel is the one that knows whether its state came from the file (a
+mark per network namespace, set by the restore): the tools never replace a
+file from a kernel that was not restored from it.
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, Union
 
 from ..client import Client
-from ..errors import ConfigError, MulticastProxyError
+from ..errors import ConfigError, MulticastProxyError, NotRestored
 from ..server import Server
 from .legacy import Imported, client_config_from_legacy, legacy_paths, server_config_from_legacy
 from .schema import ClientConfig, EntryConfig, GroupConfig, Invalid, ServerConfig
@@ -101,12 +110,36 @@ class Side(Generic[H, C]):
             return Imported(config, path, tuple(skipped))
         return None
 
-    def change(self, handle: H, change: Callable[[H], T], state: StateFile | None = None) -> T:
-        """Run ``change`` under the lock, then write the file from the kernel's state."""
+    def change(
+        self,
+        handle: H,
+        change: Callable[[H], T],
+        state: StateFile | None = None,
+        note: Callable[[str], None] | None = None,
+    ) -> T:
+        """Run ``change`` under the lock, then write the file from the kernel's state.
+
+        The kernel refuses the change (NotRestored) if its state did not come
+        from the file: the file is then restored first, and the change run
+        again, so what the file held is never lost (``note`` hears about it).
+        ``change`` must make its first kernel change before any other (each
+        of the domain API's changes does): the refusal leaves nothing half done.
+        """
         state = state or self.state_file()
         with state.locked():
             self.read(state)
-            result = change(handle)
+            try:
+                with handle.requiring_restored():
+                    result = change(handle)
+            except NotRestored:
+                restored = self._restore_before_change(handle, state)  # needs no mark
+                if note is not None:
+                    note(
+                        f"the {self.name} module was loaded without its saved state: "
+                        f"restored {restored} first"
+                    )
+                with handle.requiring_restored():
+                    result = change(handle)
             try:
                 state.write(self.from_kernel(handle).to_json())
             except MulticastProxyError as error:
@@ -117,10 +150,32 @@ class Side(Generic[H, C]):
                 ) from None
         return result
 
-    def save(self, handle: H, state: StateFile | None = None) -> C:
-        """Write the kernel's state to the file (the service's stop)."""
+    def _restore_before_change(self, handle: H, state: StateFile) -> str:
+        """Restore the file into the kernel; what was restored, in words."""
+        report = self._restore_locked(handle, state, None)
+        if not report.ok:
+            kept = f" (a copy is in {report.kept_copy})" if report.kept_copy else ""
+            raise ConfigError(
+                f"nothing changed: the {self.name} module was loaded without its saved state, "
+                f"and restoring {report.source}{kept} into it failed: "
+                + "; ".join(report.failures)
+                + f". Run `service {self.name} restart`"
+            )
+        if report.source is None:
+            return f"nothing ({state.path}: nothing saved)"
+        return f"{report.kernel.summary()} from {report.source}"
+
+    def save(self, handle: H, state: StateFile | None = None) -> C | None:
+        """Write the kernel's state to the file (the service's stop).
+
+        None, and the file left as it is, when the kernel says its state was
+        not restored from the file: saving it would replace the file with a
+        configuration that did not come from it (an autoloaded, empty module).
+        """
         state = state or self.state_file()
         with state.locked():
+            if not handle.restored():
+                return None
             config = self.from_kernel(handle)
             state.write(config.to_json())
         return config
@@ -137,30 +192,38 @@ class Side(Generic[H, C]):
         """
         state = state or self.state_file()
         with state.locked():
-            config, report = self._load(state, legacy)
-            if config is None:
-                return report
-            kernel = self.from_kernel(handle)
-            if kernel != config:
-                if kernel.items:
-                    handle.clear()
-                for item in config.items:
-                    try:
-                        self.put(handle, item)
-                    except MulticastProxyError as error:
-                        report.failures.append(f"{item.label()}: {error}")
-                # Every command is all or nothing: when the kernel accepted all
-                # of them it holds the file's state, and reading it back would
-                # cost more than the restore (decoding every member).  What it
-                # refused, or an old file to migrate, is read back.
-                kernel = self.from_kernel(handle) if report.failures or report.legacy else config
-            report.kernel = kernel
-            report.applied = len(kernel.items)
-            if report.failures:
-                report.kept_copy = state.keep_copy(".failed")
-            elif report.legacy:
-                state.write(kernel.to_json())  # migrated: from now on our file is the state
+            return self._restore_locked(handle, state, legacy)
+
+    def _restore_locked(self, handle: H, state: StateFile, legacy: Path | None) -> RestoreReport:
+        config, report = self._load(state, legacy)
+        if config is not None:
+            self._apply(handle, state, config, report)
+        if report.ok:
+            # Nothing saved leaves the kernel as it is: there is nothing to lose.
+            handle.set_restored()
         return report
+
+    def _apply(self, handle: H, state: StateFile, config: C, report: RestoreReport) -> None:
+        kernel = self.from_kernel(handle)
+        if kernel != config:
+            if kernel.items:
+                handle.clear()
+            for item in config.items:
+                try:
+                    self.put(handle, item)
+                except MulticastProxyError as error:
+                    report.failures.append(f"{item.label()}: {error}")
+            # Every command is all or nothing: when the kernel accepted all
+            # of them it holds the file's state, and reading it back would
+            # cost more than the restore (decoding every member).  What it
+            # refused, or an old file to migrate, is read back.
+            kernel = self.from_kernel(handle) if report.failures or report.legacy else config
+        report.kernel = kernel
+        report.applied = len(kernel.items)
+        if report.failures:
+            report.kept_copy = state.keep_copy(".failed")
+        elif report.legacy:
+            state.write(kernel.to_json())  # migrated: from now on our file is the state
 
     def _load(self, state: StateFile, legacy: Path | None) -> tuple[C | None, RestoreReport]:
         config = self.read(state)

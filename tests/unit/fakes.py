@@ -114,15 +114,23 @@ class _FakeKernel:
     msg_class: type
     family: str
 
-    def __init__(self) -> None:
+    def __init__(self, restored: bool = True) -> None:
         self.requests: list[Request] = []
         self.privileged = True
         self.interrupt_dumps = 0
         self.closed = False
+        self.restored = restored
+        """The namespace's SET_RESTORED mark.  True (the default) is a namespace
+        the service has restored, which most tests start from; False is a
+        module just loaded (autoloaded), as the real kernel starts."""
 
     def request(self, msg: Any, flags: int) -> Reply:
         seen = wire(kernel_view(self.msg_class), msg, flags)
-        self.requests.append(Request(seen["cmd"], flags, seen, bytes(msg.data)))
+        return self.handle(seen, flags, bytes(msg.data))
+
+    def handle(self, seen: Any, flags: int, raw: bytes) -> Reply:
+        """A request as the kernel sees it (decoded from ``raw``)."""
+        self.requests.append(Request(seen["cmd"], flags, seen, raw))
         if (flags & NLM_F_DUMP) == NLM_F_DUMP:  # as genetlink tests it: REPLACE is ROOT
             messages = self.dump(seen)
             interrupted = self.interrupt_dumps > 0
@@ -140,6 +148,14 @@ class _FakeKernel:
     def need_admin(self) -> None:
         if not self.privileged:
             raise refuse(errno.EPERM, "")
+
+    def need_restored(self, msg: Any, prefix: str) -> None:
+        """REQUIRE_RESTORED on a change to a namespace not restored: -ESTALE."""
+        if msg.get_attr(f"{prefix}REQUIRE_RESTORED") and not self.restored:
+            raise refuse(
+                errno.ESTALE,
+                f"saved state not restored yet: run `service {self.family} start`",
+            )
 
     def close(self) -> None:
         self.closed = True
@@ -176,8 +192,8 @@ class FakeMultisKernel(_FakeKernel):
     )
     members_per_message = 50
 
-    def __init__(self, max_groups: int = 10, max_members: int = 128) -> None:
-        super().__init__()
+    def __init__(self, max_groups: int = 10, max_members: int = 128, restored: bool = True) -> None:
+        super().__init__(restored)
         self.max_groups = max_groups
         self.max_members = max_members
         self.groups: dict[IPv4Address, FakeGroup] = {}
@@ -211,10 +227,21 @@ class FakeMultisKernel(_FakeKernel):
                         ["MULTIS_A_MAX_GROUPS", self.max_groups],
                         ["MULTIS_A_MAX_MEMBERS", self.max_members],
                         ["MULTIS_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS],
+                        ["MULTIS_A_RESTORED", int(self.restored)],
                     ],
                 )
             ]
         self.need_admin()
+        if cmd == uapi.MULTIS_CMD_SET_RESTORED:
+            self.restored = True
+            return []
+        if cmd in (
+            uapi.MULTIS_CMD_JOIN,
+            uapi.MULTIS_CMD_QUIT,
+            uapi.MULTIS_CMD_DEL_GROUP,
+            uapi.MULTIS_CMD_CLEAR,
+        ):
+            self.need_restored(msg, "MULTIS_A_")
         if cmd == uapi.MULTIS_CMD_JOIN:
             self._join(msg)
         elif cmd == uapi.MULTIS_CMD_QUIT:
@@ -375,8 +402,10 @@ class FakeMulticKernel(_FakeKernel):
     family = "multic"
     read_commands = (uapi.MULTIC_CMD_GET_ENTRY, uapi.MULTIC_CMD_GET_STATS)
 
-    def __init__(self, max_groups: int = 10, max_entries: int = 1024) -> None:
-        super().__init__()
+    def __init__(
+        self, max_groups: int = 10, max_entries: int = 1024, restored: bool = True
+    ) -> None:
+        super().__init__(restored)
         self.max_groups = max_groups
         self.max_entries = max_entries
         self.entries: dict[tuple[IPv4Address, int], FakeEntry] = {}
@@ -405,10 +434,16 @@ class FakeMulticKernel(_FakeKernel):
                         ["MULTIC_A_MAX_GROUPS", self.max_groups],
                         ["MULTIC_A_MAX_ENTRIES", self.max_entries],
                         ["MULTIC_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS],
+                        ["MULTIC_A_RESTORED", int(self.restored)],
                     ],
                 )
             ]
         self.need_admin()
+        if cmd == uapi.MULTIC_CMD_SET_RESTORED:
+            self.restored = True
+            return []
+        if cmd in (uapi.MULTIC_CMD_ADD, uapi.MULTIC_CMD_DEL, uapi.MULTIC_CMD_CLEAR):
+            self.need_restored(msg, "MULTIC_A_")
         if cmd == uapi.MULTIC_CMD_ADD:
             self._add(msg, flags)
         elif cmd == uapi.MULTIC_CMD_DEL:

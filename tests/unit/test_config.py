@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from fakes import FakeMulticKernel, FakeMultisKernel
 
+from multicast_admin import uapi
 from multicast_admin.client import Client
 from multicast_admin.config import CLIENT, SERVER, GroupConfig, ServerConfig, config_dir
 from multicast_admin.errors import ConfigError, InvalidArgument
@@ -144,10 +145,11 @@ def test_save_and_restore_round_trip(state_dir):
     assert report.ok, report.failures
     assert (report.source, report.legacy, report.applied) == (SERVER.state_file().path, False, 3)
     assert second.state() == first.state()
-    # restoring again onto the same state changes nothing
+    assert second.restored  # the restore ended with SET_RESTORED
+    # restoring again onto the same state changes nothing but the mark again
     sent = len(second.changes())
     assert SERVER.restore(server_on(second)).ok
-    assert len(second.changes()) == sent
+    assert [r.cmd for r in second.changes()[sent:]] == [uapi.MULTIS_CMD_SET_RESTORED]
 
 
 def test_client_save_and_restore_round_trip(state_dir):
@@ -165,11 +167,14 @@ def test_client_save_and_restore_round_trip(state_dir):
     assert second.state() == first.state()
 
 
-def test_restore_without_any_file_does_nothing(state_dir):
-    kernel = FakeMultisKernel()
+def test_restore_without_any_file_does_nothing_but_mark_it_restored(state_dir):
+    kernel = FakeMultisKernel(restored=False)
+    kernel.set_group("239.1.1.1", ["10.0.0.1"])  # nothing saved: nothing to lose either
     report = SERVER.restore(server_on(kernel))
     assert (report.source, report.ok) == (None, True)
-    assert kernel.requests == [] or kernel.changes() == []
+    assert [r.cmd for r in kernel.changes()] == [uapi.MULTIS_CMD_SET_RESTORED]
+    assert kernel.restored
+    assert kernel.state() == {"239.1.1.1": (0, ["10.0.0.1"])}
 
 
 def test_restore_that_partly_fails_keeps_the_file(state_dir):
@@ -416,14 +421,14 @@ def _saved_state(groups: int, members: int) -> dict:
 @pytest.mark.parametrize(("groups", "members"), [(10, 128), (200, 4)])
 def test_a_restore_takes_round_trips_in_proportion_to_the_groups(state_dir, groups, members):
     # Into the empty kernel of a fresh start: one dump of the groups, then one
-    # JOIN per group; all accepted, nothing is read back.
+    # JOIN per group; all accepted, nothing is read back; one SET_RESTORED.
     SERVER.state_file().write(_saved_state(groups, members))
     kernel = FakeMultisKernel(max_groups=groups, max_members=members)
     report = SERVER.restore(server_on(kernel))
     assert report.ok, report.failures[:3]
     assert report.applied == groups
-    assert len(kernel.requests) == groups + 1
-    assert len(kernel.changes()) == groups
+    assert len(kernel.requests) == groups + 2
+    assert len(kernel.changes()) == groups + 1
     assert SERVER.from_kernel(server_on(kernel)) == SERVER.read(SERVER.state_file())
 
 
@@ -437,4 +442,4 @@ def test_a_client_restore_is_one_add_per_entry(state_dir):
     )
     kernel = FakeMulticKernel()
     assert CLIENT.restore(client_on(kernel)).ok
-    assert len(kernel.requests) == 500 + 1  # a dump, then one ADD each
+    assert len(kernel.requests) == 500 + 2  # a dump, one ADD each, SET_RESTORED

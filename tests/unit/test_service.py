@@ -41,7 +41,8 @@ class FakeModules:
     def load(self, name: str, path: Path | None) -> None:
         self.log.append(f"modprobe {name}" if path is None else f"insmod {path}")
         kind = FakeMultisKernel if name == "multis" else FakeMulticKernel
-        self.kernels[name] = kind(max_groups=self.max_groups)
+        # a module just loaded: empty, and not restored (as the real one)
+        self.kernels[name] = kind(max_groups=self.max_groups, restored=False)
 
     def unload(self, name: str) -> None:
         self.log.append(f"rmmod {name}")

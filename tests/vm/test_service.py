@@ -6,8 +6,11 @@ to upgrade to), boots once, and asserts on what the guest
 (tests/vm/guest/service.py) recorded: ``rpm -Uvh``, ``service multis|multic
 start``, the installed CLIs, ``stop`` saving and unloading, ``start``
 restoring exactly, multicast flowing again, a corrupt state file refused and
-kept, ``rpm -Uvh`` of release 2 restarting each service once and keeping its
-state, ``rpm -V`` clean, ``rpm -e`` stopping everything.
+kept, no saved state lost to a module autoloaded by an unprivileged listing
+(stop, listing, change, start; and stop, listing, start), the CLIs killed with
+SIGKILL at random points of changes on the real modules, ``rpm -Uvh`` of
+release 2 restarting each service once and keeping its state, ``rpm -V``
+clean, ``rpm -e`` stopping everything.
 """
 
 from __future__ import annotations
@@ -162,6 +165,73 @@ def test_service_start_restores_exactly_and_multicast_flows_again(facts):
     assert "already running" in ok(step["start_again"])
     assert step["g1"]["recv1"] == {"count": COUNT, "intact": True, "sources": ["10.0.0.1"]}
     assert step["g2_any_port"]["recv1"]["count"] == COUNT
+
+
+# issue 9 item 8: the change made on the autoloaded module, per side
+NEW = {"multis": ("groups", G1, "10.0.0.13"), "multic": ("entries", None, f"10.0.0.2:6000>{G1}")}
+
+
+def with_new(state: dict, side: str) -> dict:
+    key, group, item = NEW[side]
+    out = {k: (dict(v) if isinstance(v, dict) else list(v)) for k, v in state.items()}
+    if group:
+        out[key][group] = sorted([*out[key][group], item])
+    else:
+        out[key] = sorted([*out[key], item])
+    return out
+
+
+def saved(files: dict, side: str):
+    """A state file in kernel_state()'s form."""
+    if side == "multis":
+        return {g["group"]: sorted(g["members"]) for g in files["multis.json"]["groups"]}
+    entries = files["multic.json"]["entries"]
+    return sorted(f"{e['server']}:{e['port']}>{e['group']}" for e in entries)
+
+
+@pytest.mark.parametrize("side", ["multis", "multic"])
+def test_stop_then_an_autoload_then_a_change_then_start_loses_nothing(facts, side):
+    r = facts["lost_state"][side]
+    key = NEW[side][0]
+    assert "saved" in ok(r["stop"])
+    assert r["unloaded"]
+    ok(r["listing"])  # nobody's listing...
+    assert r["autoloaded"]  # ...loaded the module, empty
+    ok(r["change"])  # root's change restored the file first
+    assert "already running (the" in ok(r["start"])  # restored: the kernel says so
+    want = with_new(r["before"], side)
+    assert r["after"] == want
+    assert saved(r["files_after"], side) == want[key]  # every saved entry, and the new one
+
+
+@pytest.mark.parametrize("side", ["multis", "multic"])
+def test_start_restores_a_module_that_a_listing_autoloaded(facts, side):
+    r = facts["lost_state"][side]
+    key = NEW[side][0]
+    want = with_new(r["before"], side)
+    assert "saved" in ok(r["stop2"])
+    ok(r["listing2"])
+    assert r["autoloaded2"]
+    assert f"saved state NOT restored: run `service {side} start`" in ok(r["status2"])
+    start = ok(r["start2"])
+    assert f"{side}: the {side} module is loaded, but its saved state was not restored" in start
+    assert f"{side}: started: restored" in start
+    assert r["after2"] == want
+    assert saved(r["files_after2"], side) == want[key]
+    ok(r["undo"])
+    assert r["final"] == r["before"]
+    assert r["files_final"] == r["files_before"]
+
+
+@pytest.mark.parametrize("side", ["multis", "multic"])
+def test_kill_9_of_a_change_on_the_real_module_loses_nothing(facts, side):
+    r = facts["kill9"][side]
+    assert r["problems"] == [], r
+    assert r["rounds"] == 40
+    assert r["killed"] >= 40 // 3, r
+    assert r["succeeded"] >= 40 // 5, r
+    assert r["removed"] > 0, r
+    assert r["file_equals_kernel"], r
 
 
 def test_rpm_upgrade_restarts_each_service_once_and_keeps_its_state(facts):

@@ -22,7 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+from multicast_admin.cli_common import Env
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from tests import killing
 from tests.vm.guest import installed
 from tests.vm.guest.facts import Facts
 from tests.vm.guest.installed import KVER, in_ns, loaded, run, writable_root
@@ -152,6 +154,56 @@ with facts.step("restart") as f:
     f["start_again"] = in_ns("sender", "service multis start")
     f["g1"] = exchange(G1, PORT)
     f["g2_any_port"] = exchange(G2, 7000)
+
+with facts.step("lost_state") as f:
+    # issue 9 item 8, exactly: stop saves and unloads; an unprivileged user's
+    # listing autoloads an empty module; root's change; start.  Then the
+    # other way the state was lost: stop; autoload; start.  Each side in the
+    # namespace its service runs in; at the end, the state the later steps
+    # expect again.
+    NOBODY = "setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all"
+    for side, ns, listing, change, undo in (
+        ("multis", "sender", "multis_admin -S", f"multis_admin -A -m {G1} -j 10.0.0.13",
+         f"multis_admin -A -m {G1} -q 10.0.0.13"),
+        ("multic", "recv1", "multic_admin -L", f"multic_admin -A -i 10.0.0.2 -p 6000 -m {G1}",
+         "multic_admin -D -i 10.0.0.2 -p 6000"),
+    ):  # fmt: skip
+        r: dict = {"before": kernel_state(), "files_before": state_files()}
+        r["stop"] = in_ns(ns, f"service {side} stop")
+        r["unloaded"] = side not in loaded()
+        r["listing"] = in_ns(ns, f"{NOBODY} {listing}")
+        r["autoloaded"] = side in loaded()
+        r["change"] = in_ns(ns, change)
+        r["start"] = in_ns(ns, f"service {side} start")
+        r["after"] = kernel_state()
+        r["files_after"] = state_files()
+        r["stop2"] = in_ns(ns, f"service {side} stop")
+        r["listing2"] = in_ns(ns, f"{NOBODY} {listing}")
+        r["autoloaded2"] = side in loaded()
+        r["status2"] = in_ns(ns, f"service {side} status")
+        r["start2"] = in_ns(ns, f"service {side} start")
+        r["after2"] = kernel_state()
+        r["files_after2"] = state_files()
+        r["undo"] = in_ns(ns, undo)
+        r["final"] = kernel_state()
+        r["files_final"] = state_files()
+        f[side] = r
+
+with facts.step("kill9") as f:
+    # kill -9 of the CLI at random points of a change, against the real
+    # modules, in recv2 (whose namespace no service has restored)
+    for side in ("multis", "multic"):
+        directory = Path(f"/tmp/kill-{side}")
+        directory.mkdir()
+        with recv2.inside():
+            result = killing.campaign(side, Env(state_dir=directory), directory, 40)
+            the_side = killing.SERVER if side == "multis" else killing.CLIENT
+            with the_side.open() as handle:
+                in_kernel = the_side.from_kernel(handle)
+        f[side] = {
+            **result.to_json(),
+            "file_equals_kernel": the_side.read(the_side.state_file(directory)) == in_kernel,
+        }
 
 with facts.step("upgrade") as f:
     # each side upgraded in the namespace its service runs in (one host each,

@@ -14,6 +14,14 @@
  *  - Changing commands need CAP_NET_ADMIN in the network namespace's owning
  *    user namespace; reads are open to everybody.
  *  - Every refusal carries an extack message.
+ *  - Saved state: a namespace's configuration starts empty and "not
+ *    restored".  The service restores the saved state file into it, then
+ *    sends SET_RESTORED.  A change sent with REQUIRE_RESTORED (what the
+ *    tools send for every change they save to the file) is refused with
+ *    -ESTALE while the namespace is not restored, so a file is never
+ *    rewritten from a configuration that did not come from it.  GET_STATS
+ *    reports RESTORED.  Nothing clears the mark: it goes with the
+ *    namespace, or the module.
  */
 #ifndef _UAPI_LINUX_MULTICAST_PROXY_H
 #define _UAPI_LINUX_MULTICAST_PROXY_H
@@ -61,6 +69,8 @@ enum multis_cmd {
 	MULTIS_CMD_GET_STATS,
 	/* Zero every counter: namespace-wide, per group and per member. */
 	MULTIS_CMD_RESET_STATS,
+	/* Mark the namespace restored from the saved state (see the top). */
+	MULTIS_CMD_SET_RESTORED,
 
 	__MULTIS_CMD_MAX,
 };
@@ -78,6 +88,8 @@ enum multis_attr {
 	MULTIS_A_MAX_GROUPS,	/* u32, module parameter max_groups */
 	MULTIS_A_MAX_MEMBERS,	/* u32, module parameter max_members */
 	MULTIS_A_MARKER_TOS,	/* u8 */
+	MULTIS_A_RESTORED,	/* u8, GET_STATS: 1 once SET_RESTORED */
+	MULTIS_A_REQUIRE_RESTORED, /* flag: refuse the change unless restored */
 
 	__MULTIS_A_MAX,
 };
@@ -149,6 +161,8 @@ enum multic_cmd {
 	MULTIC_CMD_GET_STATS,
 	/* Zero every counter. */
 	MULTIC_CMD_RESET_STATS,
+	/* Mark the namespace restored from the saved state (see the top). */
+	MULTIC_CMD_SET_RESTORED,
 
 	__MULTIC_CMD_MAX,
 };
@@ -167,6 +181,8 @@ enum multic_attr {
 	MULTIC_A_MAX_ENTRIES,	/* u32, module parameter max_entries */
 	MULTIC_A_MARKER_TOS,	/* u8 */
 	MULTIC_A_ENTRY_FLAGS,	/* u32, MULTIC_ENTRY_F_* */
+	MULTIC_A_RESTORED,	/* u8, GET_STATS: 1 once SET_RESTORED */
+	MULTIC_A_REQUIRE_RESTORED, /* flag: refuse the change unless restored */
 
 	__MULTIC_A_MAX,
 };
