@@ -72,8 +72,8 @@ def render(spec: dict) -> tuple[dict[str, int | str], dict[str, list[str]]]:
             raise ValueError(f"definition type {item['type']} is not rendered here")
         prefix = item.get("name-prefix", f"{spec['name']}-{item['name']}-")
         value, mask = item.get("value-start", 0), 0
-        for entry in item["entries"]:
-            entry = {"name": entry} if isinstance(entry, str) else entry
+        for raw in item["entries"]:
+            entry = {"name": raw} if isinstance(raw, str) else raw
             value = entry.get("value", value)
             rendered = 1 << value if item["type"] == "flags" else value
             add(c_name(prefix, entry["name"]), rendered)
@@ -269,7 +269,7 @@ def assert_policies_match(family: str, spec: dict) -> None:
     sets = attr_sets(spec)
     by_max = {c_name(set_prefix(spec, s), "max"): s for s in sets.values()}
     table_set = {name: by_max[max_name]["name"] for name, (max_name, _) in tables.items()}
-    for name, (max_name, entries) in tables.items():
+    for max_name, entries in tables.values():
         aset = by_max[max_name]
         prefix = c_name(set_prefix(spec, aset))
         attrs = {c_name(prefix, a["name"]): a for a in aset["attributes"]}
