@@ -139,20 +139,6 @@ def test_a_vrrp_advert_lowered_on_the_way_arrives_with_ttl_255(facts):
         assert got["ttls"] == [255], (name, got)
 
 
-def test_a_copy_from_a_collect_md_tunnel_keeps_its_tunnel_key(facts):
-    step = facts["metadata_dst"]
-    got = step["received"]
-    assert got["count"] == 5, step
-    assert got["intact"]
-    assert got["destinations"] == ["172.18.0.255"]
-    assert step["entry_stats"]["packets"] == 5, step
-    # what arrived were the copies: the originals were dropped before multic
-    assert "counter packets 5 " in step["originals_dropped"], step
-    # routed by the rule on the tunnel's key (local), not as a broadcast: the
-    # metadata dst was still there when input routing ran
-    assert step["in_bcast_pkts"] == 0, step
-
-
 def test_kernel_log_is_clean(facts):
     assert facts.kernel_trouble() == []
     assert "guest: done" in facts.result.output

@@ -14,9 +14,7 @@ dropped as on a VPC):
   to the hook inside multis's own transmission, and is not fanned out again;
 - a restored copy is a multicast (or broadcast) packet to the receiver's
   stack (nft's ``meta pkttype`` after multic's hook and in input), and a
-  VRRP advert whose TTL a hop lowered on the way arrives with TTL 255;
-- a copy received through a collect_md tunnel keeps its metadata dst: input
-  routing still sees the tunnel's key (``ip rule tun_id``).
+  VRRP advert whose TTL a hop lowered on the way arrives with TTL 255.
 
 Every step records what it observed; the host asserts.
 """
@@ -391,81 +389,6 @@ with facts.step("restored_packet") as f:
     server.clear()
     for c in clients.values():
         c.clear()
-
-# A copy that arrives through a collect_md ("external") VXLAN device carries
-# a metadata dst with the tunnel's key.  Kept through multic's restore, input
-# routing still sees the key: an "ip rule tun_id" then picks the route.  The
-# rule below sends the restored broadcast to a table where it is a local
-# (unicast) address, so the stack does not count it as broadcast input
-# (IpExt InBcastPkts); with the metadata dst dropped, the local table makes
-# it a broadcast.  nft 1.0.6 has no tunnel expression to match it directly.
-MD_VNI, MD_PORT, MD_UDP = 77, 4791, 7007
-MD_SENDER, MD_MEMBER, MD_BROADCAST = "172.18.0.1", "172.18.0.11", "172.18.0.255"
-
-
-def ipext(host: Host) -> dict[str, int]:
-    with host.inside():
-        lines = [
-            line.split()
-            for line in Path("/proc/thread-self/net/netstat").read_text().splitlines()
-            if line.startswith("IpExt:")
-        ]
-    return dict(zip(lines[0][1:], map(int, lines[1][1:]), strict=True))
-
-
-with facts.step("metadata_dst") as f:
-    recv1 = receivers[0]
-    recv1.sh(f"ip link add vxm type vxlan external dstport {MD_PORT}")
-    recv1.sh("ip link set vxm addrgenmode none")
-    recv1.sh(f"ip addr add {MD_MEMBER}/24 dev vxm")
-    recv1.sh("ip link set vxm up")
-    mac = recv1.sh("cat /sys/class/net/vxm/address").strip()
-    sender_host.sh(
-        f"ip link add vxs type vxlan id {MD_VNI} remote {recv1.addr} dev eth0 dstport {MD_PORT}"
-    )
-    sender_host.sh("ip link set vxs addrgenmode none")
-    sender_host.sh(f"ip addr add {MD_SENDER}/24 dev vxs")
-    sender_host.sh("ip link set vxs up")
-    sender_host.sh(f"ip neigh add {MD_MEMBER} lladdr {mac} dev vxs nud permanent")
-    # only the copy counts: the original broadcast reaches recv1 through the
-    # tunnel too (dropped before multic, on recv1: a drop on the sender would
-    # fail its sendto)
-    drop_originals = f"""
-table ip mdtest {{
-    chain pre {{
-        type filter hook prerouting priority -450;
-        iifname "vxm" ip daddr {MD_BROADCAST} counter drop
-    }}
-}}
-"""
-    recv1.sh(f"nft -f - <<'EOF'\n{drop_originals}\nEOF")
-    server.join(ip(MD_BROADCAST), [ip(MD_MEMBER)], flags=GROUP_F_BROADCAST)
-    clients[recv1.name].add(ip(MD_SENDER), MD_UDP, ip(MD_BROADCAST))
-    # the tunnel's key decides the route, ahead of the local table
-    recv1.sh("ip rule add pref 100 lookup local")
-    recv1.sh("ip rule del pref 0")
-    recv1.sh(f"ip rule add pref 10 tun_id {MD_VNI} lookup 177")
-    recv1.sh(f"ip route add local {MD_BROADCAST} dev vxm table 177")
-    try:
-        before = ipext(recv1)
-        data = payloads("mdst", 5)
-        f["received"] = send_and_collect(
-            Host(sender_host.name, MD_SENDER), [recv1], MD_BROADCAST, MD_UDP, data
-        )[recv1.name]
-        after = ipext(recv1)
-        f["in_bcast_pkts"] = after["InBcastPkts"] - before["InBcastPkts"]
-        f["entry_stats"] = clients[recv1.name].get_entry(ip(MD_SENDER), MD_UDP).stats.to_json()
-        f["originals_dropped"] = recv1.sh("nft list chain ip mdtest pre")
-    finally:
-        recv1.sh(f"ip route del local {MD_BROADCAST} dev vxm table 177")
-        recv1.sh(f"ip rule del pref 10 tun_id {MD_VNI}")
-        recv1.sh("ip rule add pref 0 lookup local")
-        recv1.sh("ip rule del pref 100")
-        recv1.sh("nft delete table ip mdtest")
-        sender_host.sh("ip link del vxs")
-        recv1.sh("ip link del vxm")
-        server.clear()
-        clients[recv1.name].clear()
 
 server.close()
 for c in clients.values():
