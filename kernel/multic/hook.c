@@ -17,6 +17,7 @@
 #include <linux/udp.h>
 #include <net/checksum.h>
 #include <net/dst.h>
+#include <net/dst_metadata.h>
 #include <net/ip.h>
 #include <net/route.h>
 
@@ -24,6 +25,8 @@
 
 /* VRRP (IP protocol 112): looked up with port 0, no L4 checksum to fix. */
 #define MULTIC_IPPROTO_VRRP 112
+/* RFC 5798 5.1.1.3: a receiver drops an advert whose TTL is not 255. */
+#define MULTIC_VRRP_TTL 255
 
 /*
  * @entry matched the copy in @skb, whose IP and @l4len bytes of L4 header
@@ -69,8 +72,25 @@ static unsigned int multic_restore(struct multic_net *mn,
 	}
 	csum_replace4(&iph->check, iph->daddr, group);
 	iph->daddr = group;
-	/* A route looked up for the unicast destination is no longer ours. */
-	skb_dst_drop(skb);
+	/*
+	 * An advert left its router with TTL 255 (the sender's multis keeps
+	 * it): a hop between the hosts lowered it, and the receiving VRRP
+	 * would drop it as not sent on its link.  The entry says it was.
+	 */
+	if (iph->protocol == MULTIC_IPPROTO_VRRP && iph->ttl != MULTIC_VRRP_TTL) {
+		csum_replace2(&iph->check, htons(iph->ttl << 8),
+			      htons(MULTIC_VRRP_TTL << 8));
+		iph->ttl = MULTIC_VRRP_TTL;
+	}
+	/* What the packet now is on the link: sockets and nft see it so. */
+	skb->pkt_type = ipv4_is_multicast(group) ? PACKET_MULTICAST : PACKET_BROADCAST;
+	/*
+	 * A route looked up for the unicast destination is no longer ours;
+	 * a metadata dst (collect_md tunnel, tc tunnel_key) is not a route
+	 * but the tunnel's key, and input routing reads it as for any packet.
+	 */
+	if (skb_valid_dst(skb))
+		skb_dst_drop(skb);
 
 	mcp_wire_size(skb, hdrlen + l4len, &packets, &bytes);
 	multic_stats_restored(&entry->stats, packets, bytes);

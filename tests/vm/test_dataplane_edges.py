@@ -104,6 +104,41 @@ def test_a_copy_into_a_tunnel_over_a_group_is_not_fanned_out_again(facts):
         assert step["member_stats"][member]["drop_xmit"] == 0, member
 
 
+def test_a_restored_copy_is_a_multicast_or_broadcast_packet(facts):
+    step = facts["restored_packet"]
+    for name in RECEIVERS:
+        for kind in ("multicast", "broadcast"):
+            got = step[kind][name]
+            assert got["count"] == 5, (name, kind, step)
+            assert got["intact"], (name, kind)
+        assert step["multicast"][name]["destinations"] == ["239.5.5.5"]
+        assert step["broadcast"][name]["destinations"] == ["255.255.255.255"]
+        counts = step["counts"][name]
+        # after multic's hook, and at local input, nft sees the packet type
+        # of the restored destination, never the copy's "to this host"
+        assert counts["pre_mcast"] == 5, (name, counts)
+        assert counts["in_mcast"] == 5, (name, counts)
+        assert counts["pre_mcast_as_host"] == 0, (name, counts)
+        assert counts["pre_bcast"] == 5, (name, counts)
+        assert counts["in_bcast"] == 5, (name, counts)
+        assert counts["pre_bcast_as_host"] == 0, (name, counts)
+        assert counts["pre_vrrp_mcast"] == 5, (name, counts)
+        stats = step["entry_stats"][name]
+        assert [stats[p]["packets"] for p in ("7005", "7006", "0")] == [5, 5, 5], stats
+
+
+def test_a_vrrp_advert_lowered_on_the_way_arrives_with_ttl_255(facts):
+    step = facts["restored_packet"]
+    for name in RECEIVERS:
+        # the hop really lowered it: multic was handed TTL 200
+        assert step["counts"][name]["wire_vrrp_ttl_200"] == 5, (name, step["counts"][name])
+        got = step["vrrp"][name]
+        assert got["count"] == 5, (name, got)
+        assert got["intact"], name
+        assert got["destinations"] == ["224.0.0.18"]
+        assert got["ttls"] == [255], (name, got)
+
+
 def test_kernel_log_is_clean(facts):
     assert facts.kernel_trouble() == []
     assert "guest: done" in facts.result.output

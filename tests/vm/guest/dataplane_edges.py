@@ -11,13 +11,17 @@ dropped as on a VPC):
 - a "broadcast group" that is a unicast address is not a broadcast: unicast
   to it is never fanned out;
 - a copy whose route leads into a tunnel over a configured group comes back
-  to the hook inside multis's own transmission, and is not fanned out again.
+  to the hook inside multis's own transmission, and is not fanned out again;
+- a restored copy is a multicast (or broadcast) packet to the receiver's
+  stack (nft's ``meta pkttype`` after multic's hook and in input), and a
+  VRRP advert whose TTL a hop lowered on the way arrives with TTL 255.
 
 Every step records what it observed; the host asserts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from ipaddress import IPv4Address
@@ -27,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from multicast_admin.uapi import MULTIS_GROUP_F_BROADCAST as GROUP_F_BROADCAST
+from multicast_admin.uapi import MULTIS_GROUP_F_VRRP as GROUP_F_VRRP
 from tests.vm.guest.facts import Facts
 from tests.vm.guest.vpc import Host, Receiver, Sender, build_vpc, insmod, payloads, sh
 
@@ -268,6 +273,122 @@ with facts.step("tunnel_recursion") as f:
     }
     server.delete_group(ip(TUNNEL_GROUP))
     sender_host.sh("ip link del vx1")
+
+# What a receiver's stack sees of a restored copy.  multic hooks at
+# prerouting priority -399 (right after defragmentation): the "pre" chain
+# (-300) and the "in" chain run after it.  The "hop" chain (-450, before
+# multic) plays the router between the hosts that lowered a VRRP advert's
+# TTL to 200; "wire" (-420) counts what multic is then handed.
+RESTORED_GROUP, RESTORED_PORT = "239.5.5.5", 7005
+RESTORED_BROADCAST, RESTORED_BROADCAST_PORT = "255.255.255.255", 7006
+VRRP_GROUP, IPPROTO_VRRP, HOP_TTL = "224.0.0.18", 112, 200
+PROBE_RULES = f"""
+table ip probe {{
+    chain hop {{
+        type filter hook prerouting priority -450;
+        ip protocol {IPPROTO_VRRP} ip ttl set {HOP_TTL}
+    }}
+    chain wire {{
+        type filter hook prerouting priority -420;
+        ip protocol {IPPROTO_VRRP} ip ttl {HOP_TTL} counter comment "wire_vrrp_ttl_{HOP_TTL}"
+    }}
+    chain pre {{
+        type filter hook prerouting priority -300;
+        ip daddr {RESTORED_GROUP} meta pkttype multicast counter comment "pre_mcast"
+        ip daddr {RESTORED_GROUP} meta pkttype host counter comment "pre_mcast_as_host"
+        ip daddr {RESTORED_BROADCAST} meta pkttype broadcast counter comment "pre_bcast"
+        ip daddr {RESTORED_BROADCAST} meta pkttype host counter comment "pre_bcast_as_host"
+        ip protocol {IPPROTO_VRRP} meta pkttype multicast counter comment "pre_vrrp_mcast"
+    }}
+    chain in {{
+        type filter hook input priority 0;
+        ip daddr {RESTORED_GROUP} meta pkttype multicast counter comment "in_mcast"
+        ip daddr {RESTORED_BROADCAST} meta pkttype broadcast counter comment "in_bcast"
+    }}
+}}
+"""
+
+
+def probe_counts(host: Host) -> dict[str, int]:
+    out = host.sh("nft list table ip probe")
+    return {
+        line.split('comment "')[1].split('"')[0]: int(line.split("counter packets")[1].split()[0])
+        for line in out.splitlines()
+        if "counter packets" in line and 'comment "' in line
+    }
+
+
+def vrrp_exchange(data: list[bytes]) -> dict:
+    """Raw IP protocol 112 to 224.0.0.18 with TTL 255; the TTL each receiver reads."""
+    socks = []
+    for host in receivers:
+        with host.inside():
+            rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+        mreq = socket.inet_aton(VRRP_GROUP) + socket.inet_aton(host.addr)
+        rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        rx.settimeout(1.0)
+        socks.append((host, rx))
+    with sender_host.inside():
+        tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+    tx.bind((sender_host.addr, 0))
+    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    for payload in data:
+        tx.sendto(payload, (VRRP_GROUP, 0))
+    tx.close()
+    out = {}
+    for host, rx in socks:
+        got = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                packet = rx.recv(65536)
+                got.append(
+                    (packet[8], socket.inet_ntoa(packet[16:20]), packet[(packet[0] & 0xF) * 4 :])
+                )
+        rx.close()
+        out[host.name] = {
+            "count": len(got),
+            "intact": sorted(g[2] for g in got) == sorted(data),
+            "ttls": sorted({g[0] for g in got}),
+            "destinations": sorted({g[1] for g in got}),
+        }
+    return out
+
+
+with facts.step("restored_packet") as f:
+    for host in receivers:
+        host.sh(f"nft -f - <<'EOF'\n{PROBE_RULES}\nEOF")
+    server.join(ip(RESTORED_GROUP), members)
+    server.join(ip(RESTORED_BROADCAST), members, flags=GROUP_F_BROADCAST)
+    server.join(ip(VRRP_GROUP), members, flags=GROUP_F_VRRP)
+    for c in clients.values():
+        c.add(ip(sender_host.addr), RESTORED_PORT, ip(RESTORED_GROUP))
+        c.add(ip(sender_host.addr), RESTORED_BROADCAST_PORT, ip(RESTORED_BROADCAST))
+        c.add(ip(sender_host.addr), 0, ip(VRRP_GROUP))
+    socks = [Receiver(h, RESTORED_GROUP, RESTORED_PORT) for h in receivers]
+    mdata = payloads("restored", 5)
+    tx = Sender(sender_host)
+    tx.send(RESTORED_GROUP, RESTORED_PORT, mdata)
+    tx.close()
+    f["multicast"] = collect(socks, mdata)
+    bdata = payloads("restoredb", 5)
+    f["broadcast"] = send_and_collect(
+        sender_host, receivers, RESTORED_BROADCAST, RESTORED_BROADCAST_PORT, bdata
+    )
+    f["vrrp"] = vrrp_exchange(payloads("vrrp", 5, 20))
+    f["counts"] = {h.name: probe_counts(h) for h in receivers}
+    f["entry_stats"] = {
+        n: {
+            str(port): c.get_entry(ip(sender_host.addr), port).stats.to_json()
+            for port in (RESTORED_PORT, RESTORED_BROADCAST_PORT, 0)
+        }
+        for n, c in clients.items()
+    }
+    for host in receivers:
+        host.sh("nft delete table ip probe")
+    server.clear()
+    for c in clients.values():
+        c.clear()
 
 server.close()
 for c in clients.values():
