@@ -39,6 +39,8 @@ struct multic_net {
 	unsigned int group_count;
 	/* Moves on with every change of the entries; never 0. */
 	u32 generation;
+	/* Hook and defragmentation registered (entries exist): hook.c. */
+	bool hooked;
 	/* Namespace-wide counters. */
 	struct multic_stats stats;
 };

@@ -4,6 +4,7 @@
  * include/uapi/linux/multicast_proxy.h for the protocol.
  */
 
+#include "hook.h"
 #include "multic.h"
 #include "netlink.h"
 #include "table.h"
@@ -238,7 +239,8 @@ static int multic_nl_check_group(__be32 group, u32 flags,
 
 static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct net *net = genl_info_net(info);
+	struct multic_net *mn = multic_net(net);
 	struct nlattr *group_attr, *flags_attr;
 	struct compat_nlerr err;
 	struct multic_key key;
@@ -280,8 +282,15 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 
 	mutex_lock(&mn->lock);
-	ret = multic_table_add(mn, &key, group,
-			       info->nlhdr->nlmsg_flags & NLM_F_REPLACE, &err);
+	/* The first entry brings the hook in; a failed add takes it out again. */
+	ret = multic_hook_attach(net, mn);
+	if (ret)
+		compat_nlerr_fmt(&err, "cannot register the netfilter hook");
+	else
+		ret = multic_table_add(mn, &key, group,
+				       info->nlhdr->nlmsg_flags & NLM_F_REPLACE,
+				       &err);
+	multic_hook_sync(net, mn);
 	mutex_unlock(&mn->lock);
 out:
 	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
@@ -289,7 +298,8 @@ out:
 
 static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct net *net = genl_info_net(info);
+	struct multic_net *mn = multic_net(net);
 	struct compat_nlerr err;
 	struct multic_key key;
 	int ret;
@@ -299,6 +309,7 @@ static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 	if (!ret) {
 		mutex_lock(&mn->lock);
 		ret = multic_table_del(mn, &key, &err);
+		multic_hook_sync(net, mn);
 		mutex_unlock(&mn->lock);
 	}
 	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
@@ -306,10 +317,12 @@ static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 
 static int multic_nl_clear(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct net *net = genl_info_net(info);
+	struct multic_net *mn = multic_net(net);
 
 	mutex_lock(&mn->lock);
 	multic_table_clear(mn);
+	multic_hook_sync(net, mn);
 	mutex_unlock(&mn->lock);
 	return 0;
 }
@@ -372,9 +385,11 @@ static int multic_nl_reset_stats(struct sk_buff *skb, struct genl_info *info)
 
 static const struct genl_small_ops multic_nl_ops[] = {
 	{
+		/* Which servers this host takes copies from: the admin only. */
 		.cmd = MULTIC_CMD_GET_ENTRY,
 		.doit = multic_nl_get_entry,
 		.dumpit = multic_nl_dump_entries,
+		.flags = GENL_UNS_ADMIN_PERM,
 	}, {
 		.cmd = MULTIC_CMD_ADD,
 		.doit = multic_nl_add,
