@@ -346,7 +346,7 @@ with facts.step("hooks_per_namespace") as f:
     if not (TRACEFS / "trace").exists():
         sh(f"mount -t tracefs nodev {TRACEFS}")
     (TRACEFS / "set_ftrace_filter").write_text(" ".join(HOOK_FUNCTIONS) + "\n")
-    f["filter"] = (TRACEFS / "set_ftrace_filter").read_text().split()
+    f["filter"] = (TRACEFS / "set_ftrace_filter").read_text().splitlines()
     (TRACEFS / "current_tracer").write_text("function\n")
     for ns in ("bare", "peer", "other"):
         sh(f"ip netns add {ns}")
@@ -395,7 +395,7 @@ with facts.step("hooks_per_namespace") as f:
         obj.close()
     sh("ip netns del other")
 
-MEMCG = Path("/sys/fs/cgroup")
+MEMCG = Path("/run/mcp-cgroup2")  # a cgroup2 mount of our own
 MEMCG_CODE = """
 import json, os, sys, time
 sys.path.insert(0, {repo!r})
@@ -426,8 +426,10 @@ print(json.dumps(out))
 """
 
 with facts.step("memcg") as f:
+    MEMCG.mkdir(exist_ok=True)
     if not (MEMCG / "cgroup.controllers").exists():
         sh(f"mount -t cgroup2 none {MEMCG}")
+    f["controllers"] = (MEMCG / "cgroup.controllers").read_text().split()
     if "memory" not in (MEMCG / "cgroup.subtree_control").read_text().split():
         (MEMCG / "cgroup.subtree_control").write_text("+memory\n")
     cg = MEMCG / "mcp-requests"
