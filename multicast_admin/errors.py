@@ -76,7 +76,7 @@ class NotRestored(ConfigError):
     """The kernel refused a change that would be saved: its state was not restored from the file.
 
     The kernel's configuration did not come from the state file (the module
-    was loaded by something other than ``service start``, e.g. autoloaded),
+    was loaded by something other than ``service start``, e.g. by modprobe),
     so saving it would replace the file with something else (ESTALE).
     """
 
@@ -113,6 +113,10 @@ _BY_ERRNO: dict[int, type[MulticastProxyError]] = {
 }
 
 
+# What the kernel refuses without CAP_NET_ADMIN (docs/design.md, "Control plane").
+_NEEDS_ADMIN = "changes and the lists of members and entries need CAP_NET_ADMIN"
+
+
 def from_errno(code: int, extack: str | None, default: str) -> MulticastProxyError:
     """The domain error for a kernel refusal.
 
@@ -123,7 +127,7 @@ def from_errno(code: int, extack: str | None, default: str) -> MulticastProxyErr
     kind = _BY_ERRNO.get(code, KernelError)
     text = (extack or "").strip()
     if kind is PermissionDenied:
-        text = f"{text or default}: not permitted (run as root: changes need CAP_NET_ADMIN)"
+        text = f"{text or default}: not permitted (run as root: {_NEEDS_ADMIN})"
     elif not text:
         text = f"{default}: {errno_codes.errorcode.get(code, code)} ({os.strerror(code)})"
     return kind(text, errno=code, extack=extack or None)

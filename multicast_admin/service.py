@@ -232,7 +232,7 @@ class Service:
             # config's message names the file, says it was kept and what to do
             raise ServiceError(f"not started: {error}", Exit.NOT_CONFIGURED) from error
         if loaded:
-            # Loaded by something else (autoloaded by a listing, modprobe):
+            # Loaded by something else (modprobe, a dependency):
             # its state did not come from the file, which is restored now.
             self.say(f"the {name} module is loaded, but its saved state was not restored")
         else:

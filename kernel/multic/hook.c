@@ -11,6 +11,7 @@
 #include "table.h"
 
 #include <linux/ip.h>
+#include <linux/lockdep.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/skbuff.h>
@@ -19,6 +20,7 @@
 #include <net/dst.h>
 #include <net/dst_metadata.h>
 #include <net/ip.h>
+#include <net/netfilter/ipv4/nf_defrag_ipv4.h>
 #include <net/route.h>
 
 #include <multicast_proxy_wire.h>
@@ -143,14 +145,49 @@ static const struct nf_hook_ops multic_hook_ops[] = {
 	},
 };
 
-int multic_hook_register(struct net *net)
+/*
+ * The hook, and defragmentation, are in a namespace only while it has at
+ * least one entry: a namespace that never configured multic pays nothing,
+ * and loading the module (which generic netlink does for any user who asks
+ * for the family) changes no namespace.  Every change holds multic_net.lock;
+ * the data path never looks at ->hooked.
+ */
+int multic_hook_attach(struct net *net, struct multic_net *mn)
 {
-	return nf_register_net_hooks(net, multic_hook_ops,
-				     ARRAY_SIZE(multic_hook_ops));
+	int ret;
+
+	lockdep_assert_held(&mn->lock);
+	if (mn->hooked)
+		return 0;
+	/* Copies larger than the MTU must reach the hook reassembled. */
+	ret = nf_defrag_ipv4_enable(net);
+	if (ret)
+		return ret;
+	ret = nf_register_net_hooks(net, multic_hook_ops,
+				    ARRAY_SIZE(multic_hook_ops));
+	if (ret) {
+		nf_defrag_ipv4_disable(net);
+		return ret;
+	}
+	mn->hooked = true;
+	return 0;
 }
 
-void multic_hook_unregister(struct net *net)
+/* Waits for the packets inside the hook (an RCU grace period). */
+void multic_hook_detach(struct net *net, struct multic_net *mn)
 {
+	lockdep_assert_held(&mn->lock);
+	if (!mn->hooked)
+		return;
 	nf_unregister_net_hooks(net, multic_hook_ops,
 				ARRAY_SIZE(multic_hook_ops));
+	nf_defrag_ipv4_disable(net);
+	mn->hooked = false;
+}
+
+/* After every change: the last entry is gone, so are the hook and defrag. */
+void multic_hook_sync(struct net *net, struct multic_net *mn)
+{
+	if (!mn->entry_count)
+		multic_hook_detach(net, mn);
 }

@@ -3,9 +3,11 @@
 #ifndef _MULTIC_HOOK_H
 #define _MULTIC_HOOK_H
 
+struct multic_net;
 struct net;
 
-int multic_hook_register(struct net *net);
-void multic_hook_unregister(struct net *net);
+int multic_hook_attach(struct net *net, struct multic_net *mn);
+void multic_hook_detach(struct net *net, struct multic_net *mn);
+void multic_hook_sync(struct net *net, struct multic_net *mn);
 
 #endif /* _MULTIC_HOOK_H */

@@ -13,7 +13,6 @@
 #include <linux/rcupdate.h>
 #include <net/genetlink.h>
 #include <net/net_namespace.h>
-#include <net/netfilter/ipv4/nf_defrag_ipv4.h>
 #include <net/netns/generic.h>
 
 #include <uapi/linux/multicast_proxy.h>
@@ -43,25 +42,17 @@ static int __net_init multic_net_init(struct net *net)
 	int ret;
 
 	mutex_init(&mn->lock);
-	ret = multic_stats_init(&mn->stats);
+	mn->hooked = false;
+	/* The namespace's own counters go with it: not charged to a request. */
+	ret = multic_stats_init(&mn->stats, GFP_KERNEL);
 	if (ret)
 		return ret;
 	ret = multic_table_init(mn);
 	if (ret)
 		goto err_stats;
-	/* Copies larger than the MTU must reach the hook reassembled. */
-	ret = nf_defrag_ipv4_enable(net);
-	if (ret)
-		goto err_table;
-	ret = multic_hook_register(net);
-	if (ret)
-		goto err_defrag;
+	/* No hook, no defragmentation yet: the first entry brings them (hook.c). */
 	return 0;
 
-err_defrag:
-	nf_defrag_ipv4_disable(net);
-err_table:
-	multic_table_destroy(mn);
 err_stats:
 	multic_stats_free(&mn->stats);
 	return ret;
@@ -70,8 +61,11 @@ err_stats:
 /* The hook goes first; the core waits for an RCU grace period before .exit. */
 static void __net_exit multic_net_pre_exit(struct net *net)
 {
-	multic_hook_unregister(net);
-	nf_defrag_ipv4_disable(net);
+	struct multic_net *mn = multic_net(net);
+
+	mutex_lock(&mn->lock);
+	multic_hook_detach(net, mn);
+	mutex_unlock(&mn->lock);
 }
 
 static void __net_exit multic_net_exit(struct net *net)
@@ -121,4 +115,3 @@ module_exit(multic_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("multicast-proxy client: restores proxied unicast copies to their multicast group");
 MODULE_AUTHOR("multicast-proxy developers");
-MODULE_ALIAS_GENL_FAMILY(MULTIC_GENL_NAME);

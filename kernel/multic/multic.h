@@ -41,6 +41,8 @@ struct multic_net {
 	u32 generation;
 	/* MULTIC_CMD_SET_RESTORED was sent (see the uapi header). */
 	bool restored;
+	/* Hook and defragmentation registered (entries exist): hook.c. */
+	bool hooked;
 	/* Namespace-wide counters. */
 	struct multic_stats stats;
 };

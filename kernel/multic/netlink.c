@@ -4,6 +4,7 @@
  * include/uapi/linux/multicast_proxy.h for the protocol.
  */
 
+#include "hook.h"
 #include "multic.h"
 #include "netlink.h"
 #include "table.h"
@@ -256,7 +257,8 @@ static int multic_nl_check_group(__be32 group, u32 flags,
 
 static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct net *net = genl_info_net(info);
+	struct multic_net *mn = multic_net(net);
 	struct nlattr *group_attr, *flags_attr;
 	struct compat_nlerr err;
 	struct multic_key key;
@@ -299,10 +301,17 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 
 	mutex_lock(&mn->lock);
 	ret = multic_nl_check_restored(mn, info, &err);
-	if (!ret)
-		ret = multic_table_add(mn, &key, group,
-				       info->nlhdr->nlmsg_flags & NLM_F_REPLACE,
-				       &err);
+	if (!ret) {
+		/* The first entry brings the hook in; a failed add takes it out. */
+		ret = multic_hook_attach(net, mn);
+		if (ret)
+			compat_nlerr_fmt(&err, "cannot register the netfilter hook");
+		else
+			ret = multic_table_add(mn, &key, group,
+					       info->nlhdr->nlmsg_flags & NLM_F_REPLACE,
+					       &err);
+		multic_hook_sync(net, mn);
+	}
 	mutex_unlock(&mn->lock);
 out:
 	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
@@ -310,7 +319,8 @@ out:
 
 static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct net *net = genl_info_net(info);
+	struct multic_net *mn = multic_net(net);
 	struct compat_nlerr err;
 	struct multic_key key;
 	int ret;
@@ -320,8 +330,10 @@ static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 	if (!ret) {
 		mutex_lock(&mn->lock);
 		ret = multic_nl_check_restored(mn, info, &err);
-		if (!ret)
+		if (!ret) {
 			ret = multic_table_del(mn, &key, &err);
+			multic_hook_sync(net, mn);
+		}
 		mutex_unlock(&mn->lock);
 	}
 	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
@@ -329,15 +341,18 @@ static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 
 static int multic_nl_clear(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct net *net = genl_info_net(info);
+	struct multic_net *mn = multic_net(net);
 	struct compat_nlerr err;
 	int ret;
 
 	compat_nlerr_init(&err, info->extack);
 	mutex_lock(&mn->lock);
 	ret = multic_nl_check_restored(mn, info, &err);
-	if (!ret)
+	if (!ret) {
 		multic_table_clear(mn);
+		multic_hook_sync(net, mn);
+	}
 	mutex_unlock(&mn->lock);
 	return compat_nlerr_finish(&err, skb, info->nlhdr, ret);
 }
@@ -412,9 +427,11 @@ static int multic_nl_reset_stats(struct sk_buff *skb, struct genl_info *info)
 
 static const struct genl_small_ops multic_nl_ops[] = {
 	{
+		/* Which servers this host takes copies from: the admin only. */
 		.cmd = MULTIC_CMD_GET_ENTRY,
 		.doit = multic_nl_get_entry,
 		.dumpit = multic_nl_dump_entries,
+		.flags = GENL_UNS_ADMIN_PERM,
 	}, {
 		.cmd = MULTIC_CMD_ADD,
 		.doit = multic_nl_add,

@@ -9,11 +9,12 @@
 #include <linux/gfp.h>
 #include <linux/string.h>
 
-int multic_stats_init(struct multic_stats *stats)
+/* @gfp: GFP_KERNEL_ACCOUNT for what a request creates (charged to its memcg). */
+int multic_stats_init(struct multic_stats *stats, gfp_t gfp)
 {
 	int cpu;
 
-	stats->pcpu = alloc_percpu_gfp(struct multic_pcpu_stats, GFP_KERNEL);
+	stats->pcpu = alloc_percpu_gfp(struct multic_pcpu_stats, gfp);
 	if (!stats->pcpu)
 		return -ENOMEM;
 	for_each_possible_cpu(cpu)

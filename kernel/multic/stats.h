@@ -8,6 +8,7 @@
 #ifndef _MULTIC_STATS_H
 #define _MULTIC_STATS_H
 
+#include <linux/gfp.h>
 #include <linux/percpu.h>
 #include <linux/types.h>
 #include <linux/u64_stats_sync.h>
@@ -33,7 +34,7 @@ struct multic_stats {
 	struct multic_counters base;	/* the sum at the last reset, under multic_net.lock */
 };
 
-int multic_stats_init(struct multic_stats *stats);
+int multic_stats_init(struct multic_stats *stats, gfp_t gfp);
 void multic_stats_free(struct multic_stats *stats);
 void multic_stats_read(const struct multic_stats *stats, struct multic_counters *counters);
 void multic_stats_reset(struct multic_stats *stats);

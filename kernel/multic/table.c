@@ -45,11 +45,11 @@ static int multic_group_get(struct multic_net *mn, __be32 addr)
 		group->refs++;
 		return 0;
 	}
-	group = kzalloc(sizeof(*group), GFP_KERNEL);
+	group = kzalloc(sizeof(*group), GFP_KERNEL_ACCOUNT);
 	if (!group)
 		return -ENOMEM;
 	group->refs = 1;
-	ret = xa_insert(&mn->groups, ntohl(addr), group, GFP_KERNEL);
+	ret = xa_insert(&mn->groups, ntohl(addr), group, GFP_KERNEL_ACCOUNT);
 	if (ret) {
 		kfree(group);
 		return ret;
@@ -88,11 +88,11 @@ static int multic_group_check_limit(struct multic_net *mn, __be32 addr,
 static struct multic_entry *multic_entry_new(const struct multic_key *key,
 					     __be32 group)
 {
-	struct multic_entry *entry = kzalloc(sizeof(*entry), GFP_KERNEL);
+	struct multic_entry *entry = kzalloc(sizeof(*entry), GFP_KERNEL_ACCOUNT);
 
 	if (!entry)
 		return NULL;
-	if (multic_stats_init(&entry->stats)) {
+	if (multic_stats_init(&entry->stats, GFP_KERNEL_ACCOUNT)) {
 		kfree(entry);
 		return NULL;
 	}

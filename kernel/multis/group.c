@@ -136,7 +136,8 @@ static struct multis_members *multis_members_alloc(unsigned int count)
 {
 	struct multis_members *members;
 
-	members = kvmalloc(struct_size(members, member, count), GFP_KERNEL);
+	members = kvmalloc(struct_size(members, member, count),
+			   GFP_KERNEL_ACCOUNT);
 	if (members)
 		members->count = count;
 	return members;
@@ -151,10 +152,11 @@ static struct multis_member *multis_member_alloc(__be32 addr)
 {
 	struct multis_member *member;
 
-	member = kzalloc(sizeof(*member), GFP_KERNEL);
+	member = kzalloc(sizeof(*member), GFP_KERNEL_ACCOUNT);
 	if (!member)
 		return NULL;
-	if (multis_stats_init(&member->stats, MULTIS_CTR_MEMBER_N)) {
+	if (multis_stats_init(&member->stats, MULTIS_CTR_MEMBER_N,
+			      GFP_KERNEL_ACCOUNT)) {
 		kfree(member);
 		return NULL;
 	}
@@ -177,10 +179,10 @@ static struct multis_group *multis_group_alloc(__be32 addr, u32 flags)
 {
 	struct multis_group *group;
 
-	group = kzalloc(sizeof(*group), GFP_KERNEL);
+	group = kzalloc(sizeof(*group), GFP_KERNEL_ACCOUNT);
 	if (!group)
 		return NULL;
-	if (multis_stats_init(&group->stats, MULTIS_CTR_N)) {
+	if (multis_stats_init(&group->stats, MULTIS_CTR_N, GFP_KERNEL_ACCOUNT)) {
 		kfree(group);
 		return NULL;
 	}

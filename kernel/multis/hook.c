@@ -12,6 +12,7 @@
 
 #include <linux/ip.h>
 #include <linux/local_lock.h>
+#include <linux/lockdep.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/percpu.h>
@@ -325,13 +326,39 @@ static const struct nf_hook_ops multis_nf_ops[] = {
 	},
 };
 
-int multis_hook_register(struct net *net)
+/*
+ * The hook is in a namespace only while it has at least one group: a
+ * namespace that never configured multis pays nothing for it, and loading
+ * the module changes no namespace.  Every change holds multis_net.lock; the
+ * data path never looks at ->hooked.
+ */
+int multis_hook_attach(struct net *net, struct multis_net *pn)
 {
-	return nf_register_net_hooks(net, multis_nf_ops,
-				     ARRAY_SIZE(multis_nf_ops));
+	int ret;
+
+	lockdep_assert_held(&pn->lock);
+	if (pn->hooked)
+		return 0;
+	ret = nf_register_net_hooks(net, multis_nf_ops,
+				    ARRAY_SIZE(multis_nf_ops));
+	if (!ret)
+		pn->hooked = true;
+	return ret;
 }
 
-void multis_hook_unregister(struct net *net)
+/* Waits for the packets inside the hook (an RCU grace period). */
+void multis_hook_detach(struct net *net, struct multis_net *pn)
 {
+	lockdep_assert_held(&pn->lock);
+	if (!pn->hooked)
+		return;
 	nf_unregister_net_hooks(net, multis_nf_ops, ARRAY_SIZE(multis_nf_ops));
+	pn->hooked = false;
+}
+
+/* After every change: the last group is gone, so is the hook. */
+void multis_hook_sync(struct net *net, struct multis_net *pn)
+{
+	if (!pn->group_count)
+		multis_hook_detach(net, pn);
 }

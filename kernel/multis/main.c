@@ -32,19 +32,23 @@ static int __net_init multis_net_init(struct net *net)
 	int ret;
 
 	multis_net_init_groups(pn);
-	ret = multis_stats_init(&pn->stats, MULTIS_CTR_N);
+	pn->hooked = false;
+	/* The namespace's own counters go with it: not charged to a request. */
+	ret = multis_stats_init(&pn->stats, MULTIS_CTR_N, GFP_KERNEL);
 	if (ret)
 		return ret;
-	ret = multis_hook_register(net);
-	if (ret)
-		multis_stats_free(&pn->stats);
-	return ret;
+	/* No hook yet: the first group registers it (hook.c). */
+	return 0;
 }
 
 /* The core waits for RCU readers (our hook) between pre_exit and exit. */
 static void __net_exit multis_net_pre_exit(struct net *net)
 {
-	multis_hook_unregister(net);
+	struct multis_net *pn = multis_pernet(net);
+
+	mutex_lock(&pn->lock);
+	multis_hook_detach(net, pn);
+	mutex_unlock(&pn->lock);
 }
 
 /*
@@ -81,7 +85,7 @@ static int __init multis_init(void)
 		return -EINVAL;
 	}
 
-	/* Hooks first: the family must not hand out state that is not there. */
+	/* State first: the family must not hand out state that is not there. */
 	ret = register_pernet_subsys(&multis_net_ops);
 	if (ret)
 		return ret;
@@ -100,8 +104,8 @@ err_pernet:
 
 /*
  * The reverse: the family first, so no request runs while the namespaces'
- * state goes; then per namespace the hook (waiting for the packets inside
- * it) and the state; then the RCU callbacks that free the last of it.
+ * state goes; then per namespace the hook if it is in (waiting for the
+ * packets inside it) and the state; then the RCU callbacks that free the last of it.
  */
 static void __exit multis_exit(void)
 {
@@ -116,4 +120,3 @@ module_exit(multis_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("multicast-proxy sending side: multicast to unicast fan-out");
 MODULE_AUTHOR("The multicast-proxy authors");
-MODULE_ALIAS_GENL_FAMILY(MULTIS_GENL_NAME);

@@ -18,6 +18,7 @@
 #ifndef _MULTIS_H
 #define _MULTIS_H
 
+#include <linux/gfp.h>
 #include <linux/hashtable.h>
 #include <linux/list.h>
 #include <linux/mutex.h>
@@ -102,6 +103,7 @@ struct multis_net {
 	unsigned int group_count;
 	u32 generation;			/* bumped by every change; never 0 */
 	bool restored;			/* MULTIS_CMD_SET_RESTORED was sent */
+	bool hooked;			/* LOCAL_OUT hook registered (groups exist) */
 	struct multis_stats stats;
 };
 
@@ -113,7 +115,7 @@ static inline struct multis_net *multis_pernet(const struct net *net)
 }
 
 /* stats.c */
-int multis_stats_init(struct multis_stats *stats, unsigned int n);
+int multis_stats_init(struct multis_stats *stats, unsigned int n, gfp_t gfp);
 void multis_stats_free(struct multis_stats *stats);
 void multis_stats_add(struct multis_stats *stats, const u64 *delta);
 void multis_stats_read(const struct multis_stats *stats, u64 *val);
@@ -143,8 +145,9 @@ void multis_groups_reset_stats(struct multis_net *pn);
 void multis_addrs_sort_unique(__be32 *addr, unsigned int *n);
 
 /* hook.c */
-int multis_hook_register(struct net *net);
-void multis_hook_unregister(struct net *net);
+int multis_hook_attach(struct net *net, struct multis_net *pn);
+void multis_hook_detach(struct net *net, struct multis_net *pn);
+void multis_hook_sync(struct net *net, struct multis_net *pn);
 
 /* netlink.c */
 int multis_genl_init(void);

@@ -45,6 +45,7 @@ static const struct {
 
 /* One request: where it acts and where its error message goes. */
 struct multis_nl_req {
+	struct net *net;
 	struct multis_net *pn;
 	struct compat_nlerr err;
 	__be32 group_addr;
@@ -54,6 +55,7 @@ struct multis_nl_req {
 static void multis_nl_req_init(struct multis_nl_req *req, struct net *net,
 			       struct netlink_ext_ack *extack)
 {
+	req->net = net;
 	req->pn = multis_pernet(net);
 	compat_nlerr_init(&req->err, extack);
 	req->group_addr = 0;
@@ -367,6 +369,12 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 		return -ENOSPC;
 	}
 
+	/* The first group brings the hook in; multis_nl_members_do() undoes. */
+	ret = multis_hook_attach(req->net, req->pn);
+	if (ret) {
+		compat_nlerr_fmt(&req->err, "cannot register the netfilter hook");
+		return ret;
+	}
 	ret = multis_group_join(req->pn, req->group_addr, flags, *add, fresh);
 	if (ret)
 		compat_nlerr_fmt(&req->err, "out of memory");
@@ -415,6 +423,7 @@ static int multis_nl_members_do(struct sk_buff *skb, struct genl_info *info,
 	multis_nl_req_init(&req, genl_info_net(info), info->extack);
 	mutex_lock(&req.pn->lock);
 	ret = locked(&req, info, &members);
+	multis_hook_sync(req.net, req.pn);
 	mutex_unlock(&req.pn->lock);
 	kvfree(members);
 	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
@@ -440,8 +449,10 @@ static int multis_nl_del_group(struct sk_buff *skb, struct genl_info *info)
 	ret = multis_nl_check_restored(&req, info->attrs);
 	if (!ret)
 		ret = multis_nl_find_group(&req, info->attrs);
-	if (!ret)
+	if (!ret) {
 		multis_group_delete(req.pn, req.group);
+		multis_hook_sync(req.net, req.pn);
+	}
 	mutex_unlock(&req.pn->lock);
 	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
 }
@@ -454,8 +465,10 @@ static int multis_nl_clear(struct sk_buff *skb, struct genl_info *info)
 	multis_nl_req_init(&req, genl_info_net(info), info->extack);
 	mutex_lock(&req.pn->lock);
 	ret = multis_nl_check_restored(&req, info->attrs);
-	if (!ret)
+	if (!ret) {
 		multis_groups_clear(req.pn);
+		multis_hook_sync(req.net, req.pn);
+	}
 	mutex_unlock(&req.pn->lock);
 	return compat_nlerr_finish(&req.err, skb, info->nlhdr, ret);
 }
@@ -690,9 +703,11 @@ static const struct genl_ops multis_genl_ops[] = {
 		.doit = multis_nl_clear,
 		.flags = GENL_UNS_ADMIN_PERM,
 	}, {
+		/* Who receives a group's copies: the namespace's admin only. */
 		.cmd = MULTIS_CMD_GET_MEMBERS,
 		.start = multis_nl_members_start,
 		.dumpit = multis_nl_dump_members,
+		.flags = GENL_UNS_ADMIN_PERM,
 	}, {
 		.cmd = MULTIS_CMD_GET_STATS,
 		.doit = multis_nl_get_stats,

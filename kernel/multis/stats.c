@@ -12,13 +12,15 @@
 #include <linux/percpu.h>
 #include <linux/string.h>
 
-int multis_stats_init(struct multis_stats *stats, unsigned int n)
+/* @gfp: GFP_KERNEL_ACCOUNT for what a request creates (charged to its memcg). */
+int multis_stats_init(struct multis_stats *stats, unsigned int n, gfp_t gfp)
 {
 	struct multis_pcpu_stats *p;
 	int cpu;
 
-	stats->pcpu = __alloc_percpu(struct_size(p, ctr, n),
-				     __alignof__(struct multis_pcpu_stats));
+	stats->pcpu = __alloc_percpu_gfp(struct_size(p, ctr, n),
+					 __alignof__(struct multis_pcpu_stats),
+					 gfp);
 	if (!stats->pcpu)
 		return -ENOMEM;
 	for_each_possible_cpu(cpu)

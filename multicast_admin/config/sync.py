@@ -8,7 +8,7 @@ groups (entries) into the kernel.  Everything else is written once:
   once the kernel accepted it, rewrites the file from the kernel's state read
   back.  A corrupt file refuses the change before anything is sent.  Every
   change is sent "only if restored": a kernel whose state did not come from
-  the file (a module loaded by anything but the service, e.g. autoloaded)
+  the file (a module loaded by anything but the service, e.g. modprobe)
   refuses it, and the file is then restored into it first (:meth:`restore`),
   and the change made again.
 * :meth:`Side.save` (the service's stop) writes the kernel's state, if the
@@ -170,7 +170,7 @@ class Side(Generic[H, C]):
 
         None, and the file left as it is, when the kernel says its state was
         not restored from the file: saving it would replace the file with a
-        configuration that did not come from it (an autoloaded, empty module).
+        configuration that did not come from it (a module loaded empty, by modprobe).
         """
         state = state or self.state_file()
         with state.locked():

@@ -265,6 +265,7 @@ class FakeMultisKernel(_FakeKernel):
         if cmd == uapi.MULTIS_CMD_GET_GROUP:
             return [self._group_message(g, NLM_F_MULTI) for g in self.groups]
         if cmd == uapi.MULTIS_CMD_GET_MEMBERS:
+            self.need_admin()  # GENL_UNS_ADMIN_PERM, as in the module
             group = self._group_addr(msg)
             members = self.groups[group].members
             messages = []
@@ -420,6 +421,7 @@ class FakeMulticKernel(_FakeKernel):
     def do(self, msg: Any, flags: int) -> list:
         cmd = msg["cmd"]
         if cmd == uapi.MULTIC_CMD_GET_ENTRY:
+            self.need_admin()  # GENL_UNS_ADMIN_PERM, as in the module
             key = self._key(msg, must_exist=True)
             return [self._entry_message(key, 0)]
         if cmd == uapi.MULTIC_CMD_GET_STATS:
@@ -460,6 +462,7 @@ class FakeMulticKernel(_FakeKernel):
 
     def dump(self, msg: Any) -> list:
         if msg["cmd"] == uapi.MULTIC_CMD_GET_ENTRY:
+            self.need_admin()  # GENL_UNS_ADMIN_PERM, as in the module
             return [self._entry_message(k, NLM_F_MULTI) for k in self.entries]
         raise refuse(errno.EOPNOTSUPP, "")
 

@@ -282,13 +282,22 @@ def test_invalid_input_is_answered_before_the_kernel_is_asked(env, multic_admin)
     assert run.exit_code == 2
 
 
+NEEDS_ADMIN = "changes and the lists of members and entries need CAP_NET_ADMIN"
+
+
 def test_not_root(multic_admin, multic_kernel, state_dir):
     multic_admin("-A", "-i", "10.0.0.1", "-p", "1", "-m", "239.1.1.1")
     multic_kernel.privileged = False
     run = multic_admin("-A", "-i", "10.0.0.1", "-p", "2", "-m", "239.1.1.1")
     assert run.exit_code == 6
     assert run.stderr == (
-        "multic_admin: entry 10.0.0.1:2: adding: not permitted "
-        "(run as root: changes need CAP_NET_ADMIN)\n"
+        f"multic_admin: entry 10.0.0.1:2: adding: not permitted (run as root: {NEEDS_ADMIN})\n"
     )
     assert state_entries(state_dir) == [("10.0.0.1", 1, "239.1.1.1")]
+    # the counters stay readable; which servers the entries name does not
+    assert multic_admin("-P").exit_code == 0
+    run = multic_admin("-L")
+    assert (run.exit_code, run.stdout) == (6, ""), run
+    assert run.stderr == (
+        f"multic_admin: listing entries: not permitted (run as root: {NEEDS_ADMIN})\n"
+    )

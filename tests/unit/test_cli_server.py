@@ -377,6 +377,9 @@ def test_module_not_loaded(env, multis_admin, state_dir):
     assert not (state_dir / "multis.json").exists()
 
 
+NEEDS_ADMIN = "changes and the lists of members and entries need CAP_NET_ADMIN"
+
+
 def test_not_root(multis_admin, multis_kernel, state_dir):
     multis_admin("-A", "-m", G, "-j", "10.0.0.1")
     multis_kernel.privileged = False
@@ -385,10 +388,18 @@ def test_not_root(multis_admin, multis_kernel, state_dir):
         run = multis_admin(*args)
         assert run.exit_code == 6, run
         assert run.stderr.startswith("multis_admin: ")
-        assert "not permitted (run as root: changes need CAP_NET_ADMIN)" in run.stderr
+        assert f"not permitted (run as root: {NEEDS_ADMIN})" in run.stderr
         assert run.stderr.count("\n") == 1
     assert (state_dir / "multis.json").read_bytes() == before
-    assert multis_admin("-S").exit_code == 0  # reading needs no privilege
+    # the groups and the counters stay readable; who the members are does not
+    assert multis_admin("-S").exit_code == 0
+    assert multis_admin("-P").exit_code == 0
+    assert multis_admin("-P", "-m", G).exit_code == 0
+    run = multis_admin("-L", "-m", G)
+    assert (run.exit_code, run.stdout) == (6, ""), run
+    assert run.stderr == (
+        f"multis_admin: group {G}: listing members: not permitted (run as root: {NEEDS_ADMIN})\n"
+    )
 
 
 def test_a_corrupt_state_file_refuses_changes_and_is_kept(multis_admin, multis_kernel, state_dir):

@@ -68,4 +68,4 @@ def boot_and_run(
 def facts(request: pytest.FixtureRequest) -> GuestFacts:
     script = request.module.GUEST
     args = getattr(request.module, "GUEST_ARGS", ())
-    return boot_and_run(script, *args)
+    return boot_and_run(script, *args, timeout=getattr(request.module, "GUEST_TIMEOUT", 900.0))

