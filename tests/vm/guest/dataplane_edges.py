@@ -11,13 +11,21 @@ dropped as on a VPC):
 - a "broadcast group" that is a unicast address is not a broadcast: unicast
   to it is never fanned out;
 - a copy whose route leads into a tunnel over a configured group comes back
-  to the hook inside multis's own transmission, and is not fanned out again.
+  to the hook inside multis's own transmission, and is not fanned out again;
+- the sender's egress policy: an OUTPUT rule dropping the group stops every
+  copy, a rule on the socket's owner (``meta skuid``) drops that sender's
+  copies only;
+- a sender using IP_PMTUDISC_DO with a member behind a smaller MTU: the copies
+  too big for it are counted (DROP_TOO_BIG), a default sender's are fragmented;
+- a sender in a VRF (bound to it, or only multicasting out of one of its
+  devices): the copies are routed in the VRF's table.
 
 Every step records what it observed; the host asserts.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from ipaddress import IPv4Address
@@ -268,6 +276,171 @@ with facts.step("tunnel_recursion") as f:
     }
     server.delete_group(ip(TUNNEL_GROUP))
     sender_host.sh("ip link del vx1")
+
+# --------------------------------------------------------------------------- egress
+
+# The sender's own egress policy applies to the copies: the hook runs after
+# every OUTPUT chain, and each copy is owned by the sending socket.
+EGRESS_PORT = 7005
+OWNER_UID = 1234
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
+
+
+def copies_to(rx: Receiver, addr: str, data: list[bytes]) -> dict:
+    """What ``rx`` got addressed to ``addr`` (a copy), not the multicast original."""
+    got = [d for d in rx.drain() if d.destination == addr]
+    rx.close()
+    return {"count": len(got), "intact": sorted(d.payload for d in got) == sorted(data)}
+
+
+def uid_socket(host: Host, uid: int) -> socket.socket:
+    """A UDP socket of ``host`` created (so owned) by ``uid``."""
+    with host.inside():
+        os.seteuid(uid)
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        finally:
+            os.seteuid(0)
+    return sock
+
+
+def group_and_members(group: str) -> dict:
+    return {
+        "group_stats": server.get_group(ip(group)).stats.to_json(),
+        "member_stats": {str(m.address): m.stats.member_json() for m in server.members(ip(group))},
+    }
+
+
+server.join(ip(G1), members)
+for c in clients.values():
+    c.add(ip(sender_host.addr), EGRESS_PORT, ip(G1))
+
+with facts.step("egress_filter") as f:
+    # an OUTPUT rule that drops the group stops every copy; removed, they flow
+    sender_host.sh(
+        "nft -f - <<'EOF'\n"
+        "table ip egress {\n"
+        " chain o {\n"
+        "  type filter hook output priority 0;\n"
+        f"  ip daddr {G1} counter drop\n"
+        " }\n"
+        "}\n"
+        "EOF"
+    )
+    server.reset_stats()
+    f["dropped"] = {
+        "received": send_and_collect(
+            sender_host, receivers, G1, EGRESS_PORT, payloads("egdrop", 5)
+        ),
+        **group_and_members(G1),
+        "rule": sender_host.sh("nft list table ip egress"),
+    }
+    sender_host.sh("nft delete table ip egress")
+    server.reset_stats()
+    f["allowed"] = {
+        "received": send_and_collect(
+            sender_host, receivers, G1, EGRESS_PORT, payloads("egpass", 5)
+        ),
+        **group_and_members(G1),
+    }
+
+with facts.step("egress_owner") as f:
+    # a rule on the copies' owner: uid 1234's copies to recv1 are dropped,
+    # root's pass, and uid 1234's copies to the other members pass
+    sender_host.sh(
+        "nft -f - <<'EOF'\n"
+        "table ip egress {\n"
+        " chain o {\n"
+        "  type filter hook output priority 0;\n"
+        f"  ip daddr {receivers[0].addr} meta skuid {OWNER_UID} counter drop\n"
+        " }\n"
+        "}\n"
+        "EOF"
+    )
+    for who, uid in (("uid", OWNER_UID), ("root", 0)):
+        server.reset_stats()
+        data = payloads(f"owner{uid}", 5)
+        socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
+        sock = uid_socket(sender_host, uid)
+        sock.bind((sender_host.addr, 40010 + uid % 10))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        for payload in data:
+            sock.sendto(payload, (G1, EGRESS_PORT))
+        sock.close()
+        f[who] = {"received": collect(socks, data), **group_and_members(G1)}
+    f["rule"] = sender_host.sh("nft list table ip egress")
+    sender_host.sh("nft delete table ip egress")
+
+# The sender's members behind a smaller MTU: a route to recv3 with MTU 1000.
+with facts.step("egress_df") as f:
+    sender_host.sh(f"ip route add {receivers[2].addr}/32 dev eth0 mtu 1000")
+    for mode in ("do", "want"):
+        server.reset_stats()
+        data = payloads(f"df{mode}", 5, 1200)
+        socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
+        tx = Sender(sender_host)
+        if mode == "do":
+            tx.sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+        tx.send(G1, EGRESS_PORT, data)
+        tx.close()
+        f[mode] = {"received": collect(socks, data), **group_and_members(G1)}
+    sender_host.sh(f"ip route del {receivers[2].addr}/32 dev eth0 mtu 1000")
+
+server.delete_group(ip(G1))
+for c in clients.values():
+    c.delete(ip(sender_host.addr), EGRESS_PORT)
+
+# A VRF on the sender: eth1 in vrf "blue" (table 10) to a side host that is
+# reachable only in that VRF.  A member of the group there, and recv1, which
+# is reachable only outside it.
+VRF_GROUP, SIDE_ADDR, SENDER_VRF_ADDR = "239.5.5.5", "10.0.1.2", "10.0.1.1"
+side = Host("side", SIDE_ADDR)
+
+with facts.step("egress_vrf") as f:
+    sh("ip netns add side")
+    sh("ip link add eth1 netns sender type veth peer name eth0 netns side")
+    side.sh(f"ip addr add {SIDE_ADDR}/24 dev eth0")
+    side.sh("ip link set eth0 up")
+    side.sh("ip link set lo up")
+    sender_host.sh("ip link add blue type vrf table 10")
+    sender_host.sh("ip link set blue up")
+    sender_host.sh("ip link set eth1 master blue")
+    sender_host.sh(f"ip addr add {SENDER_VRF_ADDR}/24 dev eth1")
+    sender_host.sh("ip link set eth1 up")
+    sender_host.sh("ip route add 224.0.0.0/4 dev eth1 table 10")
+    f["main_routes"] = sender_host.sh("ip route show table main")
+    f["vrf_routes"] = sender_host.sh("ip route show table 10")
+    server.join(ip(VRF_GROUP), [ip(SIDE_ADDR), ip(receivers[0].addr)])
+    for how in ("bound", "mcast_if"):
+        server.reset_stats()
+        data = payloads(f"vrf{how}", 5)
+        side_rx = Receiver(side, VRF_GROUP, EGRESS_PORT, bind_group=False)
+        recv1_rx = Receiver(receivers[0], VRF_GROUP, EGRESS_PORT, bind_group=False)
+        with sender_host.inside():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if how == "bound":
+            # SO_BINDTODEVICE to the VRF, as `ip vrf exec blue` does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"blue")
+        # the multicast interface eth1 (not bound: only the original's
+        # route says which L3 domain it is in)
+        sock.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(SENDER_VRF_ADDR)
+        )
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        for payload in data:
+            sock.sendto(payload, (VRF_GROUP, EGRESS_PORT))
+        sock.close()
+        f[how] = {
+            "side": copies_to(side_rx, SIDE_ADDR, data),
+            "recv1": copies_to(recv1_rx, receivers[0].addr, data),
+            **group_and_members(VRF_GROUP),
+        }
+    server.delete_group(ip(VRF_GROUP))
+    sender_host.sh("ip link del eth1")
+    sender_host.sh("ip link del blue")
+    sh("ip netns del side")
 
 server.close()
 for c in clients.values():
