@@ -109,6 +109,7 @@ def test_an_output_rule_dropping_the_group_stops_every_copy(facts):
     assert "error" not in step, step.get("error")
     dropped, allowed = step["dropped"], step["allowed"]
     assert "drop" in dropped["rule"]
+    assert dropped["refused"] == 5  # the sender is told: EPERM
     for name in RECEIVERS:
         assert dropped["received"][name]["count"] == 0, name
     # the hook never saw the datagram: nothing fanned out, nothing counted

@@ -328,14 +328,25 @@ with facts.step("egress_filter") as f:
         "EOF"
     )
     server.reset_stats()
-    f["dropped"] = {
-        "received": send_and_collect(
-            sender_host, receivers, G1, EGRESS_PORT, payloads("egdrop", 5)
-        ),
-        **group_and_members(G1),
-        "rule": sender_host.sh("nft list table ip egress"),
-    }
-    sender_host.sh("nft delete table ip egress")
+    try:
+        data = payloads("egdrop", 5)
+        socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
+        tx = Sender(sender_host)
+        refused = 0
+        for payload in data:
+            try:
+                tx.sock.sendto(payload, (G1, EGRESS_PORT))
+            except PermissionError:  # what OUTPUT's drop tells the sender
+                refused += 1
+        tx.close()
+        f["dropped"] = {
+            "received": collect(socks, data),
+            "refused": refused,
+            **group_and_members(G1),
+            "rule": sender_host.sh("nft list table ip egress"),
+        }
+    finally:
+        sender_host.sh("nft delete table ip egress")
     server.reset_stats()
     f["allowed"] = {
         "received": send_and_collect(
@@ -357,35 +368,39 @@ with facts.step("egress_owner") as f:
         "}\n"
         "EOF"
     )
-    for who, uid in (("uid", OWNER_UID), ("root", 0)):
-        server.reset_stats()
-        data = payloads(f"owner{uid}", 5)
-        socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
-        sock = uid_socket(sender_host, uid)
-        sock.bind((sender_host.addr, 40010 + uid % 10))
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
-        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-        for payload in data:
-            sock.sendto(payload, (G1, EGRESS_PORT))
-        sock.close()
-        f[who] = {"received": collect(socks, data), **group_and_members(G1)}
-    f["rule"] = sender_host.sh("nft list table ip egress")
-    sender_host.sh("nft delete table ip egress")
+    try:
+        for who, uid in (("uid", OWNER_UID), ("root", 0)):
+            server.reset_stats()
+            data = payloads(f"owner{uid}", 5)
+            socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
+            sock = uid_socket(sender_host, uid)
+            sock.bind((sender_host.addr, 40010 + uid % 10))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            for payload in data:
+                sock.sendto(payload, (G1, EGRESS_PORT))
+            sock.close()
+            f[who] = {"received": collect(socks, data), **group_and_members(G1)}
+        f["rule"] = sender_host.sh("nft list table ip egress")
+    finally:
+        sender_host.sh("nft delete table ip egress")
 
 # The sender's members behind a smaller MTU: a route to recv3 with MTU 1000.
 with facts.step("egress_df") as f:
     sender_host.sh(f"ip route add {receivers[2].addr}/32 dev eth0 mtu 1000")
-    for mode in ("do", "want"):
-        server.reset_stats()
-        data = payloads(f"df{mode}", 5, 1200)
-        socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
-        tx = Sender(sender_host)
-        if mode == "do":
-            tx.sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
-        tx.send(G1, EGRESS_PORT, data)
-        tx.close()
-        f[mode] = {"received": collect(socks, data), **group_and_members(G1)}
-    sender_host.sh(f"ip route del {receivers[2].addr}/32 dev eth0 mtu 1000")
+    try:
+        for mode in ("do", "want"):
+            server.reset_stats()
+            data = payloads(f"df{mode}", 5, 1200)
+            socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
+            tx = Sender(sender_host)
+            if mode == "do":
+                tx.sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+            tx.send(G1, EGRESS_PORT, data)
+            tx.close()
+            f[mode] = {"received": collect(socks, data), **group_and_members(G1)}
+    finally:
+        sender_host.sh(f"ip route del {receivers[2].addr}/32 dev eth0 mtu 1000")
 
 server.delete_group(ip(G1))
 for c in clients.values():
@@ -409,6 +424,9 @@ with facts.step("egress_vrf") as f:
     sender_host.sh(f"ip addr add {SENDER_VRF_ADDR}/24 dev eth1")
     sender_host.sh("ip link set eth1 up")
     sender_host.sh("ip route add 224.0.0.0/4 dev eth1 table 10")
+    # what a VRF is configured with: a lookup that fails in its table stops
+    # there instead of falling through to the main table's rules
+    sender_host.sh("ip route add unreachable default metric 4278198272 table 10")
     f["main_routes"] = sender_host.sh("ip route show table main")
     f["vrf_routes"] = sender_host.sh("ip route show table 10")
     server.join(ip(VRF_GROUP), [ip(SIDE_ADDR), ip(receivers[0].addr)])
