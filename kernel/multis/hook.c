@@ -60,7 +60,8 @@ static DEFINE_PER_CPU(struct multis_xmit_guard, multis_xmit_guard) = {
 /* What every copy of one datagram shares, computed once from the original. */
 struct multis_datagram {
 	struct sk_buff *skb;
-	struct sock *sk;	/* the sending socket, a full one, or NULL */
+	struct sock *owner;	/* skb->sk, a full socket, or NULL */
+	struct sock *sk;	/* the socket sending it, full, or NULL */
 	__be32 saddr;
 	__be16 sport;
 	__be16 dport;
@@ -87,18 +88,29 @@ static unsigned int multis_gso_hdrlen(const struct sk_buff *skb,
 	       sizeof(struct udphdr);
 }
 
+static struct sock *multis_full_sk(struct sock *sk)
+{
+	return sk && sk_fullsock(sk) ? sk : NULL;
+}
+
 static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
-				 struct sk_buff *skb, unsigned int l4len)
+				 struct sock *sk, struct sk_buff *skb,
+				 unsigned int l4len)
 {
 	const struct iphdr *iph = ip_hdr(skb);
-	struct sock *sk = skb->sk;
 
 	/*
-	 * The owner of the copies: the socket that sent the original, when it
-	 * is a full socket (it is, for UDP and raw).  The original holds a
-	 * reference to it until it is freed, after this hook.
+	 * The owner of the copies is the original's (it is charged to the
+	 * application's socket, UDP or raw; the original holds a reference to
+	 * it until it is freed, after this hook).  The socket the stack sends
+	 * the original for is @sk, the one passed to ip_local_out(): the same
+	 * socket, except for a tunnel's outer packet, which its tunnel's
+	 * kernel socket sends and routes.  The copies are sent for @sk too,
+	 * so that what depends on it (route, PMTU mode, cgroup egress, which
+	 * runs only where it is skb->sk) is as for the original.
 	 */
-	dg->sk = sk && sk_fullsock(sk) ? sk : NULL;
+	dg->owner = multis_full_sk(skb->sk);
+	dg->sk = multis_full_sk(sk);
 	dg->skb = skb;
 	dg->saddr = iph->saddr;
 	dg->protocol = iph->protocol;
@@ -249,8 +261,8 @@ static void multis_xmit(struct net *net, const struct multis_datagram *dg,
 	 * skuid` and `socket cgroupv2`, cgroup BPF egress, SELinux, and its
 	 * PMTU mode.
 	 */
-	if (dg->sk)
-		skb_set_owner_w(skb, dg->sk);
+	if (dg->owner)
+		skb_set_owner_w(skb, dg->owner);
 
 	if (multis_too_big(dg, skb)) {
 		kfree_skb(skb);
@@ -275,9 +287,9 @@ count:
 		delta[i] += mdelta[i];
 }
 
-static void multis_fanout(struct net *net, struct multis_net *pn,
-			  struct multis_group *group, struct sk_buff *skb,
-			  unsigned int l4len)
+static void multis_fanout(struct net *net, struct sock *sk,
+			  struct multis_net *pn, struct multis_group *group,
+			  struct sk_buff *skb, unsigned int l4len)
 {
 	const struct multis_members *members;
 	struct multis_datagram dg;
@@ -293,7 +305,7 @@ static void multis_fanout(struct net *net, struct multis_net *pn,
 		delta[MULTIS_CTR_DROP_NO_MEMBER] = 1;
 	} else {
 		delta[MULTIS_CTR_DATAGRAMS] = 1;
-		multis_datagram_init(&dg, net, skb, l4len);
+		multis_datagram_init(&dg, net, sk, skb, l4len);
 		__this_cpu_write(multis_xmit_guard.owner, current);
 		for (i = 0; i < members->count; i++)
 			multis_xmit(net, &dg, members->member[i], delta);
@@ -365,7 +377,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	if (iph->ihl < 5 || skb->len < iph->ihl * 4 + l4len)
 		return NF_ACCEPT;
 
-	multis_fanout(state->net, pn, group, skb, l4len);
+	multis_fanout(state->net, state->sk, pn, group, skb, l4len);
 	return NF_ACCEPT;
 }
 
