@@ -582,7 +582,13 @@ class Demo:
         try:
             for group in GROUPS:
                 st = server.group(group.address).stats
-                drops = st.drop_no_member + st.drop_nomem + st.drop_no_route + st.drop_xmit
+                drops = (
+                    st.drop_no_member
+                    + st.drop_nomem
+                    + st.drop_no_route
+                    + st.drop_xmit
+                    + st.drop_too_big
+                )
                 rows.append(
                     (
                         "sender",
@@ -596,7 +602,7 @@ class Demo:
                 )
                 for member in server.members(group.address):
                     st = member.stats
-                    drops = st.drop_nomem + st.drop_no_route + st.drop_xmit
+                    drops = st.drop_nomem + st.drop_no_route + st.drop_xmit + st.drop_too_big
                     rows.append(
                         (
                             "sender",

@@ -140,6 +140,14 @@ static inline int compat_nlerr_finish(struct compat_nlerr *e,
 #define local_unlock_nested_bh(lock)	do { } while (0)
 #endif
 
+/*
+ * net/gso.h (6.5): skb_gso_validate_network_len() and the other GSO helpers,
+ * declared in linux/skbuff.h before.
+ */
+#ifdef COMPAT_HAVE_NET_GSO_H
+#include <net/gso.h>
+#endif
+
 /* multic */
 
 /*

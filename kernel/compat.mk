@@ -52,6 +52,12 @@ ifeq ($(call compat_file_has,linux/local_lock.h,define local_lock_nested_bh),y)
 ccflags-y += -DCOMPAT_HAVE_LOCAL_LOCK_NESTED_BH
 endif
 
+# 6.5: the GSO helpers (skb_gso_validate_network_len()) moved from
+# linux/skbuff.h to their own header, net/gso.h.
+ifeq ($(call compat_file_has,net/gso.h,skb_gso_validate_network_len),y)
+ccflags-y += -DCOMPAT_HAVE_NET_GSO_H
+endif
+
 # multic
 
 # 5.13: nf_defrag_ipv4_disable(), the counterpart of nf_defrag_ipv4_enable().

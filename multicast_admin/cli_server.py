@@ -52,6 +52,7 @@ SERVER_COUNTERS = {
     "drop_nomem": "dropped copies: out of memory",
     "drop_no_route": "dropped copies: no route to the member",
     "drop_xmit": "dropped copies: refused by the output path",
+    "drop_too_big": "dropped copies: DF set, over the path MTU",
 }
 
 RULES = {
@@ -236,7 +237,11 @@ def _show(server: Server, as_json: bool) -> None:
 
 def _drops(counters: ServerCounters) -> int:
     return (
-        counters.drop_no_member + counters.drop_nomem + counters.drop_no_route + counters.drop_xmit
+        counters.drop_no_member
+        + counters.drop_nomem
+        + counters.drop_no_route
+        + counters.drop_xmit
+        + counters.drop_too_big
     )
 
 
@@ -261,10 +266,11 @@ def _list(server: Server, target: str | None, as_json: bool) -> None:
             m.stats.drop_nomem,
             m.stats.drop_no_route,
             m.stats.drop_xmit,
+            m.stats.drop_too_big,
         )
         for m in members
     ]
-    headers = ("MEMBER", "COPIES", "BYTES", "NO MEMORY", "NO ROUTE", "OUTPUT REFUSED")
+    headers = ("MEMBER", "COPIES", "BYTES", "NO MEMORY", "NO ROUTE", "OUTPUT REFUSED", "TOO BIG")
     click.echo(table(headers, rows))
 
 

@@ -33,9 +33,18 @@ class ServerCounters:
     """Copies with no route to the member."""
     drop_xmit: int = 0
     """Copies the output path refused."""
+    drop_too_big: int = 0
+    """Copies not sent: DF set, fragmenting not allowed, larger than the MTU to the member."""
 
     #: The counters a member carries (the kernel sends only these for a member).
-    MEMBER_FIELDS = ("packets", "bytes", "drop_nomem", "drop_no_route", "drop_xmit")
+    MEMBER_FIELDS = (
+        "packets",
+        "bytes",
+        "drop_nomem",
+        "drop_no_route",
+        "drop_xmit",
+        "drop_too_big",
+    )
 
     def to_json(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

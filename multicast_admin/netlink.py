@@ -107,6 +107,7 @@ class multis_stats(nla):
             "DROP_NOMEM": "uint64",
             "DROP_NO_ROUTE": "uint64",
             "DROP_XMIT": "uint64",
+            "DROP_TOO_BIG": "uint64",
         },
     )
 

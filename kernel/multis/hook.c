@@ -3,8 +3,11 @@
  * The data path: a LOCAL_OUT hook that copies every datagram sent to a
  * configured group once per member, as unicast to that member.
  *
- * Each copy gets daddr = member, TOS = the marker, TTL at least
- * MULTIS_MIN_TTL and correct checksums; it is routed as unicast and sent with
+ * The hook runs last at LOCAL_OUT, so only what the host's OUTPUT policy
+ * (raw, mangle, nat, filter, security) let out is fanned out.  Each copy gets
+ * daddr = member, TOS = the marker, TTL at least MULTIS_MIN_TTL and correct
+ * checksums; it is owned by the sending socket, routed as a unicast from it
+ * would be (bound device or L3 domain, TOS, mark, uid) and sent with
  * ip_local_out().  The original always continues unchanged.
  */
 
@@ -22,8 +25,10 @@
 #include <linux/udp.h>
 #include <net/checksum.h>
 #include <net/dst.h>
+#include <net/inet_ecn.h>
 #include <net/inet_sock.h>
 #include <net/ip.h>
+#include <net/l3mdev.h>
 #include <net/route.h>
 #include <net/sock.h>
 
@@ -56,10 +61,14 @@ static DEFINE_PER_CPU(struct multis_xmit_guard, multis_xmit_guard) = {
 /* What every copy of one datagram shares, computed once from the original. */
 struct multis_datagram {
 	struct sk_buff *skb;
+	struct sock *owner;	/* skb->sk, a full socket, or NULL */
+	struct sock *sk;	/* the socket sending it, full, or NULL */
 	__be32 saddr;
 	__be16 sport;
 	__be16 dport;
 	u8 protocol;
+	u8 tos;			/* for the route lookup: no ECN bits */
+	int oif;		/* bound device or L3 master, or 0 */
 	u32 mark;
 	kuid_t uid;
 	unsigned int hdrlen;	/* network + transport header, to edit */
@@ -80,16 +89,49 @@ static unsigned int multis_gso_hdrlen(const struct sk_buff *skb,
 	       sizeof(struct udphdr);
 }
 
+static struct sock *multis_full_sk(struct sock *sk)
+{
+	return sk && sk_fullsock(sk) ? sk : NULL;
+}
+
 static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
-				 struct sk_buff *skb, unsigned int l4len)
+				 struct sock *sk, struct sk_buff *skb,
+				 unsigned int l4len)
 {
 	const struct iphdr *iph = ip_hdr(skb);
 
+	/*
+	 * The owner of the copies is the original's (it is charged to the
+	 * application's socket, UDP or raw; the original holds a reference to
+	 * it until it is freed, after this hook).  The socket the stack sends
+	 * the original for is @sk, the one passed to ip_local_out(): the same
+	 * socket, except for a tunnel's outer packet, which its tunnel's
+	 * kernel socket sends and routes.  The copies are sent for @sk too,
+	 * so that what depends on it (route, PMTU mode, cgroup egress, which
+	 * runs only where it is skb->sk) is as for the original.
+	 */
+	dg->owner = multis_full_sk(skb->sk);
+	dg->sk = multis_full_sk(sk);
 	dg->skb = skb;
 	dg->saddr = iph->saddr;
 	dg->protocol = iph->protocol;
+	dg->tos = iph->tos & ~INET_ECN_MASK;
 	dg->mark = skb->mark;
-	dg->uid = sock_net_uid(net, skb_to_full_sk(skb));
+	dg->uid = sock_net_uid(net, dg->sk);
+	/*
+	 * The output interface a unicast from that socket would be given
+	 * (udp_sendmsg(): the bound device, else IP_UNICAST_IF), else the L3
+	 * domain (VRF) the original leaves by: the copies are looked up in
+	 * the same routing table as the original, not in the main one.
+	 */
+	dg->oif = 0;
+	if (dg->sk) {
+		dg->oif = READ_ONCE(dg->sk->sk_bound_dev_if);
+		if (!dg->oif)
+			dg->oif = READ_ONCE(inet_sk(dg->sk)->uc_index);
+	}
+	if (!dg->oif)
+		dg->oif = l3mdev_master_ifindex_rcu(skb_dst(skb)->dev);
 	dg->hdrlen = skb_network_offset(skb) + iph->ihl * 4 + l4len;
 	dg->sport = 0;
 	dg->dport = 0;
@@ -116,21 +158,15 @@ static struct rtable *multis_route(struct net *net,
 	struct flowi4 fl4;
 
 	/*
-	 * Our own lookup, as a unicast datagram from the original's source to
-	 * the member would get: same mark, uid and ports; any output device.
-	 * ANYSRC keeps the source the original was allowed to use even if it
-	 * is not (or no longer) a local address.
+	 * Our own lookup, as a unicast datagram from the original's socket
+	 * and source to the member would get: same output interface or L3
+	 * domain, TOS, mark, uid and ports.  ANYSRC keeps the source the
+	 * original was allowed to use even if it is not (or no longer) a
+	 * local address.
 	 */
-	memset(&fl4, 0, sizeof(fl4));
-	fl4.daddr = daddr;
-	fl4.saddr = dg->saddr;
-	fl4.flowi4_mark = dg->mark;
-	fl4.flowi4_uid = dg->uid;
-	fl4.flowi4_proto = dg->protocol;
-	fl4.flowi4_scope = RT_SCOPE_UNIVERSE;
-	fl4.flowi4_flags = FLOWI_FLAG_ANYSRC;
-	fl4.fl4_sport = dg->sport;
-	fl4.fl4_dport = dg->dport;
+	flowi4_init_output(&fl4, dg->oif, dg->mark, dg->tos, RT_SCOPE_UNIVERSE,
+			   dg->protocol, FLOWI_FLAG_ANYSRC, daddr, dg->saddr,
+			   dg->dport, dg->sport, dg->uid);
 	return ip_route_output_key(net, &fl4);
 }
 
@@ -175,6 +211,26 @@ static struct sk_buff *multis_copy(const struct multis_datagram *dg,
 }
 
 /*
+ * A copy the stack would refuse for its size: DF set by a sender that does
+ * not let the stack fragment anyway (IP_PMTUDISC_DO or _PROBE: ignore_df
+ * clear), larger than the MTU the output path would use for it
+ * (ip_finish_output(): ip_skb_dst_mtu(), per GSO segment for a GSO skb).
+ * ip_fragment() would drop it with -EMSGSIZE.
+ */
+static bool multis_too_big(const struct multis_datagram *dg,
+			   const struct sk_buff *skb)
+{
+	unsigned int mtu;
+
+	if (!(ip_hdr(skb)->frag_off & htons(IP_DF)) || skb->ignore_df)
+		return false;
+	mtu = ip_skb_dst_mtu(dg->sk, skb);
+	if (skb_is_gso(skb))
+		return !skb_gso_validate_network_len(skb, mtu);
+	return skb->len > mtu;
+}
+
+/*
  * Send one copy to @member (BH disabled, bh_lock held).  Adds the member's
  * counters to @delta, the group's tally for this datagram.
  */
@@ -199,6 +255,21 @@ static void multis_xmit(struct net *net, const struct multis_datagram *dg,
 		goto count;
 	}
 	skb_dst_set(skb, &rt->dst);
+	/*
+	 * Owned by the sender (pskb_copy() does not take the owner), as
+	 * ip_fragment() does it for fragments: charged to its send buffer,
+	 * and seen as its packet by the output path: `-m owner`, nft `meta
+	 * skuid` and `socket cgroupv2`, cgroup BPF egress, SELinux, and its
+	 * PMTU mode.
+	 */
+	if (dg->owner)
+		skb_set_owner_w(skb, dg->owner);
+
+	if (multis_too_big(dg, skb)) {
+		kfree_skb(skb);
+		mdelta[MULTIS_CTR_DROP_TOO_BIG] = 1;
+		goto count;
+	}
 
 	/*
 	 * Counted from the original's figures: once handed to ip_local_out()
@@ -207,13 +278,7 @@ static void multis_xmit(struct net *net, const struct multis_datagram *dg,
 	mdelta[MULTIS_CTR_PACKETS] = dg->packets;
 	mdelta[MULTIS_CTR_BYTES] = dg->bytes;
 
-	/*
-	 * No socket: skb->sk is NULL (pskb_copy() does not take the owner),
-	 * so the copy is not charged to the sender's buffer, and passing the
-	 * sender's socket here would let the output path (cgroup BPF egress,
-	 * PMTU mode) treat an skb it does not own as that socket's.
-	 */
-	err = ip_local_out(net, NULL, skb);
+	err = ip_local_out(net, dg->sk, skb);
 	if (net_xmit_eval(err))
 		mdelta[MULTIS_CTR_DROP_XMIT] = 1;
 
@@ -223,9 +288,9 @@ count:
 		delta[i] += mdelta[i];
 }
 
-static void multis_fanout(struct net *net, struct multis_net *pn,
-			  struct multis_group *group, struct sk_buff *skb,
-			  unsigned int l4len)
+static void multis_fanout(struct net *net, struct sock *sk,
+			  struct multis_net *pn, struct multis_group *group,
+			  struct sk_buff *skb, unsigned int l4len)
 {
 	const struct multis_members *members;
 	struct multis_datagram dg;
@@ -241,7 +306,7 @@ static void multis_fanout(struct net *net, struct multis_net *pn,
 		delta[MULTIS_CTR_DROP_NO_MEMBER] = 1;
 	} else {
 		delta[MULTIS_CTR_DATAGRAMS] = 1;
-		multis_datagram_init(&dg, net, skb, l4len);
+		multis_datagram_init(&dg, net, sk, skb, l4len);
 		__this_cpu_write(multis_xmit_guard.owner, current);
 		for (i = 0; i < members->count; i++)
 			multis_xmit(net, &dg, members->member[i], delta);
@@ -313,7 +378,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	if (iph->ihl < 5 || skb->len < iph->ihl * 4 + l4len)
 		return NF_ACCEPT;
 
-	multis_fanout(state->net, pn, group, skb, l4len);
+	multis_fanout(state->net, state->sk, pn, group, skb, l4len);
 	return NF_ACCEPT;
 }
 
@@ -322,7 +387,8 @@ static const struct nf_hook_ops multis_nf_ops[] = {
 		.hook		= multis_local_out,
 		.pf		= NFPROTO_IPV4,
 		.hooknum	= NF_INET_LOCAL_OUT,
-		.priority	= NF_IP_PRI_FIRST,
+		/* After every OUTPUT chain: only what the host lets out. */
+		.priority	= NF_IP_PRI_LAST,
 	},
 };
 

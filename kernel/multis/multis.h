@@ -44,8 +44,9 @@ extern u8 multis_marker_tos;
  * the namespace have all MULTIS_CTR_N.  PACKETS and BYTES count every copy
  * handed to ip_local_out() (a GSO skb as its segments); DROP_XMIT counts the
  * ones of those it refused, DROP_NOMEM and DROP_NO_ROUTE the copies never
- * made.  DATAGRAMS counts originals fanned out, DROP_NO_MEMBER originals to
- * a group without members.
+ * made, DROP_TOO_BIG the copies not sent: DF, no fragmenting allowed, and
+ * larger than the MTU towards the member.  DATAGRAMS counts originals
+ * fanned out, DROP_NO_MEMBER originals to a group without members.
  */
 enum multis_ctr {
 	MULTIS_CTR_PACKETS,
@@ -53,6 +54,7 @@ enum multis_ctr {
 	MULTIS_CTR_DROP_NOMEM,
 	MULTIS_CTR_DROP_NO_ROUTE,
 	MULTIS_CTR_DROP_XMIT,
+	MULTIS_CTR_DROP_TOO_BIG,
 	MULTIS_CTR_MEMBER_N,
 	MULTIS_CTR_DATAGRAMS = MULTIS_CTR_MEMBER_N,
 	MULTIS_CTR_DROP_NO_MEMBER,

@@ -41,6 +41,7 @@ static const struct {
 	{ MULTIS_STATS_A_DROP_NOMEM,	 MULTIS_CTR_DROP_NOMEM },
 	{ MULTIS_STATS_A_DROP_NO_ROUTE,	 MULTIS_CTR_DROP_NO_ROUTE },
 	{ MULTIS_STATS_A_DROP_XMIT,	 MULTIS_CTR_DROP_XMIT },
+	{ MULTIS_STATS_A_DROP_TOO_BIG,	 MULTIS_CTR_DROP_TOO_BIG },
 };
 
 /* One request: where it acts and where its error message goes. */

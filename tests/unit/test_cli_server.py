@@ -111,7 +111,9 @@ def configured(multis_admin, multis_kernel):
     multis_admin("-A", "-m", "255.255.255.255", "--broadcast", "-j", "10.0.0.3")
     group = multis_kernel.groups[IPv4Address(G)]
     group.stats = {"DATAGRAMS": 10, "PACKETS": 20, "BYTES": 2000, "DROP_NO_ROUTE": 1}
-    group.member_stats = {IPv4Address("10.0.0.2"): {"PACKETS": 10, "BYTES": 1000, "DROP_XMIT": 2}}
+    group.member_stats = {
+        IPv4Address("10.0.0.2"): {"PACKETS": 10, "BYTES": 1000, "DROP_XMIT": 2, "DROP_TOO_BIG": 3}
+    }
     multis_kernel.stats = {"DATAGRAMS": 10, "PACKETS": 20, "BYTES": 2000, "DROP_NO_MEMBER": 7}
     return multis_kernel
 
@@ -138,9 +140,9 @@ def test_list(multis_admin, configured):
         assert run.exit_code == 0
         assert run.stdout.splitlines() == [
             f"group {G}: 2 of 128 members",
-            "MEMBER    COPIES  BYTES  NO MEMORY  NO ROUTE  OUTPUT REFUSED",
-            "10.0.0.1       0      0          0         0               0",
-            "10.0.0.2      10   1000          0         0               2",
+            "MEMBER    COPIES  BYTES  NO MEMORY  NO ROUTE  OUTPUT REFUSED  TOO BIG",
+            "10.0.0.1       0      0          0         0               0        0",
+            "10.0.0.2      10   1000          0         0               2        3",
         ]
 
 
@@ -154,6 +156,7 @@ def test_stats_names_every_drop_reason(multis_admin, configured):
         "  dropped copies: out of memory                    0",
         "  dropped copies: no route to the member           0",
         "  dropped copies: refused by the output path       0",
+        "  dropped copies: DF set, over the path MTU        0",
         "",
         "  groups             2 of 10",
         "  members per group  at most 128",
@@ -183,6 +186,7 @@ def test_json_schema(multis_admin, configured):
         "drop_nomem": 0,
         "drop_no_route": 1,
         "drop_xmit": 0,
+        "drop_too_big": 0,
     }
     shown = multis_admin("-S", "--json").json()
     assert shown["version"] == 1
@@ -205,6 +209,7 @@ def test_json_schema(multis_admin, configured):
             "drop_nomem": 0,
             "drop_no_route": 0,
             "drop_xmit": 2,
+            "drop_too_big": 3,
         },
     }
     group = multis_admin("-P", "-m", G, "--json").json()

@@ -138,7 +138,7 @@ def _median(runs: list[Run], key: str, **match: object) -> float:
 def _lost(runs: list[Run], way: str) -> str:
     """What the sending host lost over all trials of ``way``, in its own unit."""
     if way == "multis":
-        keys = ("drop_nomem", "drop_no_route", "drop_xmit")
+        keys = ("drop_nomem", "drop_no_route", "drop_xmit", "drop_too_big")
         return f"{sum(r['multis'][k] for r in runs for k in keys)} copies"
     if way == "relay":
         not_relayed = sum(r["not_relayed"] for r in runs)

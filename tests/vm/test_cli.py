@@ -276,7 +276,7 @@ def _json(run):
 def test_statistics_after_the_guides_traffic_are_exact(facts):
     step = facts["guide_commands"]
     copies = {"packets": GUIDE_COUNT, "bytes": GUIDE_COUNT * GUIDE_IP_BYTES}
-    member = {**copies, "drop_nomem": 0, "drop_no_route": 0, "drop_xmit": 0}
+    member = {**copies, "drop_nomem": 0, "drop_no_route": 0, "drop_xmit": 0, "drop_too_big": 0}
     group = {
         "datagrams": GUIDE_COUNT,
         "packets": 2 * GUIDE_COUNT,
@@ -285,6 +285,7 @@ def test_statistics_after_the_guides_traffic_are_exact(facts):
         "drop_nomem": 0,
         "drop_no_route": 0,
         "drop_xmit": 0,
+        "drop_too_big": 0,
     }
     stats = _json(step["stats_json"])
     assert (stats["stats"], stats["group_count"]) == (group, 1), stats

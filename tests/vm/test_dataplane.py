@@ -77,6 +77,7 @@ def test_server_counters_are_exact(facts):
         "drop_nomem": 0,
         "drop_no_route": 0,
         "drop_xmit": 0,
+        "drop_too_big": 0,
     }
     for member in ("10.0.0.11", "10.0.0.12", "10.0.0.13"):
         assert step["member_stats"][member] == {
@@ -85,6 +86,7 @@ def test_server_counters_are_exact(facts):
             "drop_nomem": 0,
             "drop_no_route": 0,
             "drop_xmit": 0,
+            "drop_too_big": 0,
         }
     assert step["server_totals"]["stats"]["datagrams"] == COUNT
     assert step["server_totals"]["stats"]["packets"] == COUNT * 3

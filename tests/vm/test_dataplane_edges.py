@@ -248,6 +248,78 @@ def test_a_user_configures_and_lists_its_own_namespace(facts):
     assert own["after_clear"] == {"ok": [0, 0]}, own
 
 
+def test_an_output_rule_dropping_the_group_stops_every_copy(facts):
+    step = facts["egress_filter"]
+    assert "error" not in step, step.get("error")
+    dropped, allowed = step["dropped"], step["allowed"]
+    assert "drop" in dropped["rule"]
+    assert dropped["refused"] == 5  # the sender is told: EPERM
+    for name in RECEIVERS:
+        assert dropped["received"][name]["count"] == 0, name
+    # the hook never saw the datagram: nothing fanned out, nothing counted
+    assert dropped["group_stats"]["datagrams"] == 0
+    assert dropped["group_stats"]["packets"] == 0
+    # the rule removed, every copy arrives again
+    for name in RECEIVERS:
+        assert allowed["received"][name]["count"] == 5, name
+        assert allowed["received"][name]["intact"], name
+    assert allowed["group_stats"]["datagrams"] == 5
+    assert allowed["group_stats"]["packets"] == 15
+
+
+def test_a_rule_on_the_owner_drops_that_senders_copies_only(facts):
+    step = facts["egress_owner"]
+    assert "error" not in step, step.get("error")
+    assert "skuid 1234" in step["rule"]
+    uid, root = step["uid"], step["root"]
+    # uid 1234's copy to recv1 is its packet, and the rule drops it
+    assert uid["received"]["recv1"]["count"] == 0
+    assert uid["member_stats"]["10.0.0.11"]["drop_xmit"] == 5
+    for name in ("recv2", "recv3"):
+        assert uid["received"][name]["count"] == 5, name
+        assert uid["received"][name]["intact"], name
+    assert uid["group_stats"]["datagrams"] == 5
+    # root's copies are not uid 1234's
+    for name in RECEIVERS:
+        assert root["received"][name]["count"] == 5, name
+    assert root["group_stats"]["drop_xmit"] == 0
+
+
+def test_a_df_copy_over_a_members_mtu_is_counted_not_lost_silently(facts):
+    step = facts["egress_df"]
+    assert "error" not in step, step.get("error")
+    do, want = step["do"], step["want"]
+    # IP_PMTUDISC_DO: recv3 is behind MTU 1000, the 1228-byte copies are not sent
+    assert do["received"]["recv3"]["count"] == 0
+    assert do["member_stats"]["10.0.0.13"]["drop_too_big"] == 5
+    assert do["member_stats"]["10.0.0.13"]["packets"] == 0
+    assert do["group_stats"]["drop_too_big"] == 5
+    for name in ("recv1", "recv2"):
+        assert do["received"][name]["count"] == 5, name
+        assert do["received"][name]["intact"], name
+    # the default (IP_PMTUDISC_WANT) lets the stack fragment: all arrive
+    for name in RECEIVERS:
+        assert want["received"][name]["count"] == 5, name
+        assert want["received"][name]["intact"], name
+    assert want["group_stats"]["drop_too_big"] == 0
+
+
+def test_copies_from_a_vrf_are_routed_in_the_vrf(facts):
+    step = facts["egress_vrf"]
+    assert "error" not in step, step.get("error")
+    assert "10.0.1.0/24" not in step["main_routes"]
+    assert "10.0.1.0/24" in step["vrf_routes"]
+    # bound to the VRF (SO_BINDTODEVICE), or multicasting out of its device
+    for how in ("bound", "mcast_if"):
+        got = step[how]
+        assert got["side"]["count"] == 5, (how, got)
+        assert got["side"]["intact"], how
+        assert got["member_stats"]["10.0.1.2"]["packets"] == 5, how
+        # recv1 is not reachable in the VRF: no copy leaks out of it
+        assert got["recv1"]["count"] == 0, how
+        assert got["member_stats"]["10.0.0.11"]["drop_no_route"] == 5, how
+
+
 def test_kernel_log_is_clean(facts):
     assert facts.kernel_trouble() == []
     assert "guest: done" in facts.result.output

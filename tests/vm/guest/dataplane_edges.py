@@ -22,7 +22,14 @@ dropped as on a VPC):
   nothing reassembles them); what a request creates is charged to its
   memory cgroup; an unprivileged user in the initial user namespace cannot
   list members or entries (the CLIs say so in one line), one in a user
-  namespace of its own configures and lists its own network namespace.
+  namespace of its own configures and lists its own network namespace;
+- the sender's egress policy: an OUTPUT rule dropping the group stops every
+  copy, a rule on the socket's owner (``meta skuid``) drops that sender's
+  copies only;
+- a sender using IP_PMTUDISC_DO with a member behind a smaller MTU: the copies
+  too big for it are counted (DROP_TOO_BIG), a default sender's are fragmented;
+- a sender in a VRF (bound to it, or only multicasting out of one of its
+  devices): the copies are routed in the VRF's table.
 
 Every step records what it observed; the host asserts.
 """
@@ -425,7 +432,7 @@ for c in clients.values():
 
 TRACEFS = Path("/sys/kernel/tracing")
 HOOK_FUNCTIONS = ("multis_local_out", "multic_hook")
-PROBE_RULES = """table ip probe {
+FRAGMENT_PROBE_RULES = """table ip probe {
 	chain pre {
 		type filter hook prerouting priority -300; policy accept;
 		ip frag-off & 0x3fff != 0 counter
@@ -476,7 +483,7 @@ with facts.step("hooks_per_namespace") as f:
     sh("ip -n peer addr add 10.99.0.2/24 dev v-peer")
     sh("ip -n bare link set v-bare up")
     sh("ip -n peer link set v-peer up")
-    sh(f"ip netns exec bare nft -f - <<'EOF'\n{PROBE_RULES}\nEOF")
+    sh(f"ip netns exec bare nft -f - <<'EOF'\n{FRAGMENT_PROBE_RULES}\nEOF")
     # another namespace, without interfaces (no traffic), has configuration
     with inside("other"):
         other_server, other_client = MultisNetlink.open(), MulticNetlink.open()
@@ -659,6 +666,190 @@ with facts.step("unprivileged_lists") as f:
         ]
     )
     f["own"] = json.loads(run["out"]) if run["code"] == 0 else run
+
+
+# --------------------------------------------------------------------------- egress
+
+# The sender's own egress policy applies to the copies: the hook runs after
+# every OUTPUT chain, and each copy is owned by the sending socket.
+EGRESS_PORT = 7005
+OWNER_UID = 1234
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
+
+
+def copies_to(rx: Receiver, addr: str, data: list[bytes]) -> dict:
+    """What ``rx`` got addressed to ``addr`` (a copy), not the multicast original."""
+    got = [d for d in rx.drain() if d.destination == addr]
+    rx.close()
+    return {"count": len(got), "intact": sorted(d.payload for d in got) == sorted(data)}
+
+
+def uid_socket(host: Host, uid: int) -> socket.socket:
+    """A UDP socket of ``host`` created (so owned) by ``uid``."""
+    with host.inside():
+        os.seteuid(uid)
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        finally:
+            os.seteuid(0)
+    return sock
+
+
+def group_and_members(group: str) -> dict:
+    return {
+        "group_stats": server.get_group(ip(group)).stats.to_json(),
+        "member_stats": {str(m.address): m.stats.member_json() for m in server.members(ip(group))},
+    }
+
+
+server.join(ip(G1), members)
+for c in clients.values():
+    c.add(ip(sender_host.addr), EGRESS_PORT, ip(G1))
+
+with facts.step("egress_filter") as f:
+    # an OUTPUT rule that drops the group stops every copy; removed, they flow
+    sender_host.sh(
+        "nft -f - <<'EOF'\n"
+        "table ip egress {\n"
+        " chain o {\n"
+        "  type filter hook output priority 0;\n"
+        f"  ip daddr {G1} counter drop\n"
+        " }\n"
+        "}\n"
+        "EOF"
+    )
+    server.reset_stats()
+    try:
+        data = payloads("egdrop", 5)
+        socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
+        tx = Sender(sender_host)
+        refused = 0
+        for payload in data:
+            try:
+                tx.sock.sendto(payload, (G1, EGRESS_PORT))
+            except PermissionError:  # what OUTPUT's drop tells the sender
+                refused += 1
+        tx.close()
+        f["dropped"] = {
+            "received": collect(socks, data),
+            "refused": refused,
+            **group_and_members(G1),
+            "rule": sender_host.sh("nft list table ip egress"),
+        }
+    finally:
+        sender_host.sh("nft delete table ip egress")
+    server.reset_stats()
+    f["allowed"] = {
+        "received": send_and_collect(
+            sender_host, receivers, G1, EGRESS_PORT, payloads("egpass", 5)
+        ),
+        **group_and_members(G1),
+    }
+
+with facts.step("egress_owner") as f:
+    # a rule on the copies' owner: uid 1234's copies to recv1 are dropped,
+    # root's pass, and uid 1234's copies to the other members pass
+    sender_host.sh(
+        "nft -f - <<'EOF'\n"
+        "table ip egress {\n"
+        " chain o {\n"
+        "  type filter hook output priority 0;\n"
+        f"  ip daddr {receivers[0].addr} meta skuid {OWNER_UID} counter drop\n"
+        " }\n"
+        "}\n"
+        "EOF"
+    )
+    try:
+        for who, uid in (("uid", OWNER_UID), ("root", 0)):
+            server.reset_stats()
+            data = payloads(f"owner{uid}", 5)
+            socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
+            sock = uid_socket(sender_host, uid)
+            sock.bind((sender_host.addr, 40010 + uid % 10))
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+            for payload in data:
+                sock.sendto(payload, (G1, EGRESS_PORT))
+            sock.close()
+            f[who] = {"received": collect(socks, data), **group_and_members(G1)}
+        f["rule"] = sender_host.sh("nft list table ip egress")
+    finally:
+        sender_host.sh("nft delete table ip egress")
+
+# The sender's members behind a smaller MTU: a route to recv3 with MTU 1000.
+with facts.step("egress_df") as f:
+    sender_host.sh(f"ip route add {receivers[2].addr}/32 dev eth0 mtu 1000")
+    try:
+        for mode in ("do", "want"):
+            server.reset_stats()
+            data = payloads(f"df{mode}", 5, 1200)
+            socks = [Receiver(h, G1, EGRESS_PORT, bind_group=False) for h in receivers]
+            tx = Sender(sender_host)
+            if mode == "do":
+                tx.sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
+            tx.send(G1, EGRESS_PORT, data)
+            tx.close()
+            f[mode] = {"received": collect(socks, data), **group_and_members(G1)}
+    finally:
+        sender_host.sh(f"ip route del {receivers[2].addr}/32 dev eth0 mtu 1000")
+
+server.delete_group(ip(G1))
+for c in clients.values():
+    c.delete(ip(sender_host.addr), EGRESS_PORT)
+
+# A VRF on the sender: eth1 in vrf "blue" (table 10) to a side host that is
+# reachable only in that VRF.  A member of the group there, and recv1, which
+# is reachable only outside it.
+VRF_GROUP, SIDE_ADDR, SENDER_VRF_ADDR = "239.5.5.5", "10.0.1.2", "10.0.1.1"
+side = Host("side", SIDE_ADDR)
+
+with facts.step("egress_vrf") as f:
+    sh("ip netns add side")
+    sh("ip link add eth1 netns sender type veth peer name eth0 netns side")
+    side.sh(f"ip addr add {SIDE_ADDR}/24 dev eth0")
+    side.sh("ip link set eth0 up")
+    side.sh("ip link set lo up")
+    sender_host.sh("ip link add blue type vrf table 10")
+    sender_host.sh("ip link set blue up")
+    sender_host.sh("ip link set eth1 master blue")
+    sender_host.sh(f"ip addr add {SENDER_VRF_ADDR}/24 dev eth1")
+    sender_host.sh("ip link set eth1 up")
+    sender_host.sh("ip route add 224.0.0.0/4 dev eth1 table 10")
+    # what a VRF is configured with: a lookup that fails in its table stops
+    # there instead of falling through to the main table's rules
+    sender_host.sh("ip route add unreachable default metric 4278198272 table 10")
+    f["main_routes"] = sender_host.sh("ip route show table main")
+    f["vrf_routes"] = sender_host.sh("ip route show table 10")
+    server.join(ip(VRF_GROUP), [ip(SIDE_ADDR), ip(receivers[0].addr)])
+    for how in ("bound", "mcast_if"):
+        server.reset_stats()
+        data = payloads(f"vrf{how}", 5)
+        side_rx = Receiver(side, VRF_GROUP, EGRESS_PORT, bind_group=False)
+        recv1_rx = Receiver(receivers[0], VRF_GROUP, EGRESS_PORT, bind_group=False)
+        with sender_host.inside():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if how == "bound":
+            # SO_BINDTODEVICE to the VRF, as `ip vrf exec blue` does
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"blue")
+        # the multicast interface eth1 (not bound: only the original's
+        # route says which L3 domain it is in)
+        sock.setsockopt(
+            socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(SENDER_VRF_ADDR)
+        )
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        for payload in data:
+            sock.sendto(payload, (VRF_GROUP, EGRESS_PORT))
+        sock.close()
+        f[how] = {
+            "side": copies_to(side_rx, SIDE_ADDR, data),
+            "recv1": copies_to(recv1_rx, receivers[0].addr, data),
+            **group_and_members(VRF_GROUP),
+        }
+    server.delete_group(ip(VRF_GROUP))
+    sender_host.sh("ip link del eth1")
+    sender_host.sh("ip link del blue")
+    sh("ip netns del side")
 
 server.close()
 for c in clients.values():

@@ -110,7 +110,7 @@ enum multis_member_attr {
 /*
  * One counter space for the namespace, a group and a member.  A member's
  * STATS carries PACKETS, BYTES and the per-copy drops (NOMEM, NO_ROUTE,
- * XMIT); a group's and the namespace's carry all of them.
+ * XMIT, TOO_BIG); a group's and the namespace's carry all of them.
  */
 enum multis_stats_attr {
 	MULTIS_STATS_A_UNSPEC,
@@ -122,6 +122,7 @@ enum multis_stats_attr {
 	MULTIS_STATS_A_DROP_NOMEM,	/* u64: copies not made: out of memory */
 	MULTIS_STATS_A_DROP_NO_ROUTE,	/* u64: copies with no route to the member */
 	MULTIS_STATS_A_DROP_XMIT,	/* u64: copies the output path refused */
+	MULTIS_STATS_A_DROP_TOO_BIG,	/* u64: copies with DF over the MTU */
 
 	__MULTIS_STATS_A_MAX,
 };
