@@ -8,7 +8,6 @@ key exists is the entry read once, to tell "unchanged" from "moved".
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import Enum
 from ipaddress import IPv4Address
@@ -18,6 +17,7 @@ from . import lean
 from .addresses import Address, check_group, check_server, parse_ipv4, parse_port
 from .errors import AlreadyExists
 from .models import ClientEntry, ClientStatus
+from .restored import RestoredMark
 
 if TYPE_CHECKING:
     from .netlink import MulticNetlink
@@ -55,7 +55,7 @@ def check_add(
     return address, port, target
 
 
-class Client:
+class Client(RestoredMark):
     """Entries of the multic module in the current network namespace."""
 
     def __init__(self, backend: MulticNetlink) -> None:
@@ -102,20 +102,6 @@ class Client:
     def clear(self) -> None:
         """Remove every entry."""
         self.backend.clear()
-
-    # --- the saved state (config.Side) ---------------------------------------
-
-    def restored(self) -> bool:
-        """Whether the kernel says this namespace was restored from the saved state."""
-        return self.backend.stats().restored
-
-    def set_restored(self) -> None:
-        """Tell the kernel this namespace now holds the saved state."""
-        self.backend.set_restored()
-
-    def requiring_restored(self) -> AbstractContextManager[None]:
-        """Changes made inside are refused (NotRestored) unless the namespace is restored."""
-        return self.backend.requiring_restored()
 
     def reset_stats(self) -> None:
         """Zero every counter."""

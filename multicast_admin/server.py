@@ -11,7 +11,6 @@ before the one all-or-nothing command.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
@@ -28,6 +27,7 @@ from .addresses import (
 )
 from .errors import InvalidArgument, NotFound
 from .models import Group, Member, ServerStatus
+from .restored import RestoredMark
 from .uapi import MULTIS_GROUP_F_BROADCAST, MULTIS_GROUP_F_VRRP
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def group_flags(*, broadcast: bool = False, vrrp: bool = False) -> int:
     return (MULTIS_GROUP_F_BROADCAST if broadcast else 0) | (MULTIS_GROUP_F_VRRP if vrrp else 0)
 
 
-class Server:
+class Server(RestoredMark):
     """Groups and members of the multis module in the current network namespace."""
 
     def __init__(self, backend: MultisNetlink) -> None:
@@ -172,20 +172,6 @@ class Server:
     def clear(self) -> None:
         """Delete every group."""
         self.backend.clear()
-
-    # --- the saved state (config.Side) ---------------------------------------
-
-    def restored(self) -> bool:
-        """Whether the kernel says this namespace was restored from the saved state."""
-        return self.backend.stats().restored
-
-    def set_restored(self) -> None:
-        """Tell the kernel this namespace now holds the saved state."""
-        self.backend.set_restored()
-
-    def requiring_restored(self) -> AbstractContextManager[None]:
-        """Changes made inside are refused (NotRestored) unless the namespace is restored."""
-        return self.backend.requiring_restored()
 
     def reset_stats(self) -> None:
         """Zero every counter: namespace-wide, per group and per member."""
