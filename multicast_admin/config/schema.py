@@ -85,6 +85,7 @@ class StateConfig:
     """What both configurations share: a role, a list of items under a key."""
 
     ROLE: ClassVar[str]
+    LEGACY: ClassVar[str]
     KEY: ClassVar[str]
 
     @property
@@ -118,6 +119,7 @@ class ServerConfig(StateConfig):
     groups: tuple[GroupConfig, ...] = ()
 
     ROLE = "multis"
+    LEGACY = "multi_server"
     KEY = "groups"
 
     def summary(self) -> str:
@@ -144,6 +146,7 @@ class ClientConfig(StateConfig):
     entries: tuple[EntryConfig, ...] = ()
 
     ROLE = "multic"
+    LEGACY = "multi_client"
     KEY = "entries"
 
     def summary(self) -> str:

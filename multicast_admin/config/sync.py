@@ -71,11 +71,9 @@ class RestoreReport:
 class Side(Generic[H, C]):
     """What one side (multis or multic) is made of; the operations are shared."""
 
-    name: str
-    """Service, module and state file name."""
-    legacy_name: str
-    """The old implementation's file prefix."""
     config_class: type[C]
+    """Its configuration: ROLE names the service, module and state file,
+    LEGACY the old implementation's file prefix."""
     from_legacy: Callable[[object], tuple[C, list[str]]]
     from_kernel: Callable[[H], C]
     """The kernel's state, in the kernel's order."""
@@ -83,6 +81,14 @@ class Side(Generic[H, C]):
     """Put one group (entry) of a configuration into the kernel: one command."""
     open: Callable[[], H]
     """Connect to the kernel (ModuleNotLoaded if the module is not loaded)."""
+
+    @property
+    def name(self) -> str:
+        return self.config_class.ROLE
+
+    @property
+    def legacy_name(self) -> str:
+        return self.config_class.LEGACY
 
     def state_file(self, directory: Path | None = None) -> StateFile:
         return StateFile(self.name, directory)
@@ -265,22 +271,11 @@ def put_entry(client: Client, entry: EntryConfig) -> None:
     client.add(entry.server, entry.port, entry.group, broadcast=entry.broadcast)
 
 
+# (config class, from the old file, from the kernel, put one item, connect)
 SERVER: Side[Server, ServerConfig] = Side(
-    name=ServerConfig.ROLE,
-    legacy_name="multi_server",
-    config_class=ServerConfig,
-    from_legacy=server_config_from_legacy,
-    from_kernel=server_config_from_kernel,
-    put=put_group,
-    open=Server.open,
+    ServerConfig, server_config_from_legacy, server_config_from_kernel, put_group, Server.open
 )
 CLIENT: Side[Client, ClientConfig] = Side(
-    name=ClientConfig.ROLE,
-    legacy_name="multi_client",
-    config_class=ClientConfig,
-    from_legacy=client_config_from_legacy,
-    from_kernel=client_config_from_kernel,
-    put=put_entry,
-    open=Client.open,
+    ClientConfig, client_config_from_legacy, client_config_from_kernel, put_entry, Client.open
 )
 SIDES: dict[str, Side[Any, Any]] = {SERVER.name: SERVER, CLIENT.name: CLIENT}
