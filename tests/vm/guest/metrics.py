@@ -12,6 +12,7 @@ Argument: the prometheus binary.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -60,7 +61,9 @@ def values(expr: str, keep: tuple[str, ...] = ()) -> dict[str, float]:
     out = {}
     for series in query(expr):
         labels = {
-            k: v for k, v in series["metric"].items() if k in keep or k not in ("instance", "job")
+            k: v
+            for k, v in series["metric"].items()
+            if k in keep or k not in ("__name__", "instance", "job")
         }
         out[",".join(f"{k}={v}" for k, v in sorted(labels.items()))] = float(series["value"][1])
     return out
@@ -110,6 +113,14 @@ with facts.step("configure") as f:
     f["server"] = sender.sh(f"{BIN / 'multis_admin'} -A -m {GROUP} -j {members}")
     for host in vpc.receivers:
         host.sh(f"{BIN / 'multic_admin'} -A -i {sender.addr} -p {PORT} -m {GROUP}")
+    # resolve the members' ARP first: copies queued behind an unresolved
+    # neighbour can be overtaken by later ones, as any unicast can
+    with sender.inside():
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for host in vpc.receivers:
+        probe.sendto(b"arp", (host.addr, 9))
+    probe.close()
+    time.sleep(1)
     f["received"] = exchange(sender, vpc.receivers, GROUP, PORT, COUNT)
 
 with facts.step("scrape") as f:
@@ -154,6 +165,8 @@ with facts.step("live") as f:
     # more traffic: Prometheus sees the new counts at its next scrapes
     exchange(sender, vpc.receivers, GROUP, PORT, MORE)
     f["seconds"] = wait_for(f'multis_group_packets_total{{group="{GROUP}"}}', 2 * (COUNT + MORE))
+    # each target is scraped on its own schedule: the receiver's too
+    f["entry_seconds"] = wait_for("multic_entry_packets_total", COUNT + MORE)
     f["entry_packets"] = values("multic_entry_packets_total")
     f["up"] = values("up", ("instance",))
 
