@@ -7,7 +7,6 @@ configured, then traffic, then limits, then unloading under traffic).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -24,7 +23,17 @@ from multicast_admin.errors import MulticastProxyError
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from multicast_admin.uapi import MULTIS_GROUP_F_BROADCAST as GROUP_F_BROADCAST
 from tests.vm.guest.facts import Facts
-from tests.vm.guest.vpc import PortCapture, Receiver, Sender, build_vpc, insmod, payloads, sh
+from tests.vm.guest.vpc import (
+    VRRP_GROUP,
+    PortCapture,
+    Receiver,
+    Sender,
+    build_vpc,
+    insmod,
+    payloads,
+    sh,
+    vrrp_exchange,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 MULTIS_KO = REPO / "kernel" / "multis" / "multis.ko"
@@ -219,52 +228,6 @@ with facts.step("no_checksum") as f:
         rx.close()
 
 BROADCASTS = {"255.255.255.255": 7000, "10.0.0.255": 7001}  # group: port
-VRRP_GROUP = "224.0.0.18"
-IPPROTO_VRRP = 112
-
-
-def vrrp_exchange(data: list[bytes]) -> dict:
-    """VRRP-like raw IP protocol 112 to 224.0.0.18, TTL 255 as VRRP requires."""
-    socks = []
-    for host in receivers:
-        with host.inside():
-            rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
-        mreq = socket.inet_aton(VRRP_GROUP) + socket.inet_aton(host.addr)
-        rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-        rx.settimeout(1.0)
-        socks.append((host, rx))
-    with sender_host.inside():
-        tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
-    tx.bind((sender_host.addr, 0))
-    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
-    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-    for payload in data:
-        tx.sendto(payload, (VRRP_GROUP, 0))
-    tx.close()
-    out = {}
-    for host, rx in socks:
-        got = []
-        with contextlib.suppress(TimeoutError):
-            while True:
-                packet = rx.recv(65536)
-                ihl = (packet[0] & 0xF) * 4
-                got.append(
-                    {
-                        "ttl": packet[8],
-                        "source": socket.inet_ntoa(packet[12:16]),
-                        "destination": socket.inet_ntoa(packet[16:20]),
-                        "payload": packet[ihl:],
-                    }
-                )
-        rx.close()
-        out[host.name] = {
-            "count": len(got),
-            "intact": sorted(g["payload"] for g in got) == sorted(data),
-            "ttls": sorted({g["ttl"] for g in got}),
-            "sources": sorted({g["source"] for g in got}),
-            "destinations": sorted({g["destination"] for g in got}),
-        }
-    return out
 
 
 with facts.step("broadcast_and_vrrp") as f:
@@ -311,7 +274,7 @@ with facts.step("broadcast_and_vrrp") as f:
     for c in clients.values():
         c.add(ip(sender_host.addr), 0, ip(VRRP_GROUP), replace=True)
     vrrp_data = payloads("vrrp", 5, 20)
-    f["vrrp"] = vrrp_exchange(vrrp_data)
+    f["vrrp"] = vrrp_exchange(sender_host, receivers, vrrp_data)
     f["vrrp_group_stats"] = server.get_group(ip(VRRP_GROUP)).stats.to_json()
     # back to the configuration the later steps expect
     for c in clients.values():

@@ -36,7 +36,6 @@ Every step records what it observed; the host asserts.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pwd
@@ -55,7 +54,19 @@ from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from multicast_admin.uapi import MULTIS_GROUP_F_BROADCAST as GROUP_F_BROADCAST
 from multicast_admin.uapi import MULTIS_GROUP_F_VRRP as GROUP_F_VRRP
 from tests.vm.guest.facts import Facts
-from tests.vm.guest.vpc import Host, Receiver, Sender, build_vpc, inside, insmod, payloads, sh
+from tests.vm.guest.vpc import (
+    IPPROTO_VRRP,
+    VRRP_GROUP,
+    Host,
+    Receiver,
+    Sender,
+    build_vpc,
+    inside,
+    insmod,
+    payloads,
+    sh,
+    vrrp_exchange,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 MULTIS_KO = REPO / "kernel" / "multis" / "multis.ko"
@@ -312,7 +323,7 @@ with facts.step("tunnel_recursion") as f:
 # TTL to 200; "wire" (-420) counts what multic is then handed.
 RESTORED_GROUP, RESTORED_PORT = "239.5.5.5", 7005
 RESTORED_BROADCAST, RESTORED_BROADCAST_PORT = "255.255.255.255", 7006
-VRRP_GROUP, IPPROTO_VRRP, HOP_TTL = "224.0.0.18", 112, 200
+HOP_TTL = 200
 PROBE_RULES = f"""
 table ip probe {{
     chain hop {{
@@ -349,43 +360,6 @@ def probe_counts(host: Host) -> dict[str, int]:
     }
 
 
-def vrrp_exchange(data: list[bytes]) -> dict:
-    """Raw IP protocol 112 to 224.0.0.18 with TTL 255; the TTL each receiver reads."""
-    socks = []
-    for host in receivers:
-        with host.inside():
-            rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
-        mreq = socket.inet_aton(VRRP_GROUP) + socket.inet_aton(host.addr)
-        rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-        rx.settimeout(1.0)
-        socks.append((host, rx))
-    with sender_host.inside():
-        tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
-    tx.bind((sender_host.addr, 0))
-    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
-    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-    for payload in data:
-        tx.sendto(payload, (VRRP_GROUP, 0))
-    tx.close()
-    out = {}
-    for host, rx in socks:
-        got = []
-        with contextlib.suppress(TimeoutError):
-            while True:
-                packet = rx.recv(65536)
-                got.append(
-                    (packet[8], socket.inet_ntoa(packet[16:20]), packet[(packet[0] & 0xF) * 4 :])
-                )
-        rx.close()
-        out[host.name] = {
-            "count": len(got),
-            "intact": sorted(g[2] for g in got) == sorted(data),
-            "ttls": sorted({g[0] for g in got}),
-            "destinations": sorted({g[1] for g in got}),
-        }
-    return out
-
-
 with facts.step("restored_packet") as f:
     for host in receivers:
         host.sh(f"nft -f - <<'EOF'\n{PROBE_RULES}\nEOF")
@@ -406,7 +380,7 @@ with facts.step("restored_packet") as f:
     f["broadcast"] = send_and_collect(
         sender_host, receivers, RESTORED_BROADCAST, RESTORED_BROADCAST_PORT, bdata
     )
-    f["vrrp"] = vrrp_exchange(payloads("vrrp", 5, 20))
+    f["vrrp"] = vrrp_exchange(sender_host, receivers, payloads("vrrp", 5, 20))
     f["counts"] = {h.name: probe_counts(h) for h in receivers}
     f["entry_stats"] = {
         n: {

@@ -302,3 +302,52 @@ class PortCapture:
 
     def close(self) -> None:
         self.sock.close()
+
+
+VRRP_GROUP = "224.0.0.18"
+IPPROTO_VRRP = 112
+
+
+def vrrp_exchange(sender_host: Host, receivers: list[Host], data: list[bytes]) -> dict:
+    """VRRP-like raw IP protocol 112 to 224.0.0.18, TTL 255 as VRRP requires;
+    what each receiver's raw socket reads (count, payloads, TTLs, addresses)."""
+    socks = []
+    for host in receivers:
+        with host.inside():
+            rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+        mreq = socket.inet_aton(VRRP_GROUP) + socket.inet_aton(host.addr)
+        rx.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+        rx.settimeout(1.0)
+        socks.append((host, rx))
+    with sender_host.inside():
+        tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_VRRP)
+    tx.bind((sender_host.addr, 0))
+    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+    tx.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    for payload in data:
+        tx.sendto(payload, (VRRP_GROUP, 0))
+    tx.close()
+    out = {}
+    for host, rx in socks:
+        got = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                packet = rx.recv(65536)
+                ihl = (packet[0] & 0xF) * 4
+                got.append(
+                    {
+                        "ttl": packet[8],
+                        "source": socket.inet_ntoa(packet[12:16]),
+                        "destination": socket.inet_ntoa(packet[16:20]),
+                        "payload": packet[ihl:],
+                    }
+                )
+        rx.close()
+        out[host.name] = {
+            "count": len(got),
+            "intact": sorted(g["payload"] for g in got) == sorted(data),
+            "ttls": sorted({g["ttl"] for g in got}),
+            "sources": sorted({g["source"] for g in got}),
+            "destinations": sorted({g["destination"] for g in got}),
+        }
+    return out
