@@ -122,7 +122,7 @@ class _FakeKernel:
         self.restored = restored
         """The namespace's SET_RESTORED mark.  True (the default) is a namespace
         the service has restored, which most tests start from; False is a
-        module just loaded (autoloaded), as the real kernel starts."""
+        module just loaded (by modprobe), as the real kernel starts."""
 
     def request(self, msg: Any, flags: int) -> Reply:
         seen = wire(kernel_view(self.msg_class), msg, flags)

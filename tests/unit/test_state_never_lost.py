@@ -1,8 +1,9 @@
 """State is never lost (issue 9, item 8), on the fake kernels.
 
 1. The sequence that lost every saved entry: ``service X stop`` saves and
-   unloads; a listing autoloads an empty module; root's change; ``service X
-   start``.  Every saved group, member and entry survives, plus the new one.
+   unloads; the module is loaded empty by something else (a listing's
+   autoload, while the families had an alias; ``modprobe``); root's change;
+   ``service X start``.  Every saved group, member and entry survives, plus the new one.
 2. kill -9 of the CLI at random points of a change (tests/killing.py): the
    fake kernel lives in a process of its own, as the kernel outlives a killed
    CLI; the file always parses and holds every change that returned 0.
@@ -10,7 +11,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import pickle
 import signal
@@ -23,23 +23,18 @@ import pytest
 from fakes import FakeMulticKernel, FakeMultisKernel, kernel_view
 from pyroute2.netlink.exceptions import NetlinkError
 
-from multicast_admin import cli_client, cli_server, service
+from multicast_admin import cli_client, cli_server
 from multicast_admin.cli_common import Env
 from multicast_admin.client import Client
 from multicast_admin.config import CLIENT, SERVER
 from multicast_admin.netlink import MulticNetlink, MultisNetlink, Reply
 from multicast_admin.server import Server
-from multicast_admin.service import ConfigStateStore, Service
 from tests import killing
 from tests.unit.conftest import _invoke
-from tests.unit.test_service import FakeModules
+from tests.unit.test_service import OPEN, FakeModules, make
 
-OPEN = {
-    "multis": lambda kernel: Server(MultisNetlink(kernel)),
-    "multic": lambda kernel: Client(MulticNetlink(kernel)),
-}
 CLI = {"multis": cli_server.cli, "multic": cli_client.cli}
-# (the configuration saved, the change after the autoload, what must be there at the end)
+# (the configuration saved, the change after a bare load, what must be there at the end)
 SAVED = {
     "multis": [["-A", "-m", "239.1.1.1", "-j", "10.0.0.11,10.0.0.12"], ["-A", "-m", "239.2.2.2"]],
     "multic": [
@@ -57,18 +52,6 @@ FINAL = {
 }
 
 
-def make(name: str, modules: FakeModules, state_dir: Path) -> Service:
-    out = io.StringIO()
-    store = ConfigStateStore(
-        service.ROLES[name],
-        state_dir,
-        legacy_dir=state_dir.parent / "legacy",
-        open=lambda: OPEN[name](modules.kernel(name)),
-        out=out,
-    )
-    return Service(service.ROLES[name], modules, store, out=out, err=out)
-
-
 def cli(name: str, modules: FakeModules, state_dir: Path, *args: str):
     env = Env(
         open_server=lambda: OPEN["multis"](modules.kernel("multis")),
@@ -78,8 +61,8 @@ def cli(name: str, modules: FakeModules, state_dir: Path, *args: str):
     return _invoke(CLI[name], env, list(args))
 
 
-def autoload(modules: FakeModules, name: str) -> None:
-    """What a listing does to a stopped service: the kernel loads the module, empty, unrestored."""
+def load_without_state(modules: FakeModules, name: str) -> None:
+    """What modprobe does to a stopped service: the module is loaded, empty, unrestored."""
     kind = FakeMultisKernel if name == "multis" else FakeMulticKernel
     modules.kernels[name] = kind(restored=False)
 
@@ -115,9 +98,9 @@ def configured(state_dir):
 
 
 @pytest.mark.parametrize("name", ["multis", "multic"])
-def test_stop_autoload_change_start_keeps_every_saved_entry(configured, state_dir, name):
+def test_stop_bare_load_change_start_keeps_every_saved_entry(configured, state_dir, name):
     modules = configured
-    autoload(modules, name)
+    load_without_state(modules, name)
     listing = cli(name, modules, state_dir, "-S" if name == "multis" else "-L")
     assert listing.exit_code == 0
     run = cli(name, modules, state_dir, *NEW[name])  # restores the file first, then changes
@@ -137,7 +120,7 @@ def test_stop_autoload_change_start_keeps_every_saved_entry(configured, state_di
 @pytest.mark.parametrize("name", ["multis", "multic"])
 def test_start_restores_a_module_that_something_else_loaded(configured, state_dir, name):
     modules = configured
-    autoload(modules, name)
+    load_without_state(modules, name)
     saved = state_of(name, modules, state_dir)["file"]
     assert saved
     svc = make(name, modules, state_dir)
@@ -156,7 +139,7 @@ def test_stop_of_an_unrestored_module_keeps_the_file(configured, state_dir, name
     modules = configured
     path = state_dir / f"{name}.json"
     before = path.read_bytes()
-    autoload(modules, name)
+    load_without_state(modules, name)
     svc = make(name, modules, state_dir)
     assert svc.stop() == 0
     assert "not saved: the kernel's state was not restored" in svc.out.getvalue()
@@ -169,7 +152,7 @@ def test_a_restore_that_fails_before_a_change_changes_nothing(configured, state_
     modules = configured
     path = state_dir / f"{name}.json"
     before = path.read_bytes()
-    autoload(modules, name)
+    load_without_state(modules, name)
     kernel = modules.kernels[name]
     kernel.max_groups = 1  # the saved state has two groups: the restore is refused in part
     run = cli(name, modules, state_dir, *NEW[name])
