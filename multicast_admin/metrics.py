@@ -18,6 +18,7 @@ that a new reason in the kernel is a new label value, not a new metric.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
@@ -113,22 +114,22 @@ class KernelCollector:
             "1 if the module is loaded (and its family answers), else 0",
             labels=["module"],
         )
-        server = self._open(self.open_server)
-        loaded.add_metric(["multis"], int(server is not None))
-        client = self._open(self.open_client)
-        loaded.add_metric(["multic"], int(client is not None))
-        yield loaded
-        if server is not None:
-            with server:
+        # both sockets are closed whatever a scrape runs into (the exporter lives long)
+        with ExitStack() as opened:
+            server = self._open(self.open_server, opened)
+            loaded.add_metric(["multis"], int(server is not None))
+            client = self._open(self.open_client, opened)
+            loaded.add_metric(["multic"], int(client is not None))
+            yield loaded
+            if server is not None:
                 yield from self._server(server)
-        if client is not None:
-            with client:
+            if client is not None:
                 yield from self._client(client)
 
     @staticmethod
-    def _open(opener: Callable[[], H]) -> H | None:
+    def _open(opener: Callable[[], H], opened: ExitStack) -> H | None:
         try:
-            return opener()
+            return opened.enter_context(opener())
         except ModuleNotLoaded:
             return None
 
