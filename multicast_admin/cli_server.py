@@ -236,13 +236,8 @@ def _show(server: Server, as_json: bool) -> None:
 
 
 def _drops(counters: ServerCounters) -> int:
-    return (
-        counters.drop_no_member
-        + counters.drop_nomem
-        + counters.drop_no_route
-        + counters.drop_xmit
-        + counters.drop_too_big
-    )
+    # every drop_* counter, so that a new drop reason is never left out of the total
+    return sum(value for name, value in counters.to_json().items() if name.startswith("drop_"))
 
 
 def _list(server: Server, target: str | None, as_json: bool) -> None:
