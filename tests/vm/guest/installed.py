@@ -102,7 +102,7 @@ def exchange(sender: Host, receivers: list[Host], group: str, port: int, count: 
             got = rx.drain()
             out[rx.host.name] = {
                 "count": len(got),
-                "intact": [d.payload for d in got] == data,
+                "intact": sorted(d.payload for d in got) == sorted(data),
                 "sources": sorted({d.source[0] for d in got}),
             }
         return out
