@@ -123,3 +123,13 @@ MULTIC_STATS_A_NOT_LOCAL: Final = 4
 MULTIC_STATS_A_DROP_NOMEM: Final = 5
 __MULTIC_STATS_A_MAX: Final = 6
 MULTIC_STATS_A_MAX: Final = __MULTIC_STATS_A_MAX - 1
+
+# enum multis_trace_reason, enum multic_trace_reason: tracepoint reason fields
+MULTIS_TRACE_NO_ROUTE: Final = 0
+MULTIS_TRACE_NOMEM: Final = 1
+MULTIS_TRACE_TOO_BIG: Final = 2
+MULTIS_TRACE_POLICY: Final = 3
+MULTIS_TRACE_XMIT: Final = 4
+MULTIC_TRACE_NO_ENTRY: Final = 0
+MULTIC_TRACE_NOT_LOCAL: Final = 1
+MULTIC_TRACE_NOMEM: Final = 2

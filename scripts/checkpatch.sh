@@ -18,6 +18,10 @@
 #     there: BIT_MACRO (BIT() is not available to user space) and
 #     LINE_SPACING (the "enum {...}; #define X_MAX (__X_MAX - 1)" idiom of
 #     every uapi header).
+#   kernel/*/trace.h: --strict without PARENTHESIS_ALIGNMENT and
+#     OPEN_ENDED_LINE, which the TRACE_EVENT() layout of every header in
+#     include/trace/events/ ("TP_STRUCT__entry(" on its own line, TP_PROTO
+#     continued inside TRACE_EVENT's parentheses) cannot satisfy.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -72,9 +76,11 @@ fi
 
 strict_files=
 uapi_files=
+trace_files=
 for file in "$@"; do
 	case $file in
 	kernel/include/uapi/*) uapi_files="$uapi_files $file" ;;
+	kernel/*/trace.h) trace_files="$trace_files $file" ;;
 	*) strict_files="$strict_files $file" ;;
 	esac
 done
@@ -89,6 +95,14 @@ status=0
 if [ -n "$strict_files" ]; then
 	report=$(checkpatch --strict -f $strict_files 2>&1) || status=1
 	[ $status -eq 0 ] || printf '%s\n' "$report" | grep -v ' 0 errors, 0 warnings, 0 checks,'
+fi
+# shellcheck disable=SC2086
+if [ -n "$trace_files" ]; then
+	report=$(checkpatch --strict --ignore PARENTHESIS_ALIGNMENT,OPEN_ENDED_LINE \
+		-f $trace_files 2>&1) || {
+		status=1
+		printf '%s\n' "$report" | grep -v ' 0 errors, 0 warnings, 0 checks,'
+	}
 fi
 # shellcheck disable=SC2086
 if [ -n "$uapi_files" ]; then

@@ -9,6 +9,7 @@
 #include "hook.h"
 #include "multic.h"
 #include "table.h"
+#include "trace.h"
 
 #include <linux/ip.h>
 #include <linux/lockdep.h>
@@ -38,11 +39,13 @@ static unsigned int multic_restore(struct multic_net *mn,
 				   struct multic_entry *entry,
 				   struct sk_buff *skb,
 				   const struct nf_hook_state *state,
+				   __be16 sport, __be16 port,
 				   unsigned int l4len)
 {
 	unsigned int hdrlen = ip_hdrlen(skb);
 	__be32 group = READ_ONCE(entry->group);
 	struct iphdr *iph = ip_hdr(skb);
+	__be32 daddr = iph->daddr;
 	u32 packets;
 	u64 bytes;
 
@@ -57,12 +60,16 @@ static unsigned int multic_restore(struct multic_net *mn,
 	     inet_addr_type_dev_table(state->net, state->in, group) != RTN_BROADCAST)) {
 		multic_stats_not_local(&entry->stats);
 		multic_stats_not_local(&mn->stats);
+		trace_multic_skip(state->net, iph->saddr, sport, daddr, port,
+				  group, MULTIC_TRACE_NOT_LOCAL);
 		return NF_ACCEPT;
 	}
 
 	if (skb_ensure_writable(skb, hdrlen + l4len)) {
 		multic_stats_drop_nomem(&entry->stats);
 		multic_stats_drop_nomem(&mn->stats);
+		trace_multic_skip(state->net, iph->saddr, sport, daddr, port,
+				  group, MULTIC_TRACE_NOMEM);
 		return NF_DROP;
 	}
 	iph = ip_hdr(skb);
@@ -97,21 +104,60 @@ static unsigned int multic_restore(struct multic_net *mn,
 	mcp_wire_size(skb, hdrlen + l4len, &packets, &bytes);
 	multic_stats_restored(&entry->stats, packets, bytes);
 	multic_stats_restored(&mn->stats, packets, bytes);
+	trace_multic_restore(state->net, iph->saddr, sport, daddr, port, group,
+			     iph->protocol, skb->len);
 	return NF_ACCEPT;
+}
+
+/*
+ * Only while its tracepoint is enabled: is this unmarked datagram from a
+ * configured server to a configured port?  A unicast copy whose marker the
+ * network rewrote looks so; nothing else is looked up for unmarked packets.
+ */
+static void multic_trace_unmarked(struct net *net, struct sk_buff *skb,
+				  u8 marker)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+	struct multic_entry *entry;
+	__be16 sport = 0, port = 0;
+
+	if (ipv4_is_multicast(iph->daddr) || ipv4_is_lbcast(iph->daddr) ||
+	    ip_is_fragment(iph))
+		return;
+	if (iph->protocol == IPPROTO_UDP) {
+		const struct udphdr *uh;
+		struct udphdr buf;
+
+		uh = skb_header_pointer(skb, ip_hdrlen(skb), sizeof(buf), &buf);
+		if (!uh)
+			return;
+		sport = uh->source;
+		port = uh->dest;
+	} else if (iph->protocol != MULTIC_IPPROTO_VRRP) {
+		return;
+	}
+	entry = multic_table_lookup(multic_net(net), iph->saddr, port);
+	if (entry)
+		trace_multic_unmarked(net, iph->saddr, sport, iph->daddr, port,
+				      READ_ONCE(entry->group), iph->tos, marker);
 }
 
 static unsigned int multic_hook(void *priv, struct sk_buff *skb,
 				const struct nf_hook_state *state)
 {
 	const struct iphdr *iph = ip_hdr(skb);
+	u8 marker = READ_ONCE(multic_marker_tos);
 	struct multic_entry *entry;
+	__be16 sport = 0, port = 0;
 	struct multic_net *mn;
 	unsigned int l4len;
-	__be16 port = 0;
 
 	/* The cheap checks first: every received IPv4 packet passes here. */
-	if (iph->tos != READ_ONCE(multic_marker_tos))
+	if (iph->tos != marker) {
+		if (trace_multic_unmarked_enabled())
+			multic_trace_unmarked(state->net, skb, marker);
 		return NF_ACCEPT;
+	}
 	if (iph->protocol == IPPROTO_UDP)
 		l4len = sizeof(struct udphdr);
 	else if (iph->protocol == MULTIC_IPPROTO_VRRP)
@@ -123,17 +169,24 @@ static unsigned int multic_hook(void *priv, struct sk_buff *skb,
 		return NF_ACCEPT;
 
 	if (l4len) {
+		const struct udphdr *uh;
+
 		if (!pskb_may_pull(skb, ip_hdrlen(skb) + l4len))
 			return NF_ACCEPT;
 		iph = ip_hdr(skb);
-		port = ((const struct udphdr *)((const u8 *)iph + ip_hdrlen(skb)))->dest;
+		uh = (const struct udphdr *)((const u8 *)iph + ip_hdrlen(skb));
+		sport = uh->source;
+		port = uh->dest;
 	}
 
 	mn = multic_net(state->net);
 	entry = multic_table_lookup(mn, iph->saddr, port);
-	if (!entry)
+	if (!entry) {
+		trace_multic_skip(state->net, iph->saddr, sport, iph->daddr, port,
+				  0, MULTIC_TRACE_NO_ENTRY);
 		return NF_ACCEPT;
-	return multic_restore(mn, entry, skb, state, l4len);
+	}
+	return multic_restore(mn, entry, skb, state, sport, port, l4len);
 }
 
 static const struct nf_hook_ops multic_hook_ops[] = {

@@ -12,6 +12,7 @@
  */
 
 #include "multis.h"
+#include "trace.h"
 
 #include <linux/ip.h>
 #include <linux/local_lock.h>
@@ -63,6 +64,7 @@ struct multis_datagram {
 	struct sk_buff *skb;
 	struct sock *owner;	/* skb->sk, a full socket, or NULL */
 	struct sock *sk;	/* the socket sending it, full, or NULL */
+	__be32 group;
 	__be32 saddr;
 	__be16 sport;
 	__be16 dport;
@@ -113,6 +115,7 @@ static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
 	dg->owner = multis_full_sk(skb->sk);
 	dg->sk = multis_full_sk(sk);
 	dg->skb = skb;
+	dg->group = iph->daddr;
 	dg->saddr = iph->saddr;
 	dg->protocol = iph->protocol;
 	dg->tos = iph->tos & ~INET_ECN_MASK;
@@ -230,28 +233,43 @@ static bool multis_too_big(const struct multis_datagram *dg,
 	return skb->len > mtu;
 }
 
+static void multis_trace_not_sent(struct net *net,
+				  const struct multis_datagram *dg,
+				  const struct multis_member *member,
+				  int reason, int err)
+{
+	trace_multis_not_sent(net, dg->group, member->addr, dg->saddr,
+			      dg->sport, dg->dport, reason, err);
+}
+
 /*
  * Send one copy to @member (BH disabled, bh_lock held).  Adds the member's
- * counters to @delta, the group's tally for this datagram.
+ * counters to @delta, the group's tally for this datagram.  True when the
+ * output path took the copy.
  */
-static void multis_xmit(struct net *net, const struct multis_datagram *dg,
+static bool multis_xmit(struct net *net, const struct multis_datagram *dg,
 			struct multis_member *member, u64 *delta)
 {
 	u64 mdelta[MULTIS_CTR_MEMBER_N] = {};
 	struct sk_buff *skb;
 	struct rtable *rt;
+	bool sent = false;
 	unsigned int i;
 	int err;
 
 	rt = multis_route(net, dg, member->addr);
 	if (IS_ERR(rt)) {
 		mdelta[MULTIS_CTR_DROP_NO_ROUTE] = 1;
+		multis_trace_not_sent(net, dg, member, MULTIS_TRACE_NO_ROUTE,
+				      PTR_ERR(rt));
 		goto count;
 	}
 	skb = multis_copy(dg, member->addr);
 	if (!skb) {
 		ip_rt_put(rt);
 		mdelta[MULTIS_CTR_DROP_NOMEM] = 1;
+		multis_trace_not_sent(net, dg, member, MULTIS_TRACE_NOMEM,
+				      -ENOMEM);
 		goto count;
 	}
 	skb_dst_set(skb, &rt->dst);
@@ -268,6 +286,8 @@ static void multis_xmit(struct net *net, const struct multis_datagram *dg,
 	if (multis_too_big(dg, skb)) {
 		kfree_skb(skb);
 		mdelta[MULTIS_CTR_DROP_TOO_BIG] = 1;
+		multis_trace_not_sent(net, dg, member, MULTIS_TRACE_TOO_BIG,
+				      -EMSGSIZE);
 		goto count;
 	}
 
@@ -278,14 +298,26 @@ static void multis_xmit(struct net *net, const struct multis_datagram *dg,
 	mdelta[MULTIS_CTR_PACKETS] = dg->packets;
 	mdelta[MULTIS_CTR_BYTES] = dg->bytes;
 
+	/*
+	 * A netfilter or cgroup egress drop is -EPERM: the host's policy; a
+	 * qdisc's drop NET_XMIT_DROP, a neighbour's failure an errno.
+	 */
 	err = ip_local_out(net, dg->sk, skb);
-	if (net_xmit_eval(err))
+	if (net_xmit_eval(err)) {
 		mdelta[MULTIS_CTR_DROP_XMIT] = 1;
+		multis_trace_not_sent(net, dg, member,
+				      err == -EPERM ? MULTIS_TRACE_POLICY :
+						      MULTIS_TRACE_XMIT,
+				      err);
+	} else {
+		sent = true;
+	}
 
 count:
 	multis_stats_add(&member->stats, mdelta);
 	for (i = 0; i < MULTIS_CTR_MEMBER_N; i++)
 		delta[i] += mdelta[i];
+	return sent;
 }
 
 static void multis_fanout(struct net *net, struct sock *sk,
@@ -295,25 +327,31 @@ static void multis_fanout(struct net *net, struct sock *sk,
 	const struct multis_members *members;
 	struct multis_datagram dg;
 	u64 delta[MULTIS_CTR_N] = {};
+	unsigned int count = 0;
+	unsigned int sent = 0;
 	unsigned int i;
 
 	members = rcu_dereference(group->members);
+	if (members)
+		count = members->count;
 
 	/* One BH-disabled section for the whole datagram, counters included. */
 	local_bh_disable();
 	local_lock_nested_bh(&multis_xmit_guard.bh_lock);
-	if (!members || !members->count) {
+	multis_datagram_init(&dg, net, sk, skb, l4len);
+	if (!count) {
 		delta[MULTIS_CTR_DROP_NO_MEMBER] = 1;
 	} else {
 		delta[MULTIS_CTR_DATAGRAMS] = 1;
-		multis_datagram_init(&dg, net, sk, skb, l4len);
 		__this_cpu_write(multis_xmit_guard.owner, current);
-		for (i = 0; i < members->count; i++)
-			multis_xmit(net, &dg, members->member[i], delta);
+		for (i = 0; i < count; i++)
+			sent += multis_xmit(net, &dg, members->member[i], delta);
 		__this_cpu_write(multis_xmit_guard.owner, NULL);
 	}
 	multis_stats_add(&group->stats, delta);
 	multis_stats_add(&pn->stats, delta);
+	trace_multis_fanout(net, dg.group, dg.saddr, dg.sport, dg.dport,
+			    dg.protocol, skb->len, count, sent);
 	local_unlock_nested_bh(&multis_xmit_guard.bh_lock);
 	local_bh_enable();
 }

@@ -211,4 +211,23 @@ enum multic_stats_attr {
 };
 #define MULTIC_STATS_A_MAX (__MULTIC_STATS_A_MAX - 1)
 
+/*
+ * Tracepoints (tracefs events/multis and events/multic): the reason field of
+ * multis:multis_not_sent and multic:multic_skip.  Part of the ABI: trace
+ * tools decode them by these values.
+ */
+enum multis_trace_reason {
+	MULTIS_TRACE_NO_ROUTE,		/* no route to the member */
+	MULTIS_TRACE_NOMEM,		/* the copy could not be made */
+	MULTIS_TRACE_TOO_BIG,		/* DF, larger than the path MTU */
+	MULTIS_TRACE_POLICY,		/* refused by the output path's policy (-EPERM) */
+	MULTIS_TRACE_XMIT,		/* refused by the output path: another error */
+};
+
+enum multic_trace_reason {
+	MULTIC_TRACE_NO_ENTRY,		/* marked, no entry for its server and port */
+	MULTIC_TRACE_NOT_LOCAL,		/* matched, not addressed to this host */
+	MULTIC_TRACE_NOMEM,		/* matched, could not be made writable: dropped */
+};
+
 #endif /* _UAPI_LINUX_MULTICAST_PROXY_H */
