@@ -19,6 +19,7 @@ from types import FrameType
 import click
 
 from .cli_common import CONTEXT_SETTINGS, AdminGroup, Env, env_of
+from .cli_trace import trace
 from .errors import InvalidArgument, MulticastProxyError
 from .lean import use_lean_pyroute2
 
@@ -40,7 +41,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 @click.group(cls=AdminGroup, context_settings=CONTEXT_SETTINGS)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """multicast-proxy: metrics (and, later, fleet membership and tracing)."""
+    """multicast-proxy: metrics, tracing (and, later, fleet membership)."""
     ctx.obj = env_of(ctx)
 
 
@@ -94,6 +95,9 @@ def exporter(env: Env, listen: str | None, textfile: Path | None, no_members: bo
     stop.wait()
     server.shutdown()
     thread.join()
+
+
+cli.add_command(trace)
 
 
 def main() -> None:

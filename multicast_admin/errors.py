@@ -52,11 +52,16 @@ class ModuleNotLoaded(MulticastProxyError):
 
     exit_code = 5
 
-    def __init__(self, family: str) -> None:
-        super().__init__(
-            f"{family} kernel module is not loaded: run `service {family} start`",
-            errno=errno_codes.ENOENT,
-        )
+    def __init__(self, family: str, *others: str) -> None:
+        if others:
+            names = (family, *others)
+            message = (
+                f"none of the {', '.join(names)} kernel modules is loaded: run "
+                + " or ".join(f"`service {name} start`" for name in names)
+            )
+        else:
+            message = f"{family} kernel module is not loaded: run `service {family} start`"
+        super().__init__(message, errno=errno_codes.ENOENT)
         self.family = family
 
 

@@ -80,16 +80,19 @@ def render(spec: dict) -> tuple[dict[str, int | str], dict[str, list[str]]]:
         if item["type"] not in ("enum", "flags"):
             raise ValueError(f"definition type {item['type']} is not rendered here")
         prefix = item.get("name-prefix", f"{spec['name']}-{item['name']}-")
-        value, mask = item.get("value-start", 0), 0
+        value, mask, members = item.get("value-start", 0), 0, []
         for raw in item["entries"]:
             entry = {"name": raw} if isinstance(raw, str) else raw
             value = entry.get("value", value)
             rendered = 1 << value if item["type"] == "flags" else value
-            add(c_name(prefix, entry["name"]), rendered)
+            members.append(c_name(prefix, entry["name"]))
+            add(members[-1], rendered)
             mask |= rendered
             value += 1
         if item["type"] == "flags":
             add(c_name(prefix, "all"), mask)
+        elif "enum-name" in item:
+            enums[c_name(item["enum-name"]).lower()] = members
     for aset in spec["attribute-sets"]:
         prefix = set_prefix(spec, aset)
         value, members = 1, []
