@@ -199,6 +199,11 @@ def test_the_kernel_counters_agree(facts):
     assert stats["drop_no_route"] == datagrams
     assert stats["drop_xmit"] == datagrams  # the policy's
     assert stats["drop_too_big"] == 2
+    metrics = facts["stats"]["metrics_sender"]
+    labels = f'group="{GROUP}"'
+    for reason, value in (("no_route", datagrams), ("xmit", datagrams), ("too_big", 2)):
+        assert f'multis_group_dropped_total{{{labels},reason="{reason}"}} {value:.1f}' in metrics
+    assert f"multis_group_datagrams_total{{{labels}}} {datagrams:.1f}" in metrics
 
 
 def test_the_modules_unload_after_tracing(facts):

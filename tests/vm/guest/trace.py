@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from tests.vm.guest.facts import Facts
 from tests.vm.guest.installed import overlay
-from tests.vm.guest.vpc import Sender, build_vpc, insmod, payloads, sh
+from tests.vm.guest.vpc import Host, Sender, build_vpc, insmod, payloads, sh
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = REPO / ".venv" / "bin"
@@ -51,6 +51,13 @@ def run(argv: list[str], ns: str | None = None, user: str | None = None) -> dict
         argv = ["ip", "netns", "exec", ns, *argv]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     return {"rc": proc.returncode, "out": proc.stdout, "err": proc.stderr}
+
+
+def admin(host: Host, tool: str, args: str) -> str:
+    """A guide command on ``host``, with a state directory of that host's own
+    (the namespaces share one file system, a host's file would be restored
+    into the next host's kernel)."""
+    return host.sh(f"env MULTICAST_PROXY_CONFIG_DIR=/run/state/{host.name} {BIN / tool} {args}")
 
 
 def refusals(f: dict, name: str) -> None:
@@ -130,12 +137,12 @@ with facts.step("setup") as f:
     Path(f"/lib/modules/{KVER}/build").symlink_to(build)
     Path(f"/lib/modules/{KVER}/source").symlink_to(common)
     members = [recv1.addr, recv2.addr, NO_ROUTE, recv3.addr]
-    vpc.sender.sh(f"{BIN / 'multis_admin'} -A -m {GROUP} -j {','.join(members)}")
-    recv1.sh(f"{BIN / 'multic_admin'} -A -i {vpc.sender.addr} -p {PORT} -m {GROUP}")
-    recv3.sh(f"{BIN / 'multic_admin'} -A -i {vpc.sender.addr} -p {PORT} -m {GROUP}")
+    admin(vpc.sender, "multis_admin", f"-A -m {GROUP} -j {','.join(members)}")
+    admin(recv1, "multic_admin", f"-A -i {vpc.sender.addr} -p {PORT} -m {GROUP}")
+    admin(recv3, "multic_admin", f"-A -i {vpc.sender.addr} -p {PORT} -m {GROUP}")
     # recv2 expects the server on another port: multic is hooked there, and
     # finds no entry for the copies to PORT
-    recv2.sh(f"{BIN / 'multic_admin'} -A -i {vpc.sender.addr} -p {PORT + 1} -m {GROUP}")
+    admin(recv2, "multic_admin", f"-A -i {vpc.sender.addr} -p {PORT + 1} -m {GROUP}")
     vpc.sender.sh(f"ip route add {recv2.addr}/32 dev eth0 mtu 1000")
     vpc.sender.sh(
         "nft -f - <<'EOF'\ntable ip hostpolicy {\n chain out {\n"
@@ -151,7 +158,7 @@ with facts.step("setup") as f:
     time.sleep(1)
     f["netns"] = {h.name: netns_of(h.name) for h in (vpc.sender, *vpc.receivers)}
     f["entries"] = {
-        h.name: json.loads(h.sh(f"{BIN / 'multic_admin'} -L --json")) for h in vpc.receivers
+        h.name: json.loads(admin(h, "multic_admin", "-L --json")) for h in vpc.receivers
     }
     f["formats"] = {
         name: (TRACEFS / "events" / name.replace(":", "/") / "format").read_text()
@@ -232,7 +239,14 @@ with facts.step("marker_rewritten") as f:
     sh(f"ip netns exec {vpc.switch} nft delete table bridge rewrite")
 
 with facts.step("stats") as f:
-    f["server"] = json.loads(vpc.sender.sh(f"{BIN / 'multis_admin'} -L -m {GROUP} --json"))
+    f["server"] = json.loads(admin(vpc.sender, "multis_admin", f"-L -m {GROUP} --json"))
+    # what the metrics say of the same reasons
+    for host in (vpc.sender, recv1):
+        host.sh(f"{BIN / 'multicast-proxy'} exporter --textfile /run/{host.name}.prom")
+        f[f"metrics_{host.name}"] = [
+            ln for ln in Path(f"/run/{host.name}.prom").read_text().splitlines()
+            if ln.startswith(("multis_group_", "multic_entry_"))
+        ]  # fmt: skip
 
 with facts.step("unload") as f:
     # every probe detached: the modules unload (a held tracepoint would refuse)
