@@ -19,6 +19,7 @@ from types import FrameType
 import click
 
 from .cli_common import CONTEXT_SETTINGS, AdminGroup, Env, env_of
+from .cli_diagnose import diagnose
 from .errors import InvalidArgument, MulticastProxyError
 from .lean import use_lean_pyroute2
 
@@ -94,6 +95,9 @@ def exporter(env: Env, listen: str | None, textfile: Path | None, no_members: bo
     stop.wait()
     server.shutdown()
     thread.join()
+
+
+cli.add_command(diagnose)
 
 
 def main() -> None:
