@@ -16,6 +16,7 @@ place that touches the host: tests give a fake one.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import select
@@ -25,7 +26,7 @@ import struct
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network
@@ -151,27 +152,37 @@ class HostProbe:
         return (self.sys_module / name).is_dir()
 
     def route(self, address: IPv4Address) -> Route:
+        return self.routes([address])[0]
+
+    def routes(self, addresses: Sequence[IPv4Address]) -> list[Route]:
+        """``ip route get`` of each address, over one rtnetlink socket."""
         # the full pyroute2 package: not the lean one the CLIs import (lean.py)
         from pyroute2.iproute.linux import IPRoute  # noqa: PLC0415
         from pyroute2.netlink.exceptions import NetlinkError  # noqa: PLC0415
 
+        names: dict[int, str] = {}
+        found = []
         with IPRoute() as ip:
-            try:
-                (answer,) = ip.route("get", dst=str(address))[:1]
-            except NetlinkError as error:
-                return Route(error=f"{os.strerror(error.code)}")
-            oif = answer.get_attr("RTA_OIF")
-            name = None
-            if oif is not None:
-                links = ip.link("get", index=oif)
-                name = links[0].get_attr("IFLA_IFNAME") if links else str(oif)
-            gateway = answer.get_attr("RTA_GATEWAY")
-            source = answer.get_attr("RTA_PREFSRC")
-        return Route(
-            interface=name,
-            gateway=IPv4Address(gateway) if gateway else None,
-            source=IPv4Address(source) if source else None,
-        )
+            for address in addresses:
+                try:
+                    answer = ip.route("get", dst=str(address))[0]
+                except NetlinkError as error:
+                    found.append(Route(error=os.strerror(error.code)))
+                    continue
+                oif = answer.get_attr("RTA_OIF")
+                if oif is not None and oif not in names:
+                    links = ip.link("get", index=oif)
+                    names[oif] = links[0].get_attr("IFLA_IFNAME") if links else str(oif)
+                gateway = answer.get_attr("RTA_GATEWAY")
+                source = answer.get_attr("RTA_PREFSRC")
+                found.append(
+                    Route(
+                        interface=names.get(oif),
+                        gateway=IPv4Address(gateway) if gateway else None,
+                        source=IPv4Address(source) if source else None,
+                    )
+                )
+        return found
 
     def joined(self, group: IPv4Address) -> list[str]:
         """The interfaces on which ``group`` is joined (/proc/net/igmp of this namespace)."""
@@ -244,6 +255,14 @@ class PacketCapture:
             )
         except OSError:  # no CAP_NET_RAW
             self.sock = None
+            return
+        # Only UDP from the server reaches this process (a busy host's other
+        # traffic stays in the kernel); what slips in before is filtered below.
+        program = udp_from_filter(server)
+        code = ctypes.create_string_buffer(program)
+        fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(code))
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
     def collect(self, seconds: float) -> list[Seen] | None:
         if self.sock is None:
@@ -264,6 +283,25 @@ class PacketCapture:
                         if found is not None:
                             seen.append(found)
         return seen
+
+
+SO_ATTACH_FILTER = 26
+
+
+def udp_from_filter(server: IPv4Address) -> bytes:
+    """A classic BPF program (for an AF_PACKET SOCK_DGRAM socket: offsets from the
+    IP header): accept UDP from ``server``, drop the rest."""
+    op = struct.Struct("=HBBI")
+    return b"".join(
+        (
+            op.pack(0x30, 0, 0, 9),  # ldb [9]           protocol
+            op.pack(0x15, 0, 3, socket.IPPROTO_UDP),  # jeq #17, -, drop
+            op.pack(0x20, 0, 0, 12),  # ld [12]           source address
+            op.pack(0x15, 0, 1, int(server)),  # jeq #server, -, drop
+            op.pack(0x06, 0, 0, 256),  # ret #256         accept (the headers)
+            op.pack(0x06, 0, 0, 0),  # drop:  ret #0
+        )
+    )
 
 
 def parse_udp(packet: bytes, source: bytes, port: int) -> Seen | None:
@@ -463,8 +501,7 @@ class _SenderWalk(_Walk):
         listed = ", ".join(str(m.address) for m in members)
         self.ok("members", f"{len(members)} member(s): {listed}")
 
-        for member in members:
-            route = self.probe.route(member.address)
+        for member, route in zip(members, self.probe.routes([m.address for m in members])):
             if not route.ok:
                 self.fail(
                     "routes",

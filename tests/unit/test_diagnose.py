@@ -26,6 +26,7 @@ from multicast_admin.cli_common import Env
 from multicast_admin.client import Client
 from multicast_admin.diagnose import (
     HostProbe,
+    PacketCapture,
     Route,
     Rule,
     Seen,
@@ -58,7 +59,7 @@ class FakeProbe(HostProbe):
 
     def __init__(self) -> None:
         self.loaded = {"multis", "multic"}
-        self.routes: dict[IPv4Address, Route] = {}
+        self.route_table: dict[IPv4Address, Route] = {}
         self.memberships: dict[IPv4Address, list[str]] = {}
         self.rules: list[tuple[str, str]] = []
         self.seen: list[Seen] | None = []
@@ -68,8 +69,8 @@ class FakeProbe(HostProbe):
     def module_loaded(self, name: str) -> bool:
         return name in self.loaded
 
-    def route(self, address: IPv4Address) -> Route:
-        return self.routes.get(address, Route("eth0", source=M1))
+    def routes(self, addresses) -> list[Route]:
+        return [self.route_table.get(a, Route("eth0", source=M1)) for a in addresses]
 
     def joined(self, group: IPv4Address) -> list[str]:
         return self.memberships.get(group, [])
@@ -202,7 +203,7 @@ def test_sender_group_without_members(probe):
 
 
 def test_sender_member_without_route(multis, probe):
-    probe.routes[M2] = Route(error="Network is unreachable")
+    probe.route_table[M2] = Route(error="Network is unreachable")
     got = sender(multis, probe)
     assert checks(got)[-1] == ("routes", False)
     assert got.problem.text == (
@@ -581,3 +582,31 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message):
     assert message in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert proc.stdout == ""
+
+
+def _packet_socket_allowed() -> bool:
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0).close()
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _packet_socket_allowed(), reason="AF_PACKET needs CAP_NET_RAW")
+def test_packet_capture_on_loopback_sees_the_tos_and_filters_in_the_kernel():
+    def send(port: int, tos: int) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+            tx.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
+            tx.sendto(b"x", ("127.0.0.1", port))
+
+    loopback = IPv4Address("127.0.0.1")
+    capture = PacketCapture(loopback, 5999)
+    other = PacketCapture(IPv4Address("127.0.0.2"), 0)  # nobody sends from there
+    send(5999, 0x20)
+    send(6000, 0x20)  # another port: filtered in Python
+    assert capture.collect(0.5) == [Seen(0x20, loopback)]
+    # the BPF program keeps everything else out of the socket
+    other.sock.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        other.sock.recv(256)
+    other.sock.close()
