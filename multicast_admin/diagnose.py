@@ -3,10 +3,12 @@
 A diagnosis is a list of :class:`Finding` s, one per check, in the order an
 operator would check by hand (README, "Troubleshooting"); it stops at the
 first check that fails, whose finding says what is wrong, in words, and the
-command that fixes it.  What the kernel decides (a member's route when a copy
-is sent, whether a copy is marked, addressed to this host, refused by the
-output path) is read from the kernel's own counters, watched for ``wait``
-seconds; no check asks the kernel a question it has already answered.
+command that fixes it.  What the kernel decides (whether a copy could be
+routed, was refused by the output path, arrived marked, was addressed to
+this host) is read from the kernel's own counters, watched for ``wait``
+seconds; no check asks the kernel a question it has already answered.  The
+one lookup before any traffic is each member's route, so that a member with
+no route is named even when nothing is being sent.
 
 What is not the kernel modules' (routes, IGMP memberships, the firewall's
 rules, the datagrams on the wire) comes from :class:`HostProbe`, the one
@@ -44,12 +46,10 @@ DEFAULT_WAIT = 3.0
 
 
 class Side(Enum):
+    """Which host is diagnosed; the values are ``--side``'s."""
+
     SENDER = "server"
     RECEIVER = "client"
-
-    @property
-    def module(self) -> str:
-        return "multis" if self is Side.SENDER else "multic"
 
 
 @dataclass(frozen=True)
