@@ -19,6 +19,7 @@ from types import FrameType
 import click
 
 from .cli_common import CONTEXT_SETTINGS, AdminGroup, Env, env_of
+from .cli_diagnose import diagnose
 from .cli_trace import trace
 from .errors import InvalidArgument, MulticastProxyError
 from .lean import use_lean_pyroute2
@@ -98,6 +99,7 @@ def exporter(env: Env, listen: str | None, textfile: Path | None, no_members: bo
 
 
 cli.add_command(trace)
+cli.add_command(diagnose)
 
 
 def main() -> None:
