@@ -2,11 +2,14 @@
 
     multicast-proxy exporter [--listen [ADDR]:PORT] [--no-members]
     multicast-proxy exporter --textfile PATH [--no-members]
+    multicast-proxy diagnose -m GROUP [-i SERVER -p PORT]   (cli_diagnose)
+    multicast-proxy trace [-m GROUP] [-i SERVER] [-p PORT] ...   (cli_trace)
 
 ``exporter`` serves every counter of both modules as Prometheus metrics
 (multicast_admin.metrics), read from the kernel at each scrape; with
 ``--textfile`` it writes them once, atomically, for node_exporter's textfile
-collector, and exits.
+collector, and exits.  ``diagnose`` says the first thing wrong for a group;
+``trace`` shows each datagram the modules handle, live.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 @click.group(cls=AdminGroup, context_settings=CONTEXT_SETTINGS)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """multicast-proxy: metrics, tracing (and, later, fleet membership)."""
+    """multicast-proxy: metrics, diagnosis and tracing (and, later, fleet membership)."""
     ctx.obj = env_of(ctx)
 
 

@@ -3,7 +3,8 @@
 Guest side: tests/vm/guest/trace.py (one VM boot, multi-threaded TCG: bcc
 compiles its program with clang in the guest).  The sender fans 239.1.1.1
 out to recv1 (restored), recv2 (no entry there; route MTU 1000), 10.9.9.9
-(no route) and recv3 (dropped by the sender's OUTPUT policy); then the
+(no route), recv3 (dropped by the sender's OUTPUT policy) and 10.0.0.99
+(recv1's MAC: not local there); then the
 switch rewrites the marker towards recv1.  Each reason must be named by
 tracefs, perf and the bcc tool alike.
 """
@@ -25,6 +26,7 @@ SENDER, RECV1, RECV2, RECV3, NO_ROUTE = (
     "10.0.0.13",
     "10.9.9.9",
 )
+NOT_LOCAL = "10.0.0.99"
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def test_tracefs_names_every_reason(facts):
     assert len(fanouts) == 3, lines
     for ln in fanouts:
         assert f"netns={ns['sender']} group={GROUP} port={PORT} from={SENDER}:40000" in ln
-        assert "members=4 sent=2" in ln
+        assert "members=5 sent=3" in ln
     not_sent = [ln for ln in lines if "multis_not_sent:" in ln]
     assert sum(f"member={NO_ROUTE} reason=no_route" in ln for ln in not_sent) == 3, not_sent
     assert sum(f"member={RECV3} reason=policy err=-1" in ln for ln in not_sent) == 3, not_sent
@@ -84,9 +86,13 @@ def test_tracefs_names_every_reason(facts):
     assert all(f"netns={ns['recv1']} " in ln for ln in restores)
     assert all(f"group={GROUP}" in ln and f"to={RECV1} port={PORT}" in ln for ln in restores)
     skips = [ln for ln in lines if "multic_skip:" in ln]
-    assert len(skips) == 3, lines
-    assert all(f"netns={ns['recv2']} " in ln for ln in skips), skips
-    assert all("reason=no_entry" in ln for ln in skips)
+    assert len(skips) == 6, lines
+    no_entry = [ln for ln in skips if "reason=no_entry" in ln]
+    assert len(no_entry) == 3, skips
+    assert all(f"netns={ns['recv2']} server={SENDER}:40000 to={RECV2} " in ln for ln in no_entry)
+    not_local = [ln for ln in skips if "reason=not_local" in ln]
+    assert len(not_local) == 3, skips
+    assert all(f"netns={ns['recv1']} " in ln and f"to={NOT_LOCAL} " in ln for ln in not_local)
 
 
 def test_perf_records_the_events(facts):
@@ -102,7 +108,7 @@ def test_perf_records_the_events(facts):
         "multis_fanout": 2,
         "multis_not_sent": 4,
         "multic_restore": 2,
-        "multic_skip": 2,
+        "multic_skip": 4,
     }, step["script"]["lines"]
 
 
@@ -113,14 +119,14 @@ def test_trace_json_reports_each_datagram_with_its_copies_not_sent(facts):
     small, big = fanouts[:3], fanouts[3:]
     for e in small:
         assert (e["group"], e["port"], e["source"], e["members"], e["sent"]) == (
-            GROUP, PORT, SENDER, 4, 2,
+            GROUP, PORT, SENDER, 5, 3,
         )  # fmt: skip
         assert sorted((n["member"], n["reason"]) for n in e["not_sent"]) == [
             (RECV3, "policy"),
             (NO_ROUTE, "no_route"),
         ]
     for e in big:
-        assert e["sent"] == 1, e
+        assert e["sent"] == 2, e
         assert sorted((n["member"], n["reason"]) for n in e["not_sent"]) == [
             (RECV2, "too_big"),
             (RECV3, "policy"),
@@ -133,6 +139,9 @@ def test_trace_json_reports_each_datagram_with_its_copies_not_sent(facts):
     no_entry = [e for e in got if e["event"] == "no_entry"]
     assert len(no_entry) == 3, got
     assert {e["destination"] for e in no_entry} == {RECV2}
+    not_local = [e for e in got if e["event"] == "not_local"]
+    assert len(not_local) == 5, got
+    assert {(e["destination"], e["group"]) for e in not_local} == {(NOT_LOCAL, GROUP)}
 
 
 def test_trace_lines_are_readable_and_filtered(facts):
@@ -163,11 +172,12 @@ def test_trace_count_sums_per_group_and_reason(facts):
             totals[key] = totals.get(key, 0) + row["count"]
     assert totals == {
         ("sender", GROUP, "datagrams"): 5,
-        ("sender", GROUP, "copies"): 3 * 2 + 2 * 1,
+        ("sender", GROUP, "copies"): 3 * 3 + 2 * 2,
         ("sender", GROUP, "no_route"): 5,
         ("sender", GROUP, "policy"): 5,
         ("sender", GROUP, "too_big"): 2,
         ("receiver", GROUP, "restored"): 5,
+        ("receiver", GROUP, "not_local"): 5,
         ("receiver", f"{SENDER}:{PORT}", "no_entry"): 3,
     }
 
@@ -180,8 +190,9 @@ def test_a_group_filter_keeps_the_kernel_quiet_about_other_groups(facts):
 
 def test_trace_says_the_network_rewrote_the_marker(facts):
     got = events(facts["marker_rewritten"]["run"])
-    assert len(got) == 2, got
-    for e in got:
+    # the copies to 10.0.0.99 keep their marker: not local, as before
+    assert sorted(e["event"] for e in got) == ["not_local"] * 2 + ["unmarked"] * 2, got
+    for e in (e for e in got if e["event"] == "unmarked"):
         assert e["event"] == "unmarked"
         assert (e["server"], e["destination"], e["port"], e["group"]) == (
             SENDER,
@@ -204,6 +215,9 @@ def test_the_kernel_counters_agree(facts):
     for reason, value in (("no_route", datagrams), ("xmit", datagrams), ("too_big", 2)):
         assert f'multis_group_dropped_total{{{labels},reason="{reason}"}} {value:.1f}' in metrics
     assert f"multis_group_datagrams_total{{{labels}}} {datagrams:.1f}" in metrics
+    recv1 = facts["stats"]["metrics_recv1"]
+    (not_local,) = [ln for ln in recv1 if ln.startswith("multic_entry_not_local_total")]
+    assert not_local.endswith(f" {datagrams:.1f}"), not_local
 
 
 def test_the_modules_unload_after_tracing(facts):

@@ -1,10 +1,11 @@
 """Guest side of tests/vm/test_trace.py: the modules' tracepoints, read three ways.
 
-On the simulated VPC, the sender fans 239.1.1.1 out to four members, each
+On the simulated VPC, the sender fans 239.1.1.1 out to five members, each
 in a different situation: recv1 restores its copies (it has the entry),
 recv2 has no entry (its copies are left alone) and a route with MTU 1000 (a
-large datagram with DF cannot be copied to it), 10.9.9.9 has no route, and
-the sender's nft OUTPUT policy drops what goes to recv3.  Later the switch
+large datagram with DF cannot be copied to it), 10.9.9.9 has no route, the
+sender's nft OUTPUT policy drops what goes to recv3, and 10.0.0.99 is
+recv1's MAC address with an address recv1 does not have (not local there).  Later the switch
 rewrites the marker on the way to recv1.
 
 The events are read from tracefs directly, recorded by perf, and reported
@@ -37,6 +38,7 @@ KVER = os.environ["MCP_KVER"]
 KIT = Path(os.environ["MCP_KIT"])
 GROUP, PORT = "239.1.1.1", 5000
 NO_ROUTE = "10.9.9.9"
+NOT_LOCAL = "10.0.0.99"  # recv1's MAC on the sender's link, not recv1's address
 TRACEFS = Path("/sys/kernel/tracing")
 IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2  # <linux/in.h>, not in Python's socket
 
@@ -136,7 +138,7 @@ with facts.step("setup") as f:
     common = build.with_name(build.name.removesuffix("-amd64") + "-common")
     Path(f"/lib/modules/{KVER}/build").symlink_to(build)
     Path(f"/lib/modules/{KVER}/source").symlink_to(common)
-    members = [recv1.addr, recv2.addr, NO_ROUTE, recv3.addr]
+    members = [recv1.addr, recv2.addr, NO_ROUTE, recv3.addr, NOT_LOCAL]
     admin(vpc.sender, "multis_admin", f"-A -m {GROUP} -j {','.join(members)}")
     admin(recv1, "multic_admin", f"-A -i {vpc.sender.addr} -p {PORT} -m {GROUP}")
     admin(recv3, "multic_admin", f"-A -i {vpc.sender.addr} -p {PORT} -m {GROUP}")
@@ -144,6 +146,8 @@ with facts.step("setup") as f:
     # finds no entry for the copies to PORT
     admin(recv2, "multic_admin", f"-A -i {vpc.sender.addr} -p {PORT + 1} -m {GROUP}")
     vpc.sender.sh(f"ip route add {recv2.addr}/32 dev eth0 mtu 1000")
+    mac = recv1.sh("cat /sys/class/net/eth0/address").strip()
+    vpc.sender.sh(f"ip neigh replace {NOT_LOCAL} lladdr {mac} dev eth0 nud permanent")
     vpc.sender.sh(
         "nft -f - <<'EOF'\ntable ip hostpolicy {\n chain out {\n"
         "  type filter hook output priority 0;\n"
