@@ -48,6 +48,10 @@ CLIENT_COUNTERS = {
     "not_local": "left alone: marked copies not addressed to this host",
     "drop_nomem": "dropped: could not be made writable (out of memory)",
 }
+NAMESPACE_COUNTERS = {
+    **CLIENT_COUNTERS,
+    "no_entry": "left alone: marked copies no entry matches",
+}
 
 KEY = "-i SERVER and -p PORT"
 ADD_NEEDS = "-i SERVER, -p PORT and -m GROUP"
@@ -216,7 +220,7 @@ def _stats(client: Client, as_json: bool) -> None:
         echo_json(status.to_json())
         return
     click.echo("all entries")
-    click.echo(counter_lines(status.stats.to_json(), CLIENT_COUNTERS))
+    click.echo(counter_lines(status.stats.to_json(), NAMESPACE_COUNTERS))
     click.echo("")
     click.echo(f"  entries     {status.entry_count} of {status.max_entries}")
     click.echo(f"  groups      {status.group_count} of {status.max_groups}")

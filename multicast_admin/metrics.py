@@ -42,6 +42,7 @@ _CLIENT_HELP = {
     "packets": "copies restored to their group",
     "bytes": "IP bytes of the restored copies",
     "not_local": "marked copies of an entry not addressed to this host, left alone",
+    "no_entry": "marked copies with no entry for their server and port, left alone",
     "dropped": "marked copies dropped, by reason",
 }
 
@@ -170,7 +171,10 @@ class KernelCollector:
         yield _gauge("multic_max_groups", "the module's max_groups", status.max_groups)
         yield _gauge("multic_max_entries", "the module's max_entries", status.max_entries)
         entries = _Counters(
-            "multic_entry", ("server", "port", "group"), _names(ClientCounters), _CLIENT_HELP
+            "multic_entry",
+            ("server", "port", "group"),
+            _names(ClientCounters, ClientCounters.ENTRY_FIELDS),
+            _CLIENT_HELP,
         )
         for entry in client.entries():
             entries.add((str(entry.server), str(entry.port), str(entry.group)), entry.stats)

@@ -65,9 +65,17 @@ class ClientCounters:
     """Marked and matched, but not addressed to this host: left alone."""
     drop_nomem: int = 0
     """Could not be made writable: dropped."""
+    no_entry: int = 0
+    """Namespace only: marked, but no entry for its server and port: left alone."""
+
+    #: The counters an entry carries (the kernel sends only these for an entry).
+    ENTRY_FIELDS = ("packets", "bytes", "not_local", "drop_nomem")
 
     def to_json(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def entry_json(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.ENTRY_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,7 @@ class ClientEntry:
             "port": self.port,
             "group": str(self.group),
             "broadcast": self.broadcast,
-            "stats": self.stats.to_json(),
+            "stats": self.stats.entry_json(),
         }
 
 

@@ -151,6 +151,7 @@ class multic_stats(nla):
             "BYTES": "uint64",
             "NOT_LOCAL": "uint64",
             "DROP_NOMEM": "uint64",
+            "NO_ENTRY": "uint64",
         },
     )
 

@@ -121,7 +121,8 @@ MULTIC_STATS_A_PACKETS: Final = 2
 MULTIC_STATS_A_BYTES: Final = 3
 MULTIC_STATS_A_NOT_LOCAL: Final = 4
 MULTIC_STATS_A_DROP_NOMEM: Final = 5
-__MULTIC_STATS_A_MAX: Final = 6
+MULTIC_STATS_A_NO_ENTRY: Final = 6
+__MULTIC_STATS_A_MAX: Final = 7
 MULTIC_STATS_A_MAX: Final = __MULTIC_STATS_A_MAX - 1
 
 # enum multis_trace_reason, enum multic_trace_reason: tracepoint reason fields

@@ -182,6 +182,7 @@ static unsigned int multic_hook(void *priv, struct sk_buff *skb,
 	mn = multic_net(state->net);
 	entry = multic_table_lookup(mn, iph->saddr, port);
 	if (!entry) {
+		multic_stats_no_entry(&mn->stats);
 		trace_multic_skip(state->net, iph->saddr, sport, iph->daddr, port,
 				  0, MULTIC_TRACE_NO_ENTRY);
 		return NF_ACCEPT;

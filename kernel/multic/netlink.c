@@ -75,8 +75,9 @@ static int multic_nl_parse_key(struct genl_info *info,
 	return 0;
 }
 
+/* An entry's counters; @pernet adds the namespace's own (NO_ENTRY). */
 static int multic_nl_put_stats(struct sk_buff *skb,
-			       const struct multic_stats *stats)
+			       const struct multic_stats *stats, bool pernet)
 {
 	struct multic_counters counters;
 	struct nlattr *nest;
@@ -92,7 +93,10 @@ static int multic_nl_put_stats(struct sk_buff *skb,
 	    nla_put_u64_64bit(skb, MULTIC_STATS_A_NOT_LOCAL, counters.not_local,
 			      MULTIC_STATS_A_PAD) ||
 	    nla_put_u64_64bit(skb, MULTIC_STATS_A_DROP_NOMEM,
-			      counters.drop_nomem, MULTIC_STATS_A_PAD)) {
+			      counters.drop_nomem, MULTIC_STATS_A_PAD) ||
+	    (pernet &&
+	     nla_put_u64_64bit(skb, MULTIC_STATS_A_NO_ENTRY, counters.no_entry,
+			       MULTIC_STATS_A_PAD))) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -128,7 +132,7 @@ static int multic_nl_put_entry(struct sk_buff *skb,
 	    nla_put_in_addr(skb, MULTIC_A_GROUP_ADDR, entry->group) ||
 	    nla_put_u32(skb, MULTIC_A_ENTRY_FLAGS, flags))
 		return -EMSGSIZE;
-	return multic_nl_put_stats(skb, &entry->stats);
+	return multic_nl_put_stats(skb, &entry->stats, false);
 }
 
 static int multic_nl_get_entry(struct sk_buff *skb, struct genl_info *info)
@@ -390,7 +394,7 @@ static int multic_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 	}
 
 	mutex_lock(&mn->lock);
-	ret = multic_nl_put_stats(msg, &mn->stats);
+	ret = multic_nl_put_stats(msg, &mn->stats, true);
 	if (!ret &&
 	    (nla_put_u32(msg, MULTIC_A_ENTRY_COUNT, mn->entry_count) ||
 	     nla_put_u32(msg, MULTIC_A_GROUP_COUNT, mn->group_count) ||

@@ -38,7 +38,7 @@ static void multic_stats_sum(const struct multic_stats *stats,
 	memset(sum, 0, sizeof(*sum));
 	for_each_possible_cpu(cpu) {
 		const struct multic_pcpu_stats *pcpu = per_cpu_ptr(stats->pcpu, cpu);
-		u64 packets, bytes, not_local, drop_nomem;
+		u64 packets, bytes, not_local, drop_nomem, no_entry;
 		unsigned int start;
 
 		do {
@@ -47,12 +47,14 @@ static void multic_stats_sum(const struct multic_stats *stats,
 			bytes = u64_stats_read(&pcpu->bytes);
 			not_local = u64_stats_read(&pcpu->not_local);
 			drop_nomem = u64_stats_read(&pcpu->drop_nomem);
+			no_entry = u64_stats_read(&pcpu->no_entry);
 		} while (u64_stats_fetch_retry(&pcpu->syncp, start));
 
 		sum->packets += packets;
 		sum->bytes += bytes;
 		sum->not_local += not_local;
 		sum->drop_nomem += drop_nomem;
+		sum->no_entry += no_entry;
 	}
 }
 
@@ -65,6 +67,7 @@ void multic_stats_read(const struct multic_stats *stats,
 	counters->bytes -= stats->base.bytes;
 	counters->not_local -= stats->base.not_local;
 	counters->drop_nomem -= stats->base.drop_nomem;
+	counters->no_entry -= stats->base.no_entry;
 }
 
 /* Caller holds multic_net.lock. */

@@ -19,6 +19,7 @@ struct multic_counters {
 	u64 bytes;		/* IP bytes of those */
 	u64 not_local;		/* marked and matched, but not addressed to this host */
 	u64 drop_nomem;		/* could not be made writable: dropped */
+	u64 no_entry;		/* namespace only: marked, but no entry matched */
 };
 
 struct multic_pcpu_stats {
@@ -26,6 +27,7 @@ struct multic_pcpu_stats {
 	u64_stats_t bytes;
 	u64_stats_t not_local;
 	u64_stats_t drop_nomem;
+	u64_stats_t no_entry;
 	struct u64_stats_sync syncp;
 };
 
@@ -67,6 +69,15 @@ static inline void multic_stats_drop_nomem(struct multic_stats *stats)
 
 	u64_stats_update_begin(&pcpu->syncp);
 	u64_stats_inc(&pcpu->drop_nomem);
+	u64_stats_update_end(&pcpu->syncp);
+}
+
+static inline void multic_stats_no_entry(struct multic_stats *stats)
+{
+	struct multic_pcpu_stats *pcpu = this_cpu_ptr(stats->pcpu);
+
+	u64_stats_update_begin(&pcpu->syncp);
+	u64_stats_inc(&pcpu->no_entry);
 	u64_stats_update_end(&pcpu->syncp);
 }
 

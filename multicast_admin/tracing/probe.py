@@ -126,6 +126,24 @@ static __always_inline struct event *start(u32 kind, u32 netns)
 	return e;
 }
 
+/* What every event of a side has, from its tracepoint's fields. */
+#define SENDER_FIELDS(e, args)						\
+	do {								\
+		__builtin_memcpy((e)->group, (args)->group, 4);	\
+		__builtin_memcpy((e)->addr, (args)->saddr, 4);	\
+		(e)->sport = (args)->sport;				\
+		(e)->port = (args)->dport;				\
+	} while (0)
+
+#define RECEIVER_FIELDS(e, args)					\
+	do {								\
+		__builtin_memcpy((e)->group, (args)->group, 4);	\
+		__builtin_memcpy((e)->addr, (args)->server, 4);	\
+		__builtin_memcpy((e)->peer, (args)->daddr, 4);	\
+		(e)->sport = (args)->sport;				\
+		(e)->port = (args)->port;				\
+	} while (0)
+
 #ifdef SENDER
 TRACEPOINT_PROBE(multis, multis_fanout)
 {
@@ -140,10 +158,7 @@ TRACEPOINT_PROBE(multis, multis_fanout)
 	e = start(KIND_FANOUT, args->netns);
 	if (!e)
 		return 0;
-	__builtin_memcpy(e->group, args->group, 4);
-	__builtin_memcpy(e->addr, args->saddr, 4);
-	e->sport = args->sport;
-	e->port = args->dport;
+	SENDER_FIELDS(e, args);
 	e->protocol = args->protocol;
 	e->len = args->len;
 	e->members = args->members;
@@ -161,11 +176,8 @@ TRACEPOINT_PROBE(multis, multis_not_sent)
 	e = start(KIND_NOT_SENT, args->netns);
 	if (!e)
 		return 0;
-	__builtin_memcpy(e->group, args->group, 4);
-	__builtin_memcpy(e->addr, args->saddr, 4);
+	SENDER_FIELDS(e, args);
 	__builtin_memcpy(e->peer, args->member, 4);
-	e->sport = args->sport;
-	e->port = args->dport;
 	e->reason = args->reason;
 	e->err = args->err;
 	events.ringbuf_submit(e, 0);
@@ -184,11 +196,7 @@ TRACEPOINT_PROBE(multic, multic_restore)
 	e = start(KIND_RESTORE, args->netns);
 	if (!e)
 		return 0;
-	__builtin_memcpy(e->group, args->group, 4);
-	__builtin_memcpy(e->addr, args->server, 4);
-	__builtin_memcpy(e->peer, args->daddr, 4);
-	e->sport = args->sport;
-	e->port = args->port;
+	RECEIVER_FIELDS(e, args);
 	e->protocol = args->protocol;
 	e->len = args->len;
 	events.ringbuf_submit(e, 0);
@@ -198,10 +206,9 @@ TRACEPOINT_PROBE(multic, multic_restore)
 
 TRACEPOINT_PROBE(multic, multic_skip)
 {
-	struct event *e;
-
 	/* No entry: no group to match; the copy may be the one asked for. */
 	int no_entry = args->reason == NO_ENTRY;
+	struct event *e;
 
 	if (!keep_rest(args->netns, args->server, args->port))
 		return 0;
@@ -210,11 +217,7 @@ TRACEPOINT_PROBE(multic, multic_skip)
 	e = start(KIND_SKIP, args->netns);
 	if (!e)
 		return 0;
-	__builtin_memcpy(e->group, args->group, 4);
-	__builtin_memcpy(e->addr, args->server, 4);
-	__builtin_memcpy(e->peer, args->daddr, 4);
-	e->sport = args->sport;
-	e->port = args->port;
+	RECEIVER_FIELDS(e, args);
 	e->reason = args->reason;
 	events.ringbuf_submit(e, 0);
 	return 0;
@@ -229,11 +232,7 @@ TRACEPOINT_PROBE(multic, multic_unmarked)
 	e = start(KIND_UNMARKED, args->netns);
 	if (!e)
 		return 0;
-	__builtin_memcpy(e->group, args->group, 4);
-	__builtin_memcpy(e->addr, args->server, 4);
-	__builtin_memcpy(e->peer, args->daddr, 4);
-	e->sport = args->sport;
-	e->port = args->port;
+	RECEIVER_FIELDS(e, args);
 	e->tos = args->tos;
 	e->marker = args->marker;
 	events.ringbuf_submit(e, 0);

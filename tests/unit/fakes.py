@@ -42,7 +42,8 @@ BCAST = IPv4Address("255.255.255.255")
 SERVER_STATS = ("DATAGRAMS", "PACKETS", "BYTES", "DROP_NO_MEMBER", "DROP_NOMEM")
 SERVER_STATS += ("DROP_NO_ROUTE", "DROP_XMIT", "DROP_TOO_BIG")
 MEMBER_STATS = ("PACKETS", "BYTES", "DROP_NOMEM", "DROP_NO_ROUTE", "DROP_XMIT", "DROP_TOO_BIG")
-CLIENT_STATS = ("PACKETS", "BYTES", "NOT_LOCAL", "DROP_NOMEM")
+CLIENT_STATS = ("PACKETS", "BYTES", "NOT_LOCAL", "DROP_NOMEM")  # an entry's
+CLIENT_NAMESPACE_STATS = (*CLIENT_STATS, "NO_ENTRY")
 
 
 class kernel_member(nla):  # noqa: N801 (pyroute2 class naming)
@@ -430,7 +431,10 @@ class FakeMulticKernel(_FakeKernel):
                     multicmsg,
                     cmd,
                     [
-                        ["MULTIC_A_STATS", stats_nest("MULTIC_STATS_A_", CLIENT_STATS, self.stats)],
+                        [
+                            "MULTIC_A_STATS",
+                            stats_nest("MULTIC_STATS_A_", CLIENT_NAMESPACE_STATS, self.stats),
+                        ],
                         ["MULTIC_A_ENTRY_COUNT", len(self.entries)],
                         ["MULTIC_A_GROUP_COUNT", len({e.group for e in self.entries.values()})],
                         ["MULTIC_A_MAX_GROUPS", self.max_groups],

@@ -89,7 +89,13 @@ def configured(multic_admin, multic_kernel):
     multic_admin("-A", "-i", "10.0.0.2", "-p", "0", "-m", "224.0.0.251")
     entry = multic_kernel.entries[(IPv4Address("10.0.0.1"), 1234)]
     entry.stats = {"PACKETS": 5, "BYTES": 500, "NOT_LOCAL": 1}
-    multic_kernel.stats = {"PACKETS": 5, "BYTES": 500, "NOT_LOCAL": 1, "DROP_NOMEM": 2}
+    multic_kernel.stats = {
+        "PACKETS": 5,
+        "BYTES": 500,
+        "NOT_LOCAL": 1,
+        "DROP_NOMEM": 2,
+        "NO_ENTRY": 3,
+    }
     return multic_kernel
 
 
@@ -118,6 +124,7 @@ def test_stats(multic_admin, configured):
             "  bytes restored (IP)                                   500",
             "  left alone: marked copies not addressed to this host    1",
             "  dropped: could not be made writable (out of memory)     2",
+            "  left alone: marked copies no entry matches              3",
             "",
             "  entries     2 of 1024",
             "  groups      2 of 10",
@@ -170,7 +177,7 @@ def test_json_schema(multic_admin, configured):
     total = multic_admin("-P", "--json").json()
     assert total == {
         "version": 1,
-        "stats": {"packets": 5, "bytes": 500, "not_local": 1, "drop_nomem": 2},
+        "stats": {"packets": 5, "bytes": 500, "not_local": 1, "drop_nomem": 2, "no_entry": 3},
         "entry_count": 2,
         "group_count": 2,
         "max_groups": 10,

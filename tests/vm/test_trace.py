@@ -218,6 +218,8 @@ def test_the_kernel_counters_agree(facts):
     recv1 = facts["stats"]["metrics_recv1"]
     (not_local,) = [ln for ln in recv1 if ln.startswith("multic_entry_not_local_total")]
     assert not_local.endswith(f" {datagrams:.1f}"), not_local
+    # recv2's copies to the port it has no entry for: 3 + 2 + 3 + 2
+    assert "multic_no_entry_total 10.0" in facts["stats"]["metrics_recv2"]
 
 
 def test_the_modules_unload_after_tracing(facts):

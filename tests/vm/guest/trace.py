@@ -245,11 +245,11 @@ with facts.step("marker_rewritten") as f:
 with facts.step("stats") as f:
     f["server"] = json.loads(admin(vpc.sender, "multis_admin", f"-L -m {GROUP} --json"))
     # what the metrics say of the same reasons
-    for host in (vpc.sender, recv1):
+    for host in (vpc.sender, recv1, recv2):
         host.sh(f"{BIN / 'multicast-proxy'} exporter --textfile /run/{host.name}.prom")
         f[f"metrics_{host.name}"] = [
             ln for ln in Path(f"/run/{host.name}.prom").read_text().splitlines()
-            if ln.startswith(("multis_group_", "multic_entry_"))
+            if ln.startswith(("multis_group_", "multic_entry_", "multic_no_entry"))
         ]  # fmt: skip
 
 with facts.step("unload") as f:

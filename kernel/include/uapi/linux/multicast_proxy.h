@@ -206,6 +206,7 @@ enum multic_stats_attr {
 	MULTIC_STATS_A_BYTES,		/* u64: IP bytes of those */
 	MULTIC_STATS_A_NOT_LOCAL,	/* u64: marked, matched, but not addressed to this host: left alone */
 	MULTIC_STATS_A_DROP_NOMEM,	/* u64: could not be made writable: dropped */
+	MULTIC_STATS_A_NO_ENTRY,	/* u64, namespace only: marked, no entry for its server and port: left alone */
 
 	__MULTIC_STATS_A_MAX,
 };
