@@ -163,7 +163,7 @@ with facts.step("delivery") as f:
     f["member_stats"] = {str(m.address): m.stats.member_json() for m in server.members(ip(G1))}
     f["server_totals"] = server.stats().to_json()
     f["client_entry_stats"] = {
-        name: c.get_entry(ip(sender_host.addr), PORT).stats.to_json() for name, c in clients.items()
+        name: c.get_entry(ip(sender_host.addr), PORT).stats.entry_json() for name, c in clients.items()
     }
     f["client_totals"] = {name: c.stats().to_json() for name, c in clients.items()}
 
@@ -264,9 +264,9 @@ with facts.step("broadcast_and_vrrp") as f:
     # subnet: the copy is left alone (counted "not local"), never routed on.
     recv1 = clients["recv1"]
     recv1.add(ip(sender_host.addr), 7001, ip("10.0.1.255"), replace=True)
-    before = recv1.get_entry(ip(sender_host.addr), 7001).stats.to_json()
+    before = recv1.get_entry(ip(sender_host.addr), 7001).stats.entry_json()
     f["foreign_broadcast"] = exchange("10.0.0.255", 7001, payloads("fb", 5))
-    after = recv1.get_entry(ip(sender_host.addr), 7001).stats.to_json()
+    after = recv1.get_entry(ip(sender_host.addr), 7001).stats.entry_json()
     f["foreign_broadcast_entry"] = {key: after[key] - before[key] for key in after}
     # VRRP: the any-port entries (sender, 0) are the key VRRP is looked up
     # with, so they move to the VRRP group for this part.

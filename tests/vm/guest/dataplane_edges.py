@@ -241,7 +241,7 @@ for udpcsum in (False, True):
             vxlan_down()
         f["group_stats"] = server.get_group(ip(VXLAN_GROUP)).stats.to_json()
         f["entry_stats"] = {
-            n: c.get_entry(ip(sender_host.addr), VXLAN_PORT).stats.to_json()
+            n: c.get_entry(ip(sender_host.addr), VXLAN_PORT).stats.entry_json()
             for n, c in clients.items()
         }
 
@@ -384,7 +384,7 @@ with facts.step("restored_packet") as f:
     f["counts"] = {h.name: probe_counts(h) for h in receivers}
     f["entry_stats"] = {
         n: {
-            str(port): c.get_entry(ip(sender_host.addr), port).stats.to_json()
+            str(port): c.get_entry(ip(sender_host.addr), port).stats.entry_json()
             for port in (RESTORED_PORT, RESTORED_BROADCAST_PORT, 0)
         }
         for n, c in clients.items()
