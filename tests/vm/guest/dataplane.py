@@ -163,7 +163,8 @@ with facts.step("delivery") as f:
     f["member_stats"] = {str(m.address): m.stats.member_json() for m in server.members(ip(G1))}
     f["server_totals"] = server.stats().to_json()
     f["client_entry_stats"] = {
-        name: c.get_entry(ip(sender_host.addr), PORT).stats.entry_json() for name, c in clients.items()
+        name: c.get_entry(ip(sender_host.addr), PORT).stats.entry_json()
+        for name, c in clients.items()
     }
     f["client_totals"] = {name: c.stats().to_json() for name, c in clients.items()}
 
