@@ -75,3 +75,36 @@ def multis_admin(env):
 @pytest.fixture
 def multic_admin(env):
     return lambda *args: _invoke(cli_client.cli, env, list(args))
+
+
+# --- a real etcd (the fleet tests) -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory):
+    """One etcd for the session; each test uses a domain of its own (``domain``)."""
+    from etcd_server import EtcdServer, etcd_binary
+
+    server = EtcdServer(etcd_binary(), tmp_path_factory.mktemp("etcd") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def etcd_own(tmp_path):
+    """An etcd of this test's own, which it may stop and start again."""
+    from etcd_server import EtcdServer, etcd_binary
+
+    server = EtcdServer(etcd_binary(), tmp_path / "etcd-data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def domain(request) -> str:
+    """A domain name unique to the test, so tests sharing one etcd never meet."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name)[:63]
