@@ -7,6 +7,14 @@
 (multicast_admin.metrics), read from the kernel at each scrape; with
 ``--textfile`` it writes them once, atomically, for node_exporter's textfile
 collector, and exits.
+
+    multicast-proxy group add GROUP --port N [--broadcast] [--vrrp]
+    multicast-proxy group delete GROUP | group list [--json]
+    multicast-proxy agent [--address IP] [--join GROUP ...]
+    multicast-proxy status [--json]
+
+The fleet commands (cli_group, cli_agent, cli_status; multicast_admin.fleet)
+share a domain through etcd: docs/usage.md.
 """
 
 from __future__ import annotations
@@ -18,7 +26,10 @@ from types import FrameType
 
 import click
 
+from .cli_agent import agent
 from .cli_common import CONTEXT_SETTINGS, AdminGroup, Env, env_of
+from .cli_group import group
+from .cli_status import status
 from .errors import InvalidArgument, MulticastProxyError
 from .lean import use_lean_pyroute2
 
@@ -40,7 +51,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 @click.group(cls=AdminGroup, context_settings=CONTEXT_SETTINGS)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """multicast-proxy: metrics (and, later, fleet membership and tracing)."""
+    """multicast-proxy: fleet membership (group, agent, status) and metrics (exporter)."""
     ctx.obj = env_of(ctx)
 
 
@@ -94,6 +105,11 @@ def exporter(env: Env, listen: str | None, textfile: Path | None, no_members: bo
     stop.wait()
     server.shutdown()
     thread.join()
+
+
+cli.add_command(group)
+cli.add_command(agent)
+cli.add_command(status)
 
 
 def main() -> None:

@@ -32,6 +32,9 @@ from urllib.parse import urlsplit
 
 from ..errors import ConfigError, InvalidArgument
 
+#: agent.conf read: {section: {key: value}}
+Conf = dict[str, dict[str, str]]
+
 DEFAULT_CONF = Path("/etc/multicast-proxy/agent.conf")
 DEFAULT_DOMAIN = "default"
 DEFAULT_TTL = 10

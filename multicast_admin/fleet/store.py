@@ -233,7 +233,12 @@ class Store:
 
 
 def _reason(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
+    text = str(error) or str(getattr(error, "detail_text", "") or "")
+    if "Connection refused" in text:
+        return "connection refused"
+    if "timed out" in text.lower():
+        return "timed out"
+    text = " ".join(text.split()) or type(error).__name__
     return text[:200]
 
 
