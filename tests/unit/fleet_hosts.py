@@ -91,12 +91,12 @@ class Host:
             raise ModuleNotLoaded("multic")
         return Client(MulticNetlink(self.multic))
 
-    def start(self) -> Host:
+    def start(self, store: Store | None = None) -> Host:
         backend = KernelBackend(self.open_server, self.open_client, Ledger.load(self.ledger_path))
         self.agent = Agent(
             self.settings,
             IPv4Address(self.address),
-            Store(self.settings.etcd, timeout=1),
+            store or Store(self.settings.etcd, timeout=1),
             backend,
             Membership(self.igmp),
             poll=0.1,

@@ -168,3 +168,28 @@ def test_etcd_down_leaves_the_kernel_as_it_is_then_converges(etcd_own, domain, t
         a.stop()
         b.stop()
         store.close()
+
+
+def test_a_change_right_after_the_snapshot_is_not_missed(etcd, domain, tmp_path):
+    """The watch starts at the snapshot's revision + 1: a change made between
+    the snapshot and the watch's start is seen (once)."""
+    store = Store(EtcdSettings(parse_endpoints(etcd.url), domain))
+    define(store, check_definition(G, 5000))
+    a = Host(tmp_path, A, etcd.url, domain)
+
+    class Racy(Store):
+        raced = False
+
+        def snapshot(self):
+            seen = super().snapshot()
+            if not Racy.raced:
+                Racy.raced = True
+                store.put(store.layout.member(G, B), "")  # after the snapshot, before the watch
+            return seen
+
+    a.start(Racy(a.settings.etcd))
+    try:
+        wait_for(lambda: a.members(G) == [B])
+    finally:
+        a.stop()
+        store.close()
