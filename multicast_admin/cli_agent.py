@@ -16,7 +16,7 @@ from .cli_common import CONTEXT_SETTINGS, Env
 from .cli_etcd import etcd_options
 from .fleet.agent import Agent, default_address
 from .fleet.backend import KernelBackend
-from .fleet.ledger import Ledger, run_dir
+from .fleet.ledger import Ledger, ledger_path
 from .fleet.membership import PROC_IGMP, Membership
 from .fleet.settings import Conf, EtcdSettings, agent_settings
 from .fleet.store import Store
@@ -54,7 +54,7 @@ def agent(
     else:
         me = default_address(settings)
     logging.basicConfig(level=logging.INFO, format="multicast-proxy agent: %(message)s")
-    ledger = Ledger.load(run_dir() / f"agent-{etcd.domain}.json")
+    ledger = Ledger.load(ledger_path(etcd.domain))
     the_agent = Agent(
         settings,
         IPv4Address(me),

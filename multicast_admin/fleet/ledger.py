@@ -28,6 +28,10 @@ def run_dir() -> Path:
     return Path(os.environ.get("MULTICAST_PROXY_RUN_DIR", str(DEFAULT_RUN_DIR)))
 
 
+def ledger_path(domain: str, directory: Path | None = None) -> Path:
+    return (directory or run_dir()) / f"agent-{domain}.json"
+
+
 @dataclass
 class Ledger:
     path: Path
@@ -67,3 +71,20 @@ class Ledger:
             stream.flush()
             os.fsync(stream.fileno())
         temp.replace(self.path)
+
+
+def agent_managed(directory: Path | None = None) -> Ledger:
+    """What every agent of this host (one per domain) configured: the union of
+    their ledgers.  The state files leave it out (config.sync): a save, by the
+    service's stop or after a CLI change, never makes an agent's member static.
+    An unreadable ledger counts as empty (the save must not fail for it)."""
+    union = Ledger(Path())
+    for path in sorted((directory or run_dir()).glob("agent-*.json")):
+        try:
+            one = Ledger.load(path)
+        except ConfigError:
+            continue
+        union.members |= one.members
+        union.created_groups |= one.created_groups
+        union.entries |= one.entries
+    return union

@@ -40,6 +40,7 @@ def state_dir(tmp_path, monkeypatch) -> Path:
     directory = tmp_path / "etc" / "multicast-proxy"
     monkeypatch.setenv("MULTICAST_PROXY_CONFIG_DIR", str(directory))
     monkeypatch.setenv("MULTICAST_PROXY_LEGACY_DIR", str(tmp_path / "usr-local-etc"))
+    monkeypatch.setenv("MULTICAST_PROXY_RUN_DIR", str(tmp_path / "run"))
     return directory
 
 
