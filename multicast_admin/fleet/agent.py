@@ -7,7 +7,9 @@ One loop, one thread (plus the watch's reader):
    change missed or seen twice), publish this host's keys, reconcile.
 2. **Run**: apply the watch's events, read the local IGMP joins every
    ``poll`` seconds, refresh the lease every TTL/3; whenever something
-   changed, publish and reconcile again.  etcd is never polled.
+   changed, publish and reconcile again; and read the kernel every
+   ``kernel_check`` seconds anyway (a `service start` restore may have
+   cleared it).  etcd is never polled: only the lease is refreshed.
 3. **etcd gone** (a failed request, a broken watch, an expired lease): the
    kernel is left exactly as it is (fail static); retry with exponential
    backoff (0.2 s doubling to 5 s), then start at 1 with a fresh snapshot.
@@ -75,6 +77,7 @@ class Agent:
         *,
         poll: float = 0.5,
         retry: float = 5.0,
+        kernel_check: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
@@ -84,6 +87,7 @@ class Agent:
         self.membership = membership
         self.poll = poll
         self.retry = retry
+        self.kernel_check = kernel_check
         self.clock = clock
         self.state = AgentState()
         self.lease = 0
@@ -134,6 +138,7 @@ class Agent:
         next_keepalive = self.clock() + keepalive_every
         next_roles = 0.0
         next_retry = 0.0
+        next_check = self.clock() + self.kernel_check
         joined: set[IPv4Address] | None = None
         changed = True
         while not stop.is_set():
@@ -153,9 +158,12 @@ class Agent:
                 joined, changed = seen, True
             if self.state.problems and now >= next_retry:
                 changed = True
+            if now >= next_check:  # the kernel changed under us (a restore cleared it)
+                changed = True
             if changed:
                 self._reconcile(view, joined)
                 next_retry = now + self.retry
+                next_check = now + self.kernel_check
                 changed = False
             if now >= next_keepalive:
                 if self.store.keepalive(self.lease) <= 0:

@@ -101,6 +101,7 @@ class Host:
             Membership(self.igmp),
             poll=0.1,
             retry=0.5,
+            kernel_check=1.0,
         )
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.agent.run, args=(self.stop_event,), daemon=True)

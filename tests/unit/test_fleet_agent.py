@@ -193,3 +193,12 @@ def test_a_change_right_after_the_snapshot_is_not_missed(etcd, domain, tmp_path)
     finally:
         a.stop()
         store.close()
+
+
+def test_a_kernel_cleared_under_the_agent_is_configured_again(fleet):
+    _, host = fleet
+    a, b = host(A), host(B)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B])
+    a.multis.groups.clear()  # as a restore of the saved (static) state does
+    wait_for(lambda: a.members(G) == [B], timeout=3)
