@@ -304,7 +304,7 @@ class Watch:
             raise WatchBroken("watch stream ended")
         except WatchBroken as error:
             self._queue.put(error)
-        except (requests.RequestException, OSError, ValueError, KeyError) as error:
+        except Exception as error:  # noqa: BLE001 (any end of the stream is a broken watch)
             self._queue.put(WatchBroken(_reason(error)))
 
     def events(self, timeout: float) -> Iterator[Event]:

@@ -90,9 +90,8 @@ def test_a_killed_agent_is_dropped_within_ttl_plus_one_second(fleet):
     wait_for(lambda: a.members(G) == [B])
     start = time.monotonic()
     b.stop(revoke=False)  # as SIGKILL: the lease is not revoked, it expires
-    wait_for(lambda: G not in a.multis.state(), timeout=6)
+    wait_for(lambda: G not in a.multis.state() and f"{B}:5000" not in a.entries(), timeout=6)
     assert time.monotonic() - start <= 2 + 1
-    assert f"{B}:5000" not in a.entries()
 
 
 def test_a_stopped_agent_is_dropped_at_once(fleet):
