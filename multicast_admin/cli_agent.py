@@ -14,6 +14,7 @@ import click
 from .addresses import check_member, parse_ipv4
 from .cli_common import CONTEXT_SETTINGS, Env
 from .cli_etcd import etcd_options
+from .errors import InvalidArgument
 from .fleet.agent import Agent, default_address
 from .fleet.backend import KernelBackend
 from .fleet.ledger import Ledger, ledger_path
@@ -48,11 +49,12 @@ def agent(
     settings = agent_settings(conf, etcd, address=address, join=join, ttl=ttl)
     for group in settings.join:
         parse_ipv4(group, "--join group")
-    if settings.address:
-        me = parse_ipv4(settings.address, "--address")
+    me = parse_ipv4(settings.address, "--address") if settings.address else None
+    me = me or default_address(settings)
+    try:
         check_member(me)
-    else:
-        me = default_address(settings)
+    except InvalidArgument as error:
+        raise InvalidArgument(f"address {me} of this host: {error}; give --address") from None
     logging.basicConfig(level=logging.INFO, format="multicast-proxy agent: %(message)s")
     ledger = Ledger.load(ledger_path(etcd.domain))
     the_agent = Agent(

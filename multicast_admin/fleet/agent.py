@@ -188,6 +188,8 @@ class Agent:
                 for source in sources.get(group, set()) - {self.address}
             }
             problems += self._kernel(lambda: self.kernel.apply_receiver(entries, definitions))
+        if self.static_joins and not roles.receiver:
+            problems.append("--join: multic is not loaded here, so this host is no member")
         for group in sorted(self.static_joins - set(definitions)):
             problems.append(f"--join {group}: not a group defined in domain {view.layout.domain}")
         for text in problems:

@@ -25,14 +25,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
-
-import requests
-from etcd3gw import exceptions as etcd_errors
-from etcd3gw.client import Etcd3Client
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MulticastProxyError
 from .settings import Endpoint, EtcdSettings
+
+if TYPE_CHECKING:
+    from etcd3gw.client import Etcd3Client
 
 API_PATH = "/v3/"  # etcd >= 3.4 (Debian 12 has 3.4.23)
 
@@ -133,6 +132,10 @@ class Store:
     # --- transport -------------------------------------------------------
 
     def _client(self, endpoint: Endpoint) -> Etcd3Client:
+        # etcd3gw and requests only when etcd is really asked: every other
+        # multicast-proxy command (and --help) starts without them
+        from etcd3gw.client import Etcd3Client  # noqa: PLC0415
+
         client = self._clients.get(endpoint)
         if client is None:
             s = self.settings
@@ -157,6 +160,9 @@ class Store:
 
     def call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST one gRPC-gateway request, trying each endpoint from the last good one."""
+        import requests  # noqa: PLC0415
+        from etcd3gw import exceptions as etcd_errors  # noqa: PLC0415
+
         endpoints = self.settings.endpoints
         errors = []
         for step in range(len(endpoints)):
@@ -256,6 +262,8 @@ class Watch:
     def __init__(
         self, client: Etcd3Client, prefix: str, start_revision: int, timeout: float
     ) -> None:
+        import requests  # noqa: PLC0415
+
         self._queue: queue.Queue[Event | WatchBroken] = queue.Queue()
         session = requests.Session()
         session.verify = client.session.verify
@@ -274,7 +282,7 @@ class Watch:
                 client.get_url("/watch"), json=request, stream=True, timeout=(timeout, None)
             )
             self._response.raise_for_status()
-        except requests.RequestException as error:
+        except (requests.RequestException, OSError) as error:
             session.close()
             raise WatchBroken(_reason(error)) from None
         self._closed = threading.Event()
