@@ -149,6 +149,10 @@ class Store:
                 timeout=self.timeout,
                 api_path=API_PATH,
             )
+            # Not the environment's proxies, netrc or REQUESTS_CA_BUNDLE: the
+            # last one replaces a session's CA in requests (its verify merge),
+            # so --etcd-cacert would be ignored on a host that sets it.
+            client.session.trust_env = False
             if s.user is not None:
                 reply = client.post(
                     client.get_url("/auth/authenticate"),
@@ -165,6 +169,7 @@ class Store:
 
         endpoints = self.settings.endpoints
         errors = []
+        refused = False
         for step in range(len(endpoints)):
             index = (self._current + step) % len(endpoints)
             endpoint = endpoints[index]
@@ -172,12 +177,17 @@ class Store:
                 client = self._client(endpoint)
                 reply = client.post(client.get_url(path), json=payload)
             except (etcd_errors.Etcd3Exception, requests.RequestException, OSError) as error:
-                self._clients.pop(endpoint, None)
+                self._clients.pop(endpoint, None)  # the next call connects (and authenticates) anew
                 errors.append(f"{endpoint}: {_reason(error)}")
+                refused |= type(error) in (
+                    etcd_errors.Etcd3Exception,
+                    etcd_errors.InternalServerError,
+                )
                 continue
             self._current = index
             return reply
-        raise StoreUnavailable(f"etcd unreachable ({'; '.join(errors)})")
+        what = "etcd refused the request" if refused else "etcd unreachable"
+        raise StoreUnavailable(f"{what} ({'; '.join(errors)})")
 
     def close(self) -> None:
         for client in self._clients.values():
@@ -239,7 +249,13 @@ class Store:
 
 
 def _reason(error: BaseException) -> str:
-    text = str(error) or str(getattr(error, "detail_text", "") or "")
+    detail = str(getattr(error, "detail_text", "") or "")
+    try:  # the gateway's answer: {"error": "etcdserver: ...", "code": N, "message": ...}
+        data = json.loads(detail)
+        detail = str(data.get("error") or data.get("message") or detail)
+    except (ValueError, AttributeError):
+        pass
+    text = detail or str(error)
     if "Connection refused" in text:
         return "connection refused"
     if "timed out" in text.lower():
@@ -266,6 +282,7 @@ class Watch:
 
         self._queue: queue.Queue[Event | WatchBroken] = queue.Queue()
         session = requests.Session()
+        session.trust_env = False
         session.verify = client.session.verify
         session.cert = client.session.cert
         session.headers.update(client.session.headers)
