@@ -42,6 +42,16 @@ class StoreUnavailable(MulticastProxyError):
     exit_code = 9
 
 
+def need_etcd3gw() -> None:
+    """One clear error, not a traceback, where the etcd client library is missing."""
+    try:
+        import etcd3gw  # noqa: F401, PLC0415
+    except ImportError:
+        raise MulticastProxyError(
+            "the etcd client library etcd3gw is not installed (pip install etcd3gw)"
+        ) from None
+
+
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -134,6 +144,7 @@ class Store:
     def _client(self, endpoint: Endpoint) -> Etcd3Client:
         # etcd3gw and requests only when etcd is really asked: every other
         # multicast-proxy command (and --help) starts without them
+        need_etcd3gw()
         from etcd3gw.client import Etcd3Client  # noqa: PLC0415
 
         client = self._clients.get(endpoint)
@@ -164,6 +175,7 @@ class Store:
 
     def call(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         """POST one gRPC-gateway request, trying each endpoint from the last good one."""
+        need_etcd3gw()
         import requests  # noqa: PLC0415
         from etcd3gw import exceptions as etcd_errors  # noqa: PLC0415
 
