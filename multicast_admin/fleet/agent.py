@@ -12,7 +12,8 @@ One loop, one thread (plus the watch's reader):
    cleared it).  etcd is never polled: only the lease is refreshed.
 3. **etcd gone** (a failed request, a broken watch, an expired lease): the
    kernel is left exactly as it is (fail static); retry with exponential
-   backoff (0.2 s doubling to 5 s), then start at 1 with a fresh snapshot.
+   backoff (0.2 s doubling to 3 s, jittered), then start at 1 with a fresh
+   snapshot.
 
 Kernel refusals are problems: logged once each, published in the agent's
 status key, retried every ``retry`` seconds.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import threading
 import time
@@ -39,7 +41,10 @@ from .view import View
 log = logging.getLogger("multicast-proxy.agent")
 
 BACKOFF_FIRST = 0.2
-BACKOFF_MAX = 5.0
+BACKOFF_MAX = 3.0
+"""Short enough that a change made during an outage takes effect within 5 s of
+etcd's return; each wait is drawn from [backoff/2, backoff] so that a fleet
+does not come back in one burst."""
 
 
 def default_address(settings: AgentSettings) -> IPv4Address:
@@ -108,8 +113,9 @@ class Agent:
                 if self.state.connected:
                     log.warning("etcd: %s; kernel state left as it is", error)
                 self.state.connected = False
-                log.info("etcd: retrying in %.1f s", backoff)
-                stop.wait(backoff)
+                wait = random.uniform(backoff / 2, backoff)
+                log.info("etcd: retrying in %.1f s", wait)
+                stop.wait(wait)
                 backoff = min(backoff * 2, BACKOFF_MAX)
                 continue
             backoff = BACKOFF_FIRST
