@@ -33,6 +33,7 @@ from typing import Callable
 
 from ..errors import MulticastProxyError
 from .backend import KernelBackend, Roles
+from .groups import GroupDefinition
 from .membership import Membership
 from .settings import AgentSettings
 from .store import Store, StoreUnavailable, Watch, WatchBroken
@@ -213,7 +214,9 @@ class Agent:
         except MulticastProxyError as error:
             return [str(error)]
 
-    def _publish(self, view: View, definitions: dict, joined: set[IPv4Address]) -> None:
+    def _publish(
+        self, view: View, definitions: dict[IPv4Address, GroupDefinition], joined: set[IPv4Address]
+    ) -> None:
         layout = self.store.layout
         me = str(self.address)
         roles = self.state.roles
@@ -229,10 +232,11 @@ class Agent:
                 }
             )
         }
-        for group in definitions:
+        for group, spec in definitions.items():
             if roles.sender:
                 keys[layout.source(str(group), me)] = ""
-            if roles.receiver and group in joined:
+            # a broadcast reaches every host: no application joins it (no IGMP)
+            if roles.receiver and (group in joined or spec.broadcast):
                 keys[layout.member(str(group), me)] = ""
         # the status's revision alone does not make a write: compare without it
         for key, value in keys.items():

@@ -207,3 +207,13 @@ def test_a_kernel_cleared_under_the_agent_is_configured_again(fleet):
     wait_for(lambda: a.members(G) == [B])
     a.multis.groups.clear()  # as a restore of the saved (static) state does
     wait_for(lambda: a.members(G) == [B], timeout=3)
+
+
+def test_every_receiver_is_a_member_of_a_broadcast_group(fleet):
+    store, host = fleet
+    define(store, check_definition("255.255.255.255", 6000, broadcast=True))
+    a, b = host(A, receiver=False), host(B, sender=False)
+    wait_for(lambda: a.members("255.255.255.255") == [B])  # nobody joined: no IGMP for broadcast
+    assert a.multis.state()["255.255.255.255"][0] == 1  # MULTIS_GROUP_F_BROADCAST
+    wait_for(lambda: b.entries() == {f"{A}:5000": G, f"{A}:6000": "255.255.255.255"})
+    assert a.members(G) == []
