@@ -67,10 +67,11 @@ class Host:
         join: tuple[str, ...] = (),
         ttl: int = 2,
         multis: FakeMultisKernel | None = None,
+        multic: FakeMulticKernel | None = None,
     ) -> None:
         self.address = address
         self.multis = multis or FakeMultisKernel()
-        self.multic = FakeMulticKernel()
+        self.multic = multic or FakeMulticKernel()
         self.igmp = tmp / f"{address}.igmp"
         self.igmp.write_text(igmp_text([]))
         self.ledger_path = tmp / f"{address}.ledger.json"

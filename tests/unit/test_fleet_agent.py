@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from fakes import FakeMultisKernel
+from fakes import FakeMulticKernel, FakeMultisKernel
 from fleet_hosts import Host, wait_for
 
 from multicast_admin.fleet.groups import check_definition, define, undefine
@@ -217,3 +217,18 @@ def test_every_receiver_is_a_member_of_a_broadcast_group(fleet):
     assert a.multis.state()["255.255.255.255"][0] == 1  # MULTIS_GROUP_F_BROADCAST
     wait_for(lambda: b.entries() == {f"{A}:5000": G, f"{A}:6000": "255.255.255.255"})
     assert a.members(G) == []
+
+
+def test_a_receivers_group_limit_is_reported(fleet):
+    store, host = fleet
+    define(store, check_definition(G2, 5001))
+    host(A, receiver=False)
+    b = host(B, sender=False, multic=FakeMulticKernel(max_groups=1))
+
+    def problems() -> list:
+        entry = store.get(store.layout.agent(B))
+        return json.loads(entry.value)["problems"] if entry else []
+
+    wait_for(lambda: any("group limit 1 reached" in p for p in problems()))
+    assert b.entries() == {f"{A}:5000": G}  # the first fits, the second is refused, not dropped
+    assert problems() == [f"multic entry {A}:5001 -> {G2}: group limit 1 reached"]
