@@ -68,3 +68,25 @@ def test_a_static_change_does_not_save_the_agents_members(multis_admin, multis_k
     assert multis_kernel.state()[G] == (0, ["10.0.0.2", "10.9.9.9"])
     groups = _saved(state_dir, "multis")["groups"]
     assert [(g["group"], g["members"]) for g in groups] == [(G, ["10.9.9.9"])]
+
+
+def test_listings_mark_what_the_agent_manages(
+    multis_admin, multic_admin, multis_kernel, multic_kernel
+):
+    multis_kernel.set_group(G, ["10.0.0.2", "10.9.9.9"])
+    multic_kernel.set_entry("10.0.0.5", 5000, G)
+    multic_kernel.set_entry("10.0.0.6", 5000, G)
+    _ledger()
+    members = multis_admin("-L", "-m", G, "--json").json()["members"]
+    assert [(m["address"], m["agent"]) for m in members] == [
+        ("10.0.0.2", True),
+        ("10.9.9.9", False),
+    ]
+    text = multis_admin("-L", "-m", G).stdout
+    assert "10.0.0.2 (agent)" in text
+    assert "10.9.9.9 (agent)" not in text
+    entries = multic_admin("-L", "--json").json()["entries"]
+    assert [(e["server"], e["agent"]) for e in entries] == [("10.0.0.5", True), ("10.0.0.6", False)]
+    assert "10.0.0.5 (agent)" in multic_admin("-L").stdout
+    one = multic_admin("-P", "-i", "10.0.0.5", "-p", "5000", "--json").json()
+    assert one["agent"] is True
