@@ -64,13 +64,18 @@ class Ledger:
             "created_groups": sorted(str(g) for g in self.created_groups),
             "entries": sorted([str(s), p, str(g)] for s, p, g in self.entries),
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_name(f".{self.path.name}.tmp")
-        with temp.open("w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=1)
-            stream.flush()
-            os.fsync(stream.fileno())
-        temp.replace(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with temp.open("w", encoding="utf-8") as stream:
+                json.dump(data, stream, indent=1)
+                stream.flush()
+                os.fsync(stream.fileno())
+            temp.replace(self.path)
+        except OSError as error:
+            raise ConfigError(
+                f"{self.path}: cannot write the agent ledger ({error.strerror or error})"
+            ) from None
 
 
 def agent_managed(directory: Path | None = None) -> Ledger:

@@ -232,3 +232,20 @@ def test_a_receivers_group_limit_is_reported(fleet):
     wait_for(lambda: any("group limit 1 reached" in p for p in problems()))
     assert b.entries() == {f"{A}:5000": G}  # the first fits, the second is refused, not dropped
     assert problems() == [f"multic entry {A}:5001 -> {G2}: group limit 1 reached"]
+
+
+def test_an_unwritable_ledger_is_a_reported_problem(fleet, tmp_path):
+    store, host = fleet
+    (tmp_path / "not-a-dir").write_text("")
+    a = host(A)
+    a.agent.kernel.ledger.path = tmp_path / "not-a-dir" / "ledger.json"  # /run full, say
+    b = host(B)
+    b.joins(G)
+
+    def problems() -> list:
+        entry = store.get(store.layout.agent(A))
+        return json.loads(entry.value)["problems"] if entry else []
+
+    wait_for(lambda: any("cannot write the agent ledger" in p for p in problems()))
+    assert a.thread.is_alive()  # the agent goes on
+    assert a.members(G) == [B]
