@@ -249,3 +249,19 @@ def test_an_unwritable_ledger_is_a_reported_problem(fleet, tmp_path):
     wait_for(lambda: any("cannot write the agent ledger" in p for p in problems()))
     assert a.thread.is_alive()  # the agent goes on
     assert a.members(G) == [B]
+
+
+def test_nothing_is_added_before_the_service_restored_the_saved_state(fleet):
+    store, host = fleet
+    a = host(A, multis=FakeMultisKernel(restored=False))  # loaded by modprobe, not the service
+    b = host(B)
+    b.joins(G)
+
+    def problems() -> list:
+        entry = store.get(store.layout.agent(A))
+        return json.loads(entry.value)["problems"] if entry else []
+
+    wait_for(lambda: any("saved state not restored yet" in p for p in problems()))
+    assert a.multis.state() == {}
+    a.multis.restored = True  # `service multis start` restored it
+    wait_for(lambda: a.members(G) == [B])
