@@ -40,8 +40,9 @@ def igmp_text(groups: list[str]) -> str:
     return "".join(lines)
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 8.0) -> float:
-    """Seconds until ``check()`` held; AssertionError after ``timeout``."""
+def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> float:
+    """Seconds until ``check()`` held; AssertionError after ``timeout`` (generous:
+    a loaded machine; the tests that bound a time give their own)."""
     start = time.monotonic()
     while True:
         try:
