@@ -103,8 +103,9 @@ class KernelBackend:
                 except MulticastProxyError as error:
                     problems.append(f"multis group {group}: {error}")
                 self._drop_created(server, group, want)
-        if (ledger.members, ledger.created_groups) != before:
-            ledger.save()
+        ledger.dirty |= (ledger.members, ledger.created_groups) != before
+        if ledger.dirty:
+            ledger.save()  # a failure stays a problem until a save succeeds
         return problems
 
     def _drop_created(self, server: Server, group: IPv4Address, want: set[IPv4Address]) -> None:
@@ -153,6 +154,7 @@ class KernelBackend:
                     ledger.entries.add((source, port, group))
                 except MulticastProxyError as error:
                     problems.append(f"multic entry {source}:{port} -> {group}: {error}")
-        if ledger.entries != before:
+        ledger.dirty |= ledger.entries != before
+        if ledger.dirty:
             ledger.save()
         return problems

@@ -38,6 +38,8 @@ class Ledger:
     members: set[Member] = field(default_factory=set)
     created_groups: set[IPv4Address] = field(default_factory=set)
     entries: set[EntryKey] = field(default_factory=set)
+    dirty: bool = False
+    """Changed since the last successful save: saved again at the next chance."""
 
     @classmethod
     def load(cls, path: Path) -> Ledger:
@@ -72,6 +74,7 @@ class Ledger:
                 stream.flush()
                 os.fsync(stream.fileno())
             temp.replace(self.path)
+            self.dirty = False
         except OSError as error:
             raise ConfigError(
                 f"{self.path}: cannot write the agent ledger ({error.strerror or error})"

@@ -249,6 +249,11 @@ def test_an_unwritable_ledger_is_a_reported_problem(fleet, tmp_path):
     wait_for(lambda: any("cannot write the agent ledger" in p for p in problems()))
     assert a.thread.is_alive()  # the agent goes on
     assert a.members(G) == [B]
+    time.sleep(1.5)  # retried (every 0.5 s here): still not saved, still a problem
+    assert any("cannot write the agent ledger" in p for p in problems())
+    a.agent.kernel.ledger.path = tmp_path / "ledger.json"  # room again
+    wait_for(lambda: problems() == [])
+    assert (tmp_path / "ledger.json").exists()
 
 
 def test_nothing_is_added_before_the_service_restored_the_saved_state(fleet):
