@@ -246,9 +246,9 @@ def test_an_unwritable_ledger_is_a_reported_problem(fleet, tmp_path):
         entry = store.get(store.layout.agent(A))
         return json.loads(entry.value)["problems"] if entry else []
 
+    wait_for(lambda: a.members(G) == [B])  # the kernel is configured all the same
     wait_for(lambda: any("cannot write the agent ledger" in p for p in problems()))
     assert a.thread.is_alive()  # the agent goes on
-    assert a.members(G) == [B]
     time.sleep(1.5)  # retried (every 0.5 s here): still not saved, still a problem
     assert any("cannot write the agent ledger" in p for p in problems())
     a.agent.kernel.ledger.path = tmp_path / "ledger.json"  # room again
