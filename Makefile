@@ -29,12 +29,12 @@ endif
 kver       := $${KVER:-$$(scripts/kver.sh)}
 kdir       := $${KDIR:-$(BUILD)/kit/$$kver/build}
 
-.PHONY: all setup deps kit venv modules test unit vmtest lint checkpatch bench demo rpm kernels \
+.PHONY: all setup deps kit venv etcd modules test unit vmtest lint checkpatch bench demo rpm kernels \
 	kernels-vmtest cleanroom clean
 
 all: modules
 
-setup: deps kit venv
+setup: deps kit venv etcd
 
 deps:
 	scripts/setup-deps.sh
@@ -43,6 +43,10 @@ kit: deps
 	kver=$(kver) && scripts/setup-kit.sh "$$kver"
 
 venv: $(VENV)/.done
+
+# Debian's etcd, unpacked under build/tools/etcd for the fleet tests (never installed)
+etcd: deps
+	scripts/setup-etcd.sh >/dev/null
 
 $(VENV)/.done: pyproject.toml | deps
 	python3 -m venv $(VENV)
@@ -53,7 +57,7 @@ $(VENV)/.done: pyproject.toml | deps
 modules:
 	kver=$(kver) && $(MAKE) -C kernel KDIR="$(kdir)"
 
-unit: venv
+unit: venv etcd
 	$(PY) -m pytest -q tests/unit
 
 vmtest: setup

@@ -20,6 +20,7 @@ from .cli_common import (
 )
 from .client import AddOutcome, AddResult, Client, check_add, parse_key
 from .config import CLIENT
+from .fleet.ledger import agent_managed
 from .lean import use_lean_pyroute2
 from .models import ClientEntry
 
@@ -184,15 +185,22 @@ def _port_text(port: int) -> str:
 
 def _list(client: Client, as_json: bool) -> None:
     entries = client.entries()
+    agent = agent_managed().entries
     if as_json:
-        echo_json({"entries": [e.to_json() for e in entries]})
+        echo_json(
+            {
+                "entries": [
+                    {**e.to_json(), "agent": (e.server, e.port, e.group) in agent} for e in entries
+                ]
+            }
+        )
         return
     if not entries:
         click.echo(f"no entry configured (add one: {PROG} -A -i SERVER -p PORT -m GROUP)")
         return
     rows = [
         (
-            str(e.server),
+            f"{e.server} (agent)" if (e.server, e.port, e.group) in agent else str(e.server),
             _port_text(e.port),
             str(e.group),
             e.stats.packets,
@@ -208,7 +216,8 @@ def _list(client: Client, as_json: bool) -> None:
 
 def _entry_stats(entry: ClientEntry, as_json: bool) -> None:
     if as_json:
-        echo_json(entry.to_json())
+        agent = (entry.server, entry.port, entry.group) in agent_managed().entries
+        echo_json({**entry.to_json(), "agent": agent})
         return
     click.echo(f"entry {_key(entry.server, entry.port)} -> {entry.group}")
     click.echo(counter_lines(entry.stats.to_json(), CLIENT_COUNTERS))

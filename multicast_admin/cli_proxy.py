@@ -10,6 +10,14 @@
 ``--textfile`` it writes them once, atomically, for node_exporter's textfile
 collector, and exits.  ``diagnose`` says the first thing wrong for a group;
 ``trace`` shows each datagram the modules handle, live.
+
+    multicast-proxy group add GROUP --port N [--broadcast] [--vrrp]
+    multicast-proxy group delete GROUP | group list [--json]
+    multicast-proxy agent [--address IP] [--join GROUP ...]
+    multicast-proxy status [--json]
+
+The fleet commands (cli_group, cli_agent, cli_status; multicast_admin.fleet)
+share a domain through etcd: docs/usage.md.
 """
 
 from __future__ import annotations
@@ -21,8 +29,11 @@ from types import FrameType
 
 import click
 
+from .cli_agent import agent
 from .cli_common import CONTEXT_SETTINGS, AdminGroup, Env, env_of
 from .cli_diagnose import diagnose
+from .cli_group import group
+from .cli_status import status
 from .cli_trace import trace
 from .errors import InvalidArgument, MulticastProxyError
 from .lean import use_lean_pyroute2
@@ -45,7 +56,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 @click.group(cls=AdminGroup, context_settings=CONTEXT_SETTINGS)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """multicast-proxy: metrics, diagnosis and tracing (and, later, fleet membership)."""
+    """multicast-proxy: metrics, diagnosis, tracing and fleet membership (etcd)."""
     ctx.obj = env_of(ctx)
 
 
@@ -103,6 +114,9 @@ def exporter(env: Env, listen: str | None, textfile: Path | None, no_members: bo
 
 cli.add_command(trace)
 cli.add_command(diagnose)
+cli.add_command(group)
+cli.add_command(agent)
+cli.add_command(status)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from .cli_common import (
     table,
 )
 from .config import SERVER
+from .fleet.ledger import agent_managed
 from .lean import use_lean_pyroute2
 from .models import Group, ServerCounters
 from .server import JoinResult, QuitResult, Server, check_join, check_quit
@@ -244,8 +245,10 @@ def _list(server: Server, target: str | None, as_json: bool) -> None:
     assert target is not None
     group = server.group(target)
     members = server.members(group.address)
+    agent = {m for g, m in agent_managed().members if g == group.address}
     if as_json:
-        echo_json({**group.to_json(), "members": [m.to_json() for m in members]})
+        listed = [{**m.to_json(), "agent": m.address in agent} for m in members]
+        echo_json({**group.to_json(), "members": listed})
         return
     limit = server.stats().max_members
     options = "" if _options(group) == "-" else f", {_options(group)}"
@@ -255,7 +258,7 @@ def _list(server: Server, target: str | None, as_json: bool) -> None:
         return
     rows = [
         (
-            str(m.address),
+            f"{m.address} (agent)" if m.address in agent else str(m.address),
             m.stats.packets,
             m.stats.bytes,
             m.stats.drop_nomem,

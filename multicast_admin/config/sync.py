@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar, Union
 
 from ..client import Client
 from ..errors import ConfigError, MulticastProxyError, NotRestored
+from ..fleet.ledger import agent_managed
 from ..server import Server
 from .legacy import Imported, client_config_from_legacy, legacy_paths, server_config_from_legacy
 from .schema import ClientConfig, EntryConfig, GroupConfig, Invalid, ServerConfig
@@ -246,21 +247,32 @@ class Side(Generic[H, C]):
 
 
 def server_config_from_kernel(server: Server) -> ServerConfig:
-    return ServerConfig(
-        tuple(
-            GroupConfig(
-                group=g.address,
-                members=tuple(m.address for m in server.members(g.address)),
-                broadcast=g.broadcast,
-                vrrp=g.vrrp,
-            )
-            for g in server.groups()
+    """The kernel's groups, less what `multicast-proxy agent` added (its ledger):
+    an agent's member is never saved as static; a group the agent created is
+    saved only when an operator put a member of their own into it."""
+    agent = agent_managed()
+    groups = []
+    for g in server.groups():
+        members = tuple(
+            m.address
+            for m in server.members(g.address)
+            if (g.address, m.address) not in agent.members
         )
-    )
+        if members or g.address not in agent.created_groups:
+            groups.append(GroupConfig(g.address, members, broadcast=g.broadcast, vrrp=g.vrrp))
+    return ServerConfig(tuple(groups))
 
 
 def client_config_from_kernel(client: Client) -> ClientConfig:
-    return ClientConfig(tuple(EntryConfig(e.server, e.port, e.group) for e in client.entries()))
+    """The kernel's entries, less those `multicast-proxy agent` added."""
+    agent = agent_managed().entries
+    return ClientConfig(
+        tuple(
+            EntryConfig(e.server, e.port, e.group)
+            for e in client.entries()
+            if (e.server, e.port, e.group) not in agent
+        )
+    )
 
 
 def put_group(server: Server, group: GroupConfig) -> None:

@@ -35,7 +35,7 @@ SIDES = {"sender": "multis", "receiver": "multic"}
 class MissingDependency(MulticastProxyError):
     """Something trace needs from the host that is not there: bcc, kernel headers, tracefs."""
 
-    exit_code = 9
+    exit_code = 10
 
 
 PROGRAM = r"""

@@ -40,6 +40,7 @@ def state_dir(tmp_path, monkeypatch) -> Path:
     directory = tmp_path / "etc" / "multicast-proxy"
     monkeypatch.setenv("MULTICAST_PROXY_CONFIG_DIR", str(directory))
     monkeypatch.setenv("MULTICAST_PROXY_LEGACY_DIR", str(tmp_path / "usr-local-etc"))
+    monkeypatch.setenv("MULTICAST_PROXY_RUN_DIR", str(tmp_path / "run"))
     return directory
 
 
@@ -75,3 +76,36 @@ def multis_admin(env):
 @pytest.fixture
 def multic_admin(env):
     return lambda *args: _invoke(cli_client.cli, env, list(args))
+
+
+# --- a real etcd (the fleet tests) -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def etcd(tmp_path_factory):
+    """One etcd for the session; each test uses a domain of its own (``domain``)."""
+    from etcd_server import EtcdServer, etcd_binary
+
+    server = EtcdServer(etcd_binary(), tmp_path_factory.mktemp("etcd") / "data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def etcd_own(tmp_path):
+    """An etcd of this test's own, which it may stop and start again."""
+    from etcd_server import EtcdServer, etcd_binary
+
+    server = EtcdServer(etcd_binary(), tmp_path / "etcd-data")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def domain(request) -> str:
+    """A domain name unique to the test, so tests sharing one etcd never meet."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name)[:63]

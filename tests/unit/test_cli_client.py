@@ -160,6 +160,7 @@ def test_json_schema(multic_admin, configured):
                 "group": "239.1.1.1",
                 "broadcast": False,
                 "stats": {"packets": 5, "bytes": 500, "not_local": 1, "drop_nomem": 0},
+                "agent": False,
             },
             {
                 "server": "10.0.0.2",
@@ -167,6 +168,7 @@ def test_json_schema(multic_admin, configured):
                 "group": "224.0.0.251",
                 "broadcast": False,
                 "stats": {"packets": 0, "bytes": 0, "not_local": 0, "drop_nomem": 0},
+                "agent": False,
             },
         ],
     }

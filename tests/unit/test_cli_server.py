@@ -211,6 +211,7 @@ def test_json_schema(multis_admin, configured):
             "drop_xmit": 2,
             "drop_too_big": 3,
         },
+        "agent": False,
     }
     group = multis_admin("-P", "-m", G, "--json").json()
     assert group == {"version": 1, **shown["groups"][0]}

@@ -294,8 +294,8 @@ def test_statistics_after_the_guides_traffic_are_exact(facts):
     listed = _json(step["list_json"])
     assert listed["stats"] == group, listed
     assert listed["members"] == [
-        {"address": "10.0.0.11", "stats": member},
-        {"address": "10.0.0.12", "stats": member},
+        {"address": "10.0.0.11", "stats": member, "agent": False},
+        {"address": "10.0.0.12", "stats": member, "agent": False},
     ], listed
     restored = {**copies, "not_local": 0, "drop_nomem": 0}
     for host in ("recv1", "recv2"):
@@ -310,6 +310,7 @@ def test_statistics_after_the_guides_traffic_are_exact(facts):
                 "group": G1,
                 "broadcast": False,
                 "stats": restored,
+                "agent": False,
             }
         ], entries
 

@@ -42,9 +42,9 @@ def events(run: dict) -> list[dict]:
 def test_each_refusal_is_one_line_saying_what_to_do(facts):
     assert facts["no_tracefs"]["mounted"] is False
     for step, rc, words in (
-        ("no_tracefs", 9, "tracefs is not mounted: mount -t tracefs"),
+        ("no_tracefs", 10, "tracefs is not mounted: mount -t tracefs"),
         ("no_module", 5, "none of the multis, multic kernel modules is loaded: run `service"),
-        ("no_headers", 9, "kernel headers for"),
+        ("no_headers", 10, "kernel headers for"),
     ):
         run = facts[step]["trace"]
         assert run["rc"] == rc, (step, run)

@@ -1,0 +1,54 @@
+"""multicast-proxy status: every group with its sources and members, every agent."""
+
+from __future__ import annotations
+
+import click
+
+from .cli_common import CONTEXT_SETTINGS, echo_json, listing, table
+from .cli_etcd import etcd_options
+from .fleet.settings import Conf, EtcdSettings
+from .fleet.status import fleet_status
+from .fleet.store import Store
+
+
+@click.command(context_settings=CONTEXT_SETTINGS)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@etcd_options
+def status(as_json: bool, conf: Conf, etcd: EtcdSettings) -> None:
+    """The domain's groups and agents, as etcd has them now."""
+    store = Store(etcd)
+    try:
+        view = fleet_status(store)
+    finally:
+        store.close()
+    if as_json:
+        echo_json(view)
+        return
+    click.echo(f"domain {view['domain']} (revision {view['revision']})")
+    click.echo(
+        table(
+            ["GROUP", "PORT", "SOURCES", "MEMBERS"],
+            [
+                [g["group"], g["port"], listing(g["sources"]) or "-", listing(g["members"]) or "-"]
+                for g in view["groups"]
+            ],
+        )
+    )
+    click.echo("")
+    click.echo(
+        table(
+            ["AGENT", "HOST", "ROLES", "LAST SEEN", "IN STEP"],
+            [
+                [
+                    a["address"],
+                    a["hostname"],
+                    ",".join(a["roles"]) or "-",
+                    "-"
+                    if a["last_seen_seconds_ago"] is None
+                    else f"{a['last_seen_seconds_ago']}s ago",
+                    "yes" if a["in_step"] else "no: " + "; ".join(a["problems"]),
+                ]
+                for a in view["agents"]
+            ],
+        )
+    )

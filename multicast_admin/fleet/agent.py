@@ -1,0 +1,266 @@
+"""The agent: keeps this host's kernel and its own etcd keys equal to the domain's truth.
+
+One loop, one thread (plus the watch's reader):
+
+1. **Connect**: read a snapshot of the domain (its revision R), keep the
+   lease if it is still alive or grant a new one, start a watch at R + 1 (no
+   change missed or seen twice), publish this host's keys, reconcile.
+2. **Run**: apply the watch's events, read the local IGMP joins every
+   ``poll`` seconds, refresh the lease every TTL/3; whenever something
+   changed, publish and reconcile again; and read the kernel every
+   ``kernel_check`` seconds anyway (a `service start` restore may have
+   cleared it).  etcd is never polled: only the lease is refreshed.
+3. **etcd gone** (a failed request, a broken watch, an expired lease): the
+   kernel is left exactly as it is (fail static); retry with exponential
+   backoff (0.2 s doubling to 3 s, jittered), then start at 1 with a fresh
+   snapshot.
+
+Kernel refusals are problems: logged once each, published in the agent's
+status key, retried every ``retry`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Callable
+
+from ..errors import MulticastProxyError
+from .backend import KernelBackend, Roles
+from .groups import GroupDefinition
+from .membership import Membership
+from .settings import AgentSettings
+from .store import Store, StoreUnavailable, Watch, WatchBroken
+from .view import View
+
+log = logging.getLogger("multicast-proxy.agent")
+
+BACKOFF_FIRST = 0.2
+BACKOFF_MAX = 3.0
+"""Short enough that a change made during an outage takes effect within 5 s of
+etcd's return; each wait is drawn from [backoff/2, backoff] so that a fleet
+does not come back in one burst."""
+
+
+def default_address(settings: AgentSettings) -> IPv4Address:
+    """The source address of the route to the first etcd endpoint (no packet is sent)."""
+    endpoint = settings.etcd.endpoints[0]
+    try:
+        info = socket.getaddrinfo(endpoint.host, endpoint.port, socket.AF_INET, socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(info[0][4])
+            return IPv4Address(probe.getsockname()[0])
+    except OSError as error:
+        raise StoreUnavailable(
+            f"cannot find this host's address towards {endpoint}: {error}; give --address"
+        ) from None
+
+
+@dataclass
+class AgentState:
+    """What the agent last knew; read by tests and reported in its status key."""
+
+    connected: bool = False
+    roles: Roles = field(default_factory=lambda: Roles(False, False))
+    problems: list[str] = field(default_factory=list)
+    reconciled_revision: int = 0
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        address: IPv4Address,
+        store: Store,
+        kernel: KernelBackend,
+        membership: Membership,
+        *,
+        poll: float = 0.5,
+        retry: float = 5.0,
+        kernel_check: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.address = address
+        self.store = store
+        self.kernel = kernel
+        self.membership = membership
+        self.poll = poll
+        self.retry = retry
+        self.kernel_check = kernel_check
+        self.clock = clock
+        self.state = AgentState()
+        self.lease = 0
+        self.published: dict[str, str] = {}
+        self.static_joins = {IPv4Address(g) for g in settings.join}
+        self.revoke_on_exit = True
+        """False leaves the lease to expire, as a killed agent does (tests)."""
+        self._logged: set[str] = set()
+
+    # --- the loop ----------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = BACKOFF_FIRST
+        while not stop.is_set():
+            try:
+                self._session(stop)
+            except (StoreUnavailable, WatchBroken) as error:
+                if self.state.connected:
+                    log.warning("etcd: %s; kernel state left as it is", error)
+                self.state.connected = False
+                wait = random.uniform(backoff / 2, backoff)
+                log.info("etcd: retrying in %.1f s", wait)
+                stop.wait(wait)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+                continue
+            backoff = BACKOFF_FIRST
+        self._leave()
+
+    def _session(self, stop: threading.Event) -> None:
+        snapshot = self.store.snapshot()
+        view = View.of(self.store.layout, snapshot)
+        if not self.lease or self.store.keepalive(self.lease) <= 0:
+            self.lease = self.store.grant(self.settings.ttl)
+            self.published = {}
+        else:  # keys of a live lease are in the snapshot: published is what etcd has
+            self.published = {
+                k: v for k, v in view.values.items() if view.leases.get(k) == self.lease
+            }
+        watch = self.store.watch(snapshot.revision + 1)
+        try:
+            self.state.connected = True
+            log.info("etcd: connected, domain %s at revision %d", view.layout.domain, view.revision)
+            self._loop(stop, view, watch)
+        finally:
+            watch.close()
+
+    def _loop(self, stop: threading.Event, view: View, watch: Watch) -> None:
+        keepalive_every = self.settings.ttl / 3
+        next_keepalive = self.clock() + keepalive_every
+        next_roles = 0.0
+        next_retry = 0.0
+        next_check = self.clock() + self.kernel_check
+        joined: set[IPv4Address] | None = None
+        changed = True
+        while not stop.is_set():
+            for event in watch.events(self.poll):
+                view.apply(event)
+                if self.published.get(event.key) is not None and event.value is None:
+                    del self.published[event.key]  # someone removed our key: publish again
+                changed = True
+            now = self.clock()
+            if now >= next_roles:
+                roles = self.kernel.roles()
+                changed |= roles != self.state.roles
+                self.state.roles = roles
+                next_roles = now + self.retry
+            seen = self.membership.joined()
+            if seen != joined:
+                joined, changed = seen, True
+            if self.state.problems and now >= next_retry:
+                changed = True
+            if now >= next_check:  # the kernel changed under us (a restore cleared it)
+                changed = True
+            if changed:
+                self._reconcile(view, joined)
+                next_retry = now + self.retry
+                next_check = now + self.kernel_check
+                changed = False
+            if now >= next_keepalive:
+                if self.store.keepalive(self.lease) <= 0:
+                    raise StoreUnavailable(f"lease {self.lease:x} expired")
+                next_keepalive = now + keepalive_every
+
+    # --- one round ---------------------------------------------------------
+
+    def _reconcile(self, view: View, joined: set[IPv4Address]) -> None:
+        definitions = view.definitions()
+        roles = self.state.roles
+        problems = []
+        if roles.sender:
+            members = view.members()
+            wanted = {g: members.get(g, set()) - {self.address} for g in definitions}
+            problems += self._kernel(lambda: self.kernel.apply_sender(wanted, definitions))
+        if roles.receiver:
+            sources = view.sources()
+            entries = {
+                (source, spec.port): group
+                for group, spec in definitions.items()
+                for source in sources.get(group, set()) - {self.address}
+            }
+            problems += self._kernel(lambda: self.kernel.apply_receiver(entries, definitions))
+        if self.static_joins and not roles.receiver:
+            problems.append("--join: multic is not loaded here, so this host is no member")
+        for group in sorted(self.static_joins - set(definitions)):
+            problems.append(f"--join {group}: not a group defined in domain {view.layout.domain}")
+        for text in problems:
+            if text not in self._logged:
+                log.error("%s", text)
+        self._logged = set(problems)
+        self.state.problems = problems
+        self.state.reconciled_revision = view.revision
+        self._publish(view, definitions, joined | self.static_joins)
+
+    @staticmethod
+    def _kernel(apply: Callable[[], list[str]]) -> list[str]:
+        try:
+            return apply()
+        except MulticastProxyError as error:
+            return [str(error)]
+
+    def _publish(
+        self, view: View, definitions: dict[IPv4Address, GroupDefinition], joined: set[IPv4Address]
+    ) -> None:
+        layout = self.store.layout
+        me = str(self.address)
+        roles = self.state.roles
+        keys = {
+            layout.agent(me): json.dumps(
+                {
+                    "address": me,
+                    "hostname": socket.gethostname(),
+                    "roles": roles.names(),
+                    "in_step": not self.state.problems,
+                    "problems": self.state.problems,
+                    "revision": view.revision,
+                }
+            )
+        }
+        for group, spec in definitions.items():
+            if roles.sender:
+                keys[layout.source(str(group), me)] = ""
+            # a broadcast reaches every host: no application joins it (no IGMP)
+            if roles.receiver and (group in joined or spec.broadcast):
+                keys[layout.member(str(group), me)] = ""
+        # the status's revision alone does not make a write: compare without it
+        for key, value in keys.items():
+            old = self.published.get(key)
+            if old is None or _without_revision(old) != _without_revision(value):
+                self.store.put(key, value, self.lease)
+                self.published[key] = value
+        for key in [k for k in self.published if k not in keys]:
+            self.store.delete(key)
+            del self.published[key]
+
+    def _leave(self) -> None:
+        """Stop: revoke the lease so that peers drop this host now; the kernel stays as it is."""
+        if self.lease and self.revoke_on_exit:
+            try:
+                self.store.revoke(self.lease)
+            except StoreUnavailable as error:
+                log.warning("etcd: could not revoke the lease (%s): it expires by itself", error)
+        self.lease = 0
+
+
+def _without_revision(value: str) -> str:
+    if not value.startswith("{"):
+        return value
+    data = json.loads(value)
+    data.pop("revision", None)
+    return json.dumps(data, sort_keys=True)

@@ -1,0 +1,160 @@
+"""The kernel side of the agent: multis and multic through the domain API.
+
+:class:`KernelBackend` makes the kernel hold what etcd says, touching only
+what its :class:`~.ledger.Ledger` says the agent added: a member or an entry
+an operator configured (the guide's commands) is left alone even when etcd
+wants the same, and never removed.  Every change is sent with
+REQUIRE_RESTORED, so nothing is added to a namespace whose saved state the
+service has not restored yet.  A refusal (a limit, a conflicting static
+entry) is a *problem*: reported, logged, retried later, never half applied
+(a group's missing members go in one all-or-nothing join).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import Callable
+
+from ..client import Client
+from ..errors import ModuleNotLoaded, MulticastProxyError
+from ..server import Server
+from .groups import GroupDefinition
+from .ledger import Ledger
+
+EntryMap = Mapping[tuple[IPv4Address, int], IPv4Address]
+
+
+@dataclass(frozen=True)
+class Roles:
+    sender: bool
+    """multis is loaded: this host copies to the groups' members."""
+    receiver: bool
+    """multic is loaded: this host restores copies from the groups' sources."""
+
+    def names(self) -> list[str]:
+        return [name for name, on in (("sender", self.sender), ("receiver", self.receiver)) if on]
+
+
+class KernelBackend:
+    def __init__(
+        self,
+        open_server: Callable[[], Server],
+        open_client: Callable[[], Client],
+        ledger: Ledger,
+    ) -> None:
+        self.open_server = open_server
+        self.open_client = open_client
+        self.ledger = ledger
+
+    def roles(self) -> Roles:
+        return Roles(self._available(self.open_server), self._available(self.open_client))
+
+    @staticmethod
+    def _available(opener: Callable[[], Server | Client]) -> bool:
+        try:
+            side = opener()
+        except ModuleNotLoaded:
+            return False
+        try:
+            side.stats()
+        except ModuleNotLoaded:
+            return False
+        finally:
+            side.close()
+        return True
+
+    # --- sender ------------------------------------------------------------
+
+    def apply_sender(
+        self,
+        wanted: Mapping[IPv4Address, set[IPv4Address]],
+        definitions: Mapping[IPv4Address, GroupDefinition],
+    ) -> list[str]:
+        """multis's members: the agent's own equal to ``wanted`` (group -> members)."""
+        problems: list[str] = []
+        ledger = self.ledger
+        before = (set(ledger.members), set(ledger.created_groups))
+        with self.open_server() as server, server.requiring_restored():
+            kernel = {g.address: g for g in server.groups()}
+            groups = set(wanted) | {g for g, _ in ledger.members} | ledger.created_groups
+            for group in sorted(groups):
+                present = kernel.get(group)
+                current = {m.address for m in server.members(group)} if present else set()
+                mine = {m for g, m in ledger.members if g == group}
+                ledger.members -= {(group, m) for m in mine - current}  # removed by an operator
+                mine &= current
+                want = wanted.get(group, set())
+                try:
+                    gone = sorted(mine - want)
+                    if gone:
+                        server.quit(group, gone)
+                        ledger.members -= {(group, m) for m in gone}
+                    add = sorted(want - current)
+                    if add:
+                        if present is None:
+                            spec = definitions[group]
+                            server.join(group, add, broadcast=spec.broadcast, vrrp=spec.vrrp)
+                            ledger.created_groups.add(group)
+                        else:
+                            server.join(group, add, broadcast=present.broadcast, vrrp=present.vrrp)
+                        ledger.members |= {(group, m) for m in add}
+                except MulticastProxyError as error:
+                    problems.append(f"multis group {group}: {error}")
+                self._drop_created(server, group, want)
+        ledger.dirty |= (ledger.members, ledger.created_groups) != before
+        if ledger.dirty:
+            ledger.save()  # a failure stays a problem until a save succeeds
+        return problems
+
+    def _drop_created(self, server: Server, group: IPv4Address, want: set[IPv4Address]) -> None:
+        """A group the agent created goes when nobody is left in it and none is wanted."""
+        if group not in self.ledger.created_groups or want:
+            return
+        try:
+            if server.group(group).member_count == 0:
+                server.delete(group)
+            self.ledger.created_groups.discard(group)
+        except MulticastProxyError:
+            self.ledger.created_groups.discard(group)  # gone already
+
+    # --- receiver ----------------------------------------------------------
+
+    def apply_receiver(
+        self, wanted: EntryMap, definitions: Mapping[IPv4Address, GroupDefinition]
+    ) -> list[str]:
+        """multic's entries: the agent's own equal to ``wanted`` ((source, port) -> group)."""
+        problems: list[str] = []
+        ledger = self.ledger
+        before = set(ledger.entries)
+        with self.open_client() as client, client.requiring_restored():
+            current = {e.key: e.group for e in client.entries()}
+            ledger.entries = {e for e in ledger.entries if current.get(e[:2]) == e[2]}
+            for source, port, group in sorted(ledger.entries):
+                if wanted.get((source, port)) != group:
+                    try:
+                        client.delete(source, port)
+                        ledger.entries.discard((source, port, group))
+                        del current[(source, port)]
+                    except MulticastProxyError as error:
+                        problems.append(f"multic entry {source}:{port}: {error}")
+            for (source, port), group in sorted(wanted.items()):
+                have = current.get((source, port))
+                if have == group:
+                    continue
+                if have is not None:
+                    problems.append(
+                        f"multic entry {source}:{port} is static and restores to {have}, "
+                        f"not to group {group}: left as it is"
+                    )
+                    continue
+                try:
+                    client.add(source, port, group, broadcast=definitions[group].broadcast)
+                    ledger.entries.add((source, port, group))
+                except MulticastProxyError as error:
+                    problems.append(f"multic entry {source}:{port} -> {group}: {error}")
+        ledger.dirty |= ledger.entries != before
+        if ledger.dirty:
+            ledger.save()
+        return problems

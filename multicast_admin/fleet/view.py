@@ -1,0 +1,83 @@
+"""A domain as its keys say: definitions, sources, members and agents.
+
+Built from a snapshot and kept current by the watch's events; the agent's
+desired kernel state and ``multicast-proxy status`` are both read from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, ip_address
+from typing import Any
+
+from .groups import GroupDefinition
+from .store import Event, Layout, Snapshot
+
+
+@dataclass
+class View:
+    layout: Layout
+    values: dict[str, str] = field(default_factory=dict)
+    leases: dict[str, int] = field(default_factory=dict)
+    revision: int = 0
+
+    @classmethod
+    def of(cls, layout: Layout, snapshot: Snapshot) -> View:
+        view = cls(layout, revision=snapshot.revision)
+        for key, entry in snapshot.entries.items():
+            view.values[key] = entry.value
+            view.leases[key] = entry.lease
+        return view
+
+    def apply(self, event: Event) -> None:
+        if event.value is None:
+            self.values.pop(event.key, None)
+            self.leases.pop(event.key, None)
+        else:
+            self.values[event.key] = event.value
+        self.revision = max(self.revision, event.revision)
+
+    def _parts(self, kind: str, length: int) -> list[tuple[tuple[str, ...], str]]:
+        found = []
+        for key, value in self.values.items():
+            parts = self.layout.split(key)
+            if len(parts) == length and parts[0] == kind:
+                found.append((parts, value))
+        return found
+
+    def definitions(self) -> dict[IPv4Address, GroupDefinition]:
+        found = {}
+        for parts, value in self._parts("groups", 2):
+            try:
+                spec = GroupDefinition.from_value(parts[1], value)
+            except (ValueError, KeyError, TypeError):
+                continue  # not ours to judge: `group list` shows only valid ones
+            found[spec.group] = spec
+        return dict(sorted(found.items()))
+
+    def _by_group(self, kind: str) -> dict[IPv4Address, set[IPv4Address]]:
+        found: dict[IPv4Address, set[IPv4Address]] = {}
+        for parts, _ in self._parts(kind, 3):
+            try:
+                group, host = IPv4Address(parts[1]), ip_address(parts[2])
+            except ValueError:
+                continue
+            if isinstance(host, IPv4Address):
+                found.setdefault(group, set()).add(host)
+        return found
+
+    def members(self) -> dict[IPv4Address, set[IPv4Address]]:
+        return self._by_group("members")
+
+    def sources(self) -> dict[IPv4Address, set[IPv4Address]]:
+        return self._by_group("sources")
+
+    def agents(self) -> dict[str, dict[str, Any]]:
+        found = {}
+        for parts, value in self._parts("agents", 2):
+            try:
+                found[parts[1]] = json.loads(value)
+            except ValueError:
+                found[parts[1]] = {}
+        return dict(sorted(found.items()))

@@ -1,0 +1,173 @@
+"""multicast-proxy group/status on a real etcd: output, exit codes, nothing written on bad input."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+from click.testing import CliRunner
+from fleet_hosts import Host, wait_for
+
+from multicast_admin import cli_proxy
+from multicast_admin.fleet.settings import EtcdSettings, parse_endpoints
+from multicast_admin.fleet.store import Store
+
+
+class Proxy:
+    def __init__(self, url: str, domain: str, conf: str) -> None:
+        self.url, self.domain, self.conf = url, domain, conf
+
+    def __call__(self, *args: str, etcd: bool = True):
+        extra = ["--etcd", self.url, "--domain", self.domain] if etcd else []
+        # click < 8.2 mixes stderr into stdout unless told not to
+        kw = (
+            {"mix_stderr": False} if "mix_stderr" in inspect.signature(CliRunner).parameters else {}
+        )
+        return CliRunner(**kw).invoke(
+            cli_proxy.cli,
+            [*args, "--config", self.conf, *extra],
+            catch_exceptions=False,
+        )
+
+
+@pytest.fixture
+def proxy(etcd, domain, tmp_path):
+    return Proxy(etcd.url, domain, str(tmp_path / "absent.conf"))
+
+
+@pytest.fixture
+def keys(etcd, domain):
+    store = Store(EtcdSettings(parse_endpoints(etcd.url), domain))
+    yield lambda: sorted(store.snapshot().entries)
+    store.close()
+
+
+def test_add_list_delete(proxy):
+    r = proxy("group", "add", "239.1.1.1", "--port", "5000")
+    assert r.exit_code == 0, r.stderr
+    assert "group 239.1.1.1 port 5000: defined" in r.stdout
+    assert proxy("group", "add", "239.1.1.2", "--port", "0", "--vrrp").exit_code == 2  # port 0 rule
+    assert proxy("group", "add", "255.255.255.255", "--port", "6000", "--broadcast").exit_code == 0
+    listing = proxy("group", "list", "--json")
+    assert listing.exit_code == 0
+    assert json.loads(listing.stdout)["groups"] == [
+        {"group": "239.1.1.1", "port": 5000, "broadcast": False, "vrrp": False},
+        {"group": "255.255.255.255", "port": 6000, "broadcast": True, "vrrp": False},
+    ]
+    table = proxy("group", "list").stdout.splitlines()
+    assert table[0].split() == ["GROUP", "PORT", "BROADCAST", "VRRP"]
+    assert table[1].split() == ["239.1.1.1", "5000"]
+    again = proxy("group", "add", "239.1.1.1", "--port", "5000")
+    assert again.exit_code == 0
+    assert "unchanged" in again.stdout
+    assert proxy("group", "delete", "239.1.1.1").exit_code == 0
+    assert [g["group"] for g in json.loads(proxy("group", "list", "--json").stdout)["groups"]] == [
+        "255.255.255.255"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["239.1.1", "--port", "5000"], 2, "group '239.1.1' is not a valid IPv4 address"),
+        (["10.1.1.1", "--port", "5000"], 2, "10.1.1.1"),
+        (["239.1.1.9", "--port", "70000"], 2, "70000"),
+        (["239.1.1.9", "--port", "x"], 2, "'x'"),
+        (["239.1.1.9", "--port", "5000"], 2, "port 5000 is already group 239.1.1.1's"),
+        (["239.1.1.1", "--port", "5001"], 8, "group 239.1.1.1 is already defined with port 5000"),
+        (["239.1.1.9", "--port", "0"], 2, "port 0 (any port)"),
+    ],
+)
+def test_bad_group_definitions_change_nothing(proxy, keys, args, code, message):
+    assert proxy("group", "add", "239.1.1.1", "--port", "5000").exit_code == 0
+    before = keys()
+    r = proxy("group", "add", *args)
+    assert r.exit_code == code
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert keys() == before
+
+
+def test_delete_of_an_undefined_group(proxy):
+    r = proxy("group", "delete", "239.7.7.7")
+    assert r.exit_code == 3
+    assert "group 239.7.7.7 is not defined in domain" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "no etcd endpoint: give --etcd"),
+        (["--etcd", "ftp://x"], "--etcd 'ftp://x': not a URL"),
+        (
+            ["--etcd", "http://127.0.0.1:1"],
+            "etcd unreachable (http://127.0.0.1:1: connection refused)",
+        ),
+        (["--etcd", "http://127.0.0.1:1", "--domain", "a/b"], "--domain 'a/b'"),
+        (
+            ["--etcd", "http://127.0.0.1:1", "--etcd-cert", "/nonexistent"],
+            "--etcd-cert and --etcd-key",
+        ),
+        (["--etcd", "http://127.0.0.1:1", "--etcd-user", "u"], "--etcd-user and --etcd-password"),
+    ],
+)
+def test_bad_etcd_options(proxy, args, message):
+    r = proxy("group", "list", *args, etcd=False)
+    assert r.exit_code != 0
+    assert message in r.stderr
+
+
+def test_agent_conf_gives_the_endpoints_and_domain(proxy, tmp_path, etcd, domain):
+    conf = tmp_path / "agent.conf"
+    conf.write_text(f"[etcd]\nendpoints = http://127.0.0.1:1,{etcd.url}\ndomain = {domain}\n")
+    proxy.conf = str(conf)
+    assert proxy("group", "add", "239.1.1.3", "--port", "7000", etcd=False).exit_code == 0
+    proxy.conf = str(tmp_path / "absent.conf")
+    listed = json.loads(proxy("group", "list", "--json").stdout)  # the options' domain: the same
+    assert [g["group"] for g in listed["groups"]] == ["239.1.1.3"]
+
+
+def test_a_bad_agent_conf_is_refused(proxy, tmp_path):
+    conf = tmp_path / "agent.conf"
+    conf.write_text("[etcd]\nendpoint = http://x\n")
+    proxy.conf = str(conf)
+    r = proxy("group", "list")
+    assert r.exit_code == 7
+    assert "[etcd] has unknown key endpoint" in r.stderr
+
+
+def test_status_shows_groups_sources_members_and_agents(proxy, etcd, domain, tmp_path):
+    assert proxy("group", "add", "239.1.1.1", "--port", "5000").exit_code == 0
+    a = Host(tmp_path, "10.0.0.1", etcd.url, domain, receiver=False).start()
+    b = Host(tmp_path, "10.0.0.2", etcd.url, domain, sender=False).start()
+    try:
+        b.joins("239.1.1.1")
+        wait_for(lambda: a.members("239.1.1.1") == ["10.0.0.2"])
+
+        def view() -> dict:
+            return json.loads(proxy("status", "--json").stdout)
+
+        wait_for(lambda: all(x["in_step"] for x in view()["agents"]))
+        seen = view()
+        assert seen["groups"] == [
+            {
+                "group": "239.1.1.1",
+                "port": 5000,
+                "broadcast": False,
+                "vrrp": False,
+                "sources": ["10.0.0.1"],
+                "members": ["10.0.0.2"],
+            }
+        ]
+        agents = {x["address"]: x for x in seen["agents"]}
+        assert agents["10.0.0.1"]["roles"] == ["sender"]
+        assert agents["10.0.0.2"]["roles"] == ["receiver"]
+        assert all(x["alive"] and 0 <= x["last_seen_seconds_ago"] <= 2 for x in agents.values())
+        text = proxy("status").stdout
+        assert "239.1.1.1  5000  10.0.0.1  10.0.0.2" in text
+        b.stop()
+        wait_for(lambda: [x["address"] for x in view()["agents"]] == ["10.0.0.1"])
+    finally:
+        a.stop()
+        b.stop()
