@@ -17,8 +17,8 @@ import pytest
 from tests.vm.conftest import GuestFacts, boot_and_run
 
 GUEST = "tests/vm/guest/soak.py"
-CYCLES = int(os.environ.get("MCP_SOAK_CYCLES", "5"))
-NAMESPACES = int(os.environ.get("MCP_SOAK_NAMESPACES", "5"))
+CYCLES = int(os.environ.get("MCP_SOAK_CYCLES", "2"))
+NAMESPACES = int(os.environ.get("MCP_SOAK_NAMESPACES", "2"))
 DATAGRAMS = 200
 DEAD = "10.0.0.99"
 
@@ -62,6 +62,13 @@ def test_a_member_that_never_answers_arp_costs_the_others_nothing(facts):
         # neighbour layer's to drop (its queue of unresolved packets)
         assert member["packets"] == DATAGRAMS, (addr, member)
     assert "FAILED" in step["neigh"] or "INCOMPLETE" in step["neigh"], step["neigh"]
+    # and the neighbour table counted its failed resolution
+    assert res_failed(step["arp_cache_after"]) > res_failed(step["arp_cache_before"]), step
+
+
+def res_failed(ntable: str) -> int:
+    words = ntable.split()
+    return int(words[words.index("res_failed") + 1])
 
 
 def test_after_clear_and_unload_nothing_is_left(facts):
