@@ -6,6 +6,10 @@
 #   make rpm        the RPMs of the published guide (multi_server, multi_client,
 #                   multicast-proxy-tools, multicast-proxy-dkms)
 #   make kernels    build the modules against every kernel header set we can get
+#   make fuzz       the generic netlink fuzzer in the VM, N messages per family
+#                   (default 100000; `make fuzz N=1000000 SEED=...`)
+#   make soak       100 load/unload cycles and 100 namespaces under traffic
+#                   (CYCLES=, NAMESPACES= override)
 #   make cleanroom  make demo and make test in a fresh Debian 12 root (what CI runs)
 #
 # KVER picks the Debian kernel the modules are built for and the VM boots;
@@ -29,7 +33,8 @@ endif
 kver       := $${KVER:-$$(scripts/kver.sh)}
 kdir       := $${KDIR:-$(BUILD)/kit/$$kver/build}
 
-.PHONY: all setup deps kit venv etcd modules test unit vmtest lint checkpatch bench demo rpm kernels \
+.PHONY: all setup deps kit venv etcd modules test unit vmtest lint checkpatch bench fuzz soak demo \
+	rpm kernels \
 	kernels-vmtest cleanroom clean
 
 all: modules
@@ -78,6 +83,17 @@ checkpatch:
 bench: setup
 	$(MAKE) modules
 	$(PY) -m tests.vm.bench
+
+# the long runs of tests/vm/test_fuzz.py and tests/vm/test_soak.py (make test
+# runs short ones); README.md "Fuzzing and soak"
+fuzz: setup
+	$(MAKE) modules
+	MCP_FUZZ_N=$(or $(N),100000) MCP_FUZZ_SEED=$(SEED) $(PY) -m pytest -q -s tests/vm/test_fuzz.py
+
+soak: setup
+	$(MAKE) modules
+	MCP_SOAK_CYCLES=$(or $(CYCLES),100) MCP_SOAK_NAMESPACES=$(or $(NAMESPACES),100) \
+		$(PY) -m pytest -q -s tests/vm/test_soak.py
 
 demo: setup
 	$(MAKE) modules

@@ -108,6 +108,8 @@ static void __exit multic_exit(void)
 	unregister_pernet_subsys(&multic_net_ops);
 	/* Entries deleted earlier may still wait for their RCU callback. */
 	rcu_barrier();
+	WARN(multic_stats_live(), "multic: %ld per-CPU counter blocks leaked\n",
+	     multic_stats_live());
 }
 
 module_init(multic_init);

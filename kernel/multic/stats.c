@@ -5,9 +5,36 @@
 
 #include "stats.h"
 
+#include <linux/atomic.h>
 #include <linux/errno.h>
 #include <linux/gfp.h>
+#include <linux/moduleparam.h>
 #include <linux/string.h>
+#include <linux/sysfs.h>
+
+/*
+ * Per-CPU counter blocks alive: one per namespace, group, member and entry
+ * that exists or waits for its RCU grace period.  Read-only module parameter
+ * live_stats (the soak test checks it returns to its value at load after a
+ * clear), and checked to be zero when the module unloads.
+ */
+static atomic_long_t multic_live_stats = ATOMIC_LONG_INIT(0);
+
+static int multic_live_stats_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&multic_live_stats));
+}
+
+static const struct kernel_param_ops multic_live_stats_ops = {
+	.get = multic_live_stats_get,
+};
+module_param_cb(live_stats, &multic_live_stats_ops, NULL, 0444);
+MODULE_PARM_DESC(live_stats, "Per-CPU counter blocks alive (namespaces, groups, members, entries)");
+
+long multic_stats_live(void)
+{
+	return atomic_long_read(&multic_live_stats);
+}
 
 /* @gfp: GFP_KERNEL_ACCOUNT for what a request creates (charged to its memcg). */
 int multic_stats_init(struct multic_stats *stats, gfp_t gfp)
@@ -17,6 +44,7 @@ int multic_stats_init(struct multic_stats *stats, gfp_t gfp)
 	stats->pcpu = alloc_percpu_gfp(struct multic_pcpu_stats, gfp);
 	if (!stats->pcpu)
 		return -ENOMEM;
+	atomic_long_inc(&multic_live_stats);
 	for_each_possible_cpu(cpu)
 		u64_stats_init(&per_cpu_ptr(stats->pcpu, cpu)->syncp);
 	memset(&stats->base, 0, sizeof(stats->base));
@@ -25,6 +53,8 @@ int multic_stats_init(struct multic_stats *stats, gfp_t gfp)
 
 void multic_stats_free(struct multic_stats *stats)
 {
+	if (stats->pcpu)
+		atomic_long_dec(&multic_live_stats);
 	free_percpu(stats->pcpu);
 	stats->pcpu = NULL;
 }

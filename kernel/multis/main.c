@@ -112,6 +112,8 @@ static void __exit multis_exit(void)
 	multis_genl_exit();
 	unregister_pernet_subsys(&multis_net_ops);
 	rcu_barrier();
+	WARN(multis_stats_live(), "multis: %ld per-CPU counter blocks leaked\n",
+	     multis_stats_live());
 }
 
 module_init(multis_init);

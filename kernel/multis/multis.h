@@ -119,6 +119,7 @@ static inline struct multis_net *multis_pernet(const struct net *net)
 /* stats.c */
 int multis_stats_init(struct multis_stats *stats, unsigned int n, gfp_t gfp);
 void multis_stats_free(struct multis_stats *stats);
+long multis_stats_live(void);
 void multis_stats_add(struct multis_stats *stats, const u64 *delta);
 void multis_stats_read(const struct multis_stats *stats, u64 *val);
 void multis_stats_reset(struct multis_stats *stats);

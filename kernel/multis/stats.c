@@ -8,9 +8,36 @@
 
 #include "multis.h"
 
+#include <linux/atomic.h>
+#include <linux/moduleparam.h>
 #include <linux/overflow.h>
 #include <linux/percpu.h>
 #include <linux/string.h>
+#include <linux/sysfs.h>
+
+/*
+ * Per-CPU counter blocks alive: one per namespace, group, member and entry
+ * that exists or waits for its RCU grace period.  Read-only module parameter
+ * live_stats (the soak test checks it returns to its value at load after a
+ * clear), and checked to be zero when the module unloads.
+ */
+static atomic_long_t multis_live_stats = ATOMIC_LONG_INIT(0);
+
+static int multis_live_stats_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&multis_live_stats));
+}
+
+static const struct kernel_param_ops multis_live_stats_ops = {
+	.get = multis_live_stats_get,
+};
+module_param_cb(live_stats, &multis_live_stats_ops, NULL, 0444);
+MODULE_PARM_DESC(live_stats, "Per-CPU counter blocks alive (namespaces, groups, members, entries)");
+
+long multis_stats_live(void)
+{
+	return atomic_long_read(&multis_live_stats);
+}
 
 /* @gfp: GFP_KERNEL_ACCOUNT for what a request creates (charged to its memcg). */
 int multis_stats_init(struct multis_stats *stats, unsigned int n, gfp_t gfp)
@@ -23,6 +50,7 @@ int multis_stats_init(struct multis_stats *stats, unsigned int n, gfp_t gfp)
 					 gfp);
 	if (!stats->pcpu)
 		return -ENOMEM;
+	atomic_long_inc(&multis_live_stats);
 	for_each_possible_cpu(cpu)
 		u64_stats_init(&per_cpu_ptr(stats->pcpu, cpu)->syncp);
 	stats->n = n;
@@ -32,6 +60,8 @@ int multis_stats_init(struct multis_stats *stats, unsigned int n, gfp_t gfp)
 
 void multis_stats_free(struct multis_stats *stats)
 {
+	if (stats->pcpu)
+		atomic_long_dec(&multis_live_stats);
 	free_percpu(stats->pcpu);
 	stats->pcpu = NULL;
 }
