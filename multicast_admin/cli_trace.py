@@ -20,7 +20,7 @@ import click
 
 from .addresses import parse_ipv4
 from .tracing.events import Clock, Joiner, Raw, Summary, as_json, line
-from .tracing.probe import SIDES, Filters, Probe, netns_of, own_netns, preflight
+from .tracing.probe import SIDES, Filters, Probe, netns_of, preflight
 
 
 def _address(value: str | None, what: str) -> str | None:
@@ -73,7 +73,7 @@ def trace(
     group, server = _address(group, "group"), _address(server, "server")
     if netns and all_netns:
         raise click.UsageError("--netns and --all-netns cannot be combined: give one")
-    netns_inode = None if all_netns else netns_of(netns) if netns else own_netns()
+    netns_inode = None if all_netns else netns_of(netns or "/proc/self/ns/net")
     filters = Filters(
         sides=preflight((side,) if side else tuple(sorted(SIDES, reverse=True))),
         netns=netns_inode,

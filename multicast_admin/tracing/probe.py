@@ -279,12 +279,9 @@ def tracefs() -> Path:
     raise MissingDependency("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing")
 
 
-def own_netns() -> int:
-    return os.stat("/proc/self/ns/net").st_ino
-
-
 def netns_of(name: str) -> int:
-    """The inode of a network namespace: an `ip netns` name or a path to one."""
+    """The inode of a network namespace: an `ip netns` name or a path to one
+    (/proc/self/ns/net: the caller's)."""
     path = Path(name if "/" in name else f"/run/netns/{name}")
     try:
         inode = path.stat().st_ino
