@@ -24,6 +24,10 @@ SHELL      := /bin/bash
 BUILD      := $(CURDIR)/build
 VENV       := $(CURDIR)/.venv
 PY         := $(VENV)/bin/python
+# The VM test files run VM_JOBS at a time (pytest-xdist, one file per worker):
+# most VMs are single-threaded TCG, one host core each.  VM_JOBS=0: one by one.
+VM_JOBS    ?= 2
+VMOPTS      = -n $(VM_JOBS) --dist loadfile --durations=20
 
 ifdef KVER
 export KVER
@@ -67,11 +71,12 @@ unit: venv etcd
 
 vmtest: setup
 	$(MAKE) modules
-	$(PY) -m pytest -q tests/vm
+	$(PY) -m pytest -q $(VMOPTS) tests/vm
 
 test: setup
 	$(MAKE) modules
-	$(PY) -m pytest -q tests/unit tests/vm
+	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q $(VMOPTS) tests/vm
 
 lint: venv
 	$(VENV)/bin/ruff check multicast_admin tests demo
