@@ -15,7 +15,6 @@ import pytest
 
 from tests.vm import harness
 
-
 # The longest files first, so that with `make test`'s two workers (pytest-xdist,
 # --dist loadfile) the longest does not start last: minutes under TCG.
 LONGEST_FIRST = ("test_dkms.py", "test_service.py", "test_trace.py", "test_fuzz.py")
