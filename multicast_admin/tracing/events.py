@@ -72,10 +72,6 @@ class Fanout:
     not_sent: list[NotSent] = field(default_factory=list)
     side = "sender"
 
-    @property
-    def dropped(self) -> bool:
-        return self.sent < self.members or not self.members
-
     def words(self) -> str:
         head = f"{self.group}:{self.port} from {self.source}:{self.sport}"
         if not self.members:
@@ -130,10 +126,6 @@ class Received:
     tos: int = 0
     marker: int = 0
     side = "receiver"
-
-    @property
-    def dropped(self) -> bool:
-        return self.kind != KIND_RESTORE
 
     @property
     def event(self) -> str:
