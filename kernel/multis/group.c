@@ -15,6 +15,7 @@
 #include "multis.h"
 
 #include <linux/overflow.h>
+#include <linux/percpu.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 
@@ -159,16 +160,32 @@ static struct multis_member *multis_member_alloc(__be32 addr)
 	if (!member)
 		return NULL;
 	if (multis_stats_init(&member->stats, MULTIS_CTR_MEMBER_N,
-			      GFP_KERNEL_ACCOUNT)) {
-		kfree(member);
-		return NULL;
-	}
+			      GFP_KERNEL_ACCOUNT))
+		goto err_member;
+	if (dst_cache_init(&member->dst_cache, GFP_KERNEL_ACCOUNT))
+		goto err_stats;
+	/* Zeroed: no key matches before the first lookup. */
+	member->route_key = alloc_percpu_gfp(struct multis_flow_key,
+					     GFP_KERNEL_ACCOUNT);
+	if (!member->route_key)
+		goto err_dst_cache;
 	member->addr = addr;
 	return member;
+
+err_dst_cache:
+	dst_cache_destroy(&member->dst_cache);
+err_stats:
+	multis_stats_uninit(&member->stats);
+err_member:
+	kfree(member);
+	return NULL;
 }
 
+/* Also from an RCU callback: releases the cached routes on every CPU. */
 static void multis_member_free(struct multis_member *member)
 {
+	free_percpu(member->route_key);
+	dst_cache_destroy(&member->dst_cache);
 	multis_stats_uninit(&member->stats);
 	kfree(member);
 }

@@ -21,11 +21,42 @@
 #include <linux/list.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
+#include <linux/uidgid.h>
+#include <net/dst_cache.h>
 
 struct multis_net;
 
+/*
+ * What a copy's route lookup depends on besides the member's address: the
+ * original's source, output interface or L3 domain, mark, uid, ports, TOS
+ * and protocol.  Compared as bytes: no implicit padding, zero fills the
+ * rest (protocol is never 0, so an unused one never matches).
+ */
+struct multis_flow_key {
+	__be32 saddr;
+	int oif;
+	u32 mark;
+	kuid_t uid;
+	__be16 sport;
+	__be16 dport;
+	u8 tos;
+	u8 protocol;
+	u16 zero;
+};
+
+/*
+ * @dst_cache holds, per CPU, the route of the last copy this CPU sent to
+ * the member, for the flow key in @route_key on the same CPU: a copy whose
+ * key matches takes the cached route if dst_check() still accepts it (any
+ * routing change, a new PMTU exception or the device going down makes it
+ * fail), anything else is looked up in full and replaces both.  Both are
+ * only touched by the data path, with BH disabled (and multis_xmit_guard's
+ * local lock on RT), and freed with the member after a grace period.
+ */
 struct multis_member {
 	__be32 addr;
+	struct dst_cache dst_cache;
+	struct multis_flow_key __percpu *route_key;
 	struct multis_stats stats;
 	struct rcu_head rcu;
 };
