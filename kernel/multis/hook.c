@@ -11,9 +11,15 @@
  * ip_local_out().  The original always continues unchanged.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
+#include "group.h"
+#include "hook.h"
 #include "multis.h"
 #include "trace.h"
 
+#include <linux/build_bug.h>
 #include <linux/ip.h>
 #include <linux/local_lock.h>
 #include <linux/lockdep.h>
@@ -26,6 +32,7 @@
 #include <linux/udp.h>
 #include <net/checksum.h>
 #include <net/dst.h>
+#include <net/dst_cache.h>
 #include <net/inet_ecn.h>
 #include <net/inet_sock.h>
 #include <net/ip.h>
@@ -34,6 +41,13 @@
 #include <net/sock.h>
 
 #include <multicast_proxy_wire.h>
+#include <uapi/linux/multicast_proxy.h>
+
+/* Compared with memcmp(): no implicit padding (group.h). */
+static_assert(sizeof(struct multis_flow_key) == 24);
+
+/* The least TTL a copy leaves with: it crosses the VPC, not one link. */
+#define MULTIS_MIN_TTL	64
 
 /*
  * The task sending our copies on this CPU, from the first member to the
@@ -65,14 +79,12 @@ struct multis_datagram {
 	struct sock *owner;	/* skb->sk, a full socket, or NULL */
 	struct sock *sk;	/* the socket sending it, full, or NULL */
 	__be32 group;
-	__be32 saddr;
-	__be16 sport;
-	__be16 dport;
-	u8 protocol;
-	u8 tos;			/* for the route lookup: no ECN bits */
-	int oif;		/* bound device or L3 master, or 0 */
-	u32 mark;
-	kuid_t uid;
+	/*
+	 * The route lookup's: source, ports, protocol, TOS without the ECN
+	 * bits, bound device or L3 master (or 0), mark, uid.
+	 */
+	struct multis_flow_key key;
+	u8 marker;		/* the copies' TOS */
 	unsigned int hdrlen;	/* network + transport header, to edit */
 	u32 packets;		/* on the wire: the GSO segments */
 	u64 bytes;		/* IP bytes of those packets */
@@ -116,37 +128,37 @@ static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
 	dg->sk = multis_full_sk(sk);
 	dg->skb = skb;
 	dg->group = iph->daddr;
-	dg->saddr = iph->saddr;
-	dg->protocol = iph->protocol;
-	dg->tos = iph->tos & ~INET_ECN_MASK;
-	dg->mark = skb->mark;
-	dg->uid = sock_net_uid(net, dg->sk);
+	memset(&dg->key, 0, sizeof(dg->key));
+	dg->key.saddr = iph->saddr;
+	dg->key.protocol = iph->protocol;
+	dg->key.tos = iph->tos & ~INET_ECN_MASK;
+	dg->marker = READ_ONCE(multis_marker_tos);
+	dg->key.mark = skb->mark;
+	dg->key.uid = sock_net_uid(net, dg->sk);
 	/*
 	 * The output interface a unicast from that socket would be given
 	 * (udp_sendmsg(): the bound device, else IP_UNICAST_IF), else the L3
 	 * domain (VRF) the original leaves by: the copies are looked up in
 	 * the same routing table as the original, not in the main one.
 	 */
-	dg->oif = 0;
+	dg->key.oif = 0;
 	if (dg->sk) {
-		dg->oif = READ_ONCE(dg->sk->sk_bound_dev_if);
-		if (!dg->oif)
-			dg->oif = READ_ONCE(inet_sk(dg->sk)->uc_index);
+		dg->key.oif = READ_ONCE(dg->sk->sk_bound_dev_if);
+		if (!dg->key.oif)
+			dg->key.oif = READ_ONCE(inet_sk(dg->sk)->uc_index);
 	}
-	if (!dg->oif)
-		dg->oif = l3mdev_master_ifindex_rcu(skb_dst(skb)->dev);
+	if (!dg->key.oif)
+		dg->key.oif = l3mdev_master_ifindex_rcu(skb_dst(skb)->dev);
 	dg->hdrlen = skb_network_offset(skb) + iph->ihl * 4 + l4len;
-	dg->sport = 0;
-	dg->dport = 0;
-	if (dg->protocol == IPPROTO_UDP) {
+	if (dg->key.protocol == IPPROTO_UDP) {
 		const struct udphdr *uh;
 		struct udphdr buf;
 
 		uh = skb_header_pointer(skb, skb_network_offset(skb) +
 					iph->ihl * 4, sizeof(buf), &buf);
 		if (uh) {
-			dg->sport = uh->source;
-			dg->dport = uh->dest;
+			dg->key.sport = uh->source;
+			dg->key.dport = uh->dest;
 		}
 	}
 
@@ -154,11 +166,26 @@ static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
 		      &dg->packets, &dg->bytes);
 }
 
+/*
+ * The route of the copy to @member (BH disabled, bh_lock held): this CPU's
+ * cached one if it was looked up for the same flow key and dst_check()
+ * still accepts it, else a full lookup, which then replaces the cache.
+ */
 static struct rtable *multis_route(struct net *net,
 				   const struct multis_datagram *dg,
-				   __be32 daddr)
+				   struct multis_member *member)
 {
+	struct multis_flow_key *cached = this_cpu_ptr(member->route_key);
+	const struct multis_flow_key *key = &dg->key;
 	struct flowi4 fl4;
+	struct rtable *rt;
+	__be32 saddr;
+
+	if (!memcmp(cached, key, sizeof(*key))) {
+		rt = dst_cache_get_ip4(&member->dst_cache, &saddr);
+		if (rt)
+			return rt;
+	}
 
 	/*
 	 * Our own lookup, as a unicast datagram from the original's socket
@@ -167,10 +194,17 @@ static struct rtable *multis_route(struct net *net,
 	 * original was allowed to use even if it is not (or no longer) a
 	 * local address.
 	 */
-	flowi4_init_output(&fl4, dg->oif, dg->mark, dg->tos, RT_SCOPE_UNIVERSE,
-			   dg->protocol, FLOWI_FLAG_ANYSRC, daddr, dg->saddr,
-			   dg->dport, dg->sport, dg->uid);
-	return ip_route_output_key(net, &fl4);
+	flowi4_init_output(&fl4, key->oif, key->mark, key->tos,
+			   RT_SCOPE_UNIVERSE, key->protocol, FLOWI_FLAG_ANYSRC,
+			   member->addr, key->saddr, key->dport, key->sport,
+			   key->uid);
+	rt = ip_route_output_key(net, &fl4);
+	if (IS_ERR(rt))
+		return rt;
+	/* The key and its route together: both this CPU's, BH disabled. */
+	dst_cache_set_ip4(&member->dst_cache, &rt->dst, fl4.saddr);
+	*cached = *key;
+	return rt;
 }
 
 /*
@@ -206,7 +240,7 @@ static struct sk_buff *multis_copy(const struct multis_datagram *dg,
 	 * side restores the group address before anyone checks it (v3).
 	 */
 	iph->daddr = daddr;
-	iph->tos = multis_marker_tos;
+	iph->tos = dg->marker;
 	if (iph->ttl < MULTIS_MIN_TTL)
 		iph->ttl = MULTIS_MIN_TTL;
 	ip_send_check(iph);
@@ -238,8 +272,8 @@ static void multis_trace_not_sent(struct net *net,
 				  const struct multis_member *member,
 				  int reason, int err)
 {
-	trace_multis_not_sent(net, dg->group, member->addr, dg->saddr,
-			      dg->sport, dg->dport, reason, err);
+	trace_multis_not_sent(net, dg->group, member->addr, dg->key.saddr,
+			      dg->key.sport, dg->key.dport, reason, err);
 }
 
 /*
@@ -257,7 +291,7 @@ static bool multis_xmit(struct net *net, const struct multis_datagram *dg,
 	unsigned int i;
 	int err;
 
-	rt = multis_route(net, dg, member->addr);
+	rt = multis_route(net, dg, member);
 	if (IS_ERR(rt)) {
 		mdelta[MULTIS_CTR_DROP_NO_ROUTE] = 1;
 		multis_trace_not_sent(net, dg, member, MULTIS_TRACE_NO_ROUTE,
@@ -320,6 +354,15 @@ count:
 	return sent;
 }
 
+static void multis_trace_fanout(struct net *net,
+				const struct multis_datagram *dg,
+				unsigned int count, unsigned int sent)
+{
+	trace_multis_fanout(net, dg->group, dg->key.saddr, dg->key.sport,
+			    dg->key.dport, dg->key.protocol, dg->skb->len, count,
+			    sent);
+}
+
 static void multis_fanout(struct net *net, struct sock *sk,
 			  struct multis_net *pn, struct multis_group *group,
 			  struct sk_buff *skb, unsigned int l4len)
@@ -338,20 +381,24 @@ static void multis_fanout(struct net *net, struct sock *sk,
 	/* One BH-disabled section for the whole datagram, counters included. */
 	local_bh_disable();
 	local_lock_nested_bh(&multis_xmit_guard.bh_lock);
-	multis_datagram_init(&dg, net, sk, skb, l4len);
-	if (!count) {
-		delta[MULTIS_CTR_DROP_NO_MEMBER] = 1;
-	} else {
+	if (count) {
+		multis_datagram_init(&dg, net, sk, skb, l4len);
 		delta[MULTIS_CTR_DATAGRAMS] = 1;
 		__this_cpu_write(multis_xmit_guard.owner, current);
 		for (i = 0; i < count; i++)
 			sent += multis_xmit(net, &dg, members->member[i], delta);
 		__this_cpu_write(multis_xmit_guard.owner, NULL);
+		multis_trace_fanout(net, &dg, count, sent);
+	} else {
+		delta[MULTIS_CTR_DROP_NO_MEMBER] = 1;
+		/* Nothing to copy: the datagram's figures only for its event. */
+		if (trace_multis_fanout_enabled()) {
+			multis_datagram_init(&dg, net, sk, skb, l4len);
+			multis_trace_fanout(net, &dg, 0, 0);
+		}
 	}
 	multis_stats_add(&group->stats, delta);
 	multis_stats_add(&pn->stats, delta);
-	trace_multis_fanout(net, dg.group, dg.saddr, dg.sport, dg.dport,
-			    dg.protocol, skb->len, count, sent);
 	local_unlock_nested_bh(&multis_xmit_guard.bh_lock);
 	local_bh_enable();
 }
@@ -359,42 +406,44 @@ static void multis_fanout(struct net *net, struct sock *sk,
 static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 				     const struct nf_hook_state *state)
 {
-	const struct iphdr *iph = ip_hdr(skb);
+	struct rtable *rt = skb_rtable(skb);
 	struct multis_group *group;
+	const struct iphdr *iph;
 	struct multis_net *pn;
-	struct rtable *rt;
 	unsigned int l4len;
+
+	/*
+	 * The cheapest test first, before anything else per packet: only what
+	 * is routed as multicast or broadcast is fanned out, whatever the
+	 * table holds (a broadcast group is a broadcast address, never a
+	 * unicast one), so unicast, TCP included, pays one compare and
+	 * never reaches the lookup.
+	 */
+	if (!rt || (rt->rt_type != RTN_MULTICAST &&
+		    rt->rt_type != RTN_BROADCAST))
+		return NF_ACCEPT;
 
 	/* One of our copies (see struct multis_xmit_guard). */
 	if (this_cpu_read(multis_xmit_guard.owner) == current)
 		return NF_ACCEPT;
 
+	iph = ip_hdr(skb);
 	switch (iph->protocol) {
 	case IPPROTO_UDP:
 		l4len = sizeof(struct udphdr);
 		break;
-	case MULTIS_IPPROTO_VRRP:
+	case MCP_IPPROTO_VRRP:
 		l4len = 0;
 		break;
 	default:
 		return NF_ACCEPT;
 	}
 	/*
-	 * Only what is routed as multicast or broadcast is fanned out, whatever
-	 * the table holds: a broadcast group is a broadcast address, never a
-	 * unicast one.  Checked before the lookup, so unicast pays nothing.
 	 * A multicast with TTL 0 must not leave the host (as ip_mc_output()
 	 * has it): only its local loopback copy is delivered.
 	 */
-	rt = skb_rtable(skb);
-	if (!rt)
+	if (rt->rt_type == RTN_MULTICAST && !iph->ttl)
 		return NF_ACCEPT;
-	if (rt->rt_type == RTN_MULTICAST) {
-		if (!iph->ttl)
-			return NF_ACCEPT;
-	} else if (rt->rt_type != RTN_BROADCAST) {
-		return NF_ACCEPT;
-	}
 	/*
 	 * Fragments are left alone: at LOCAL_OUT a datagram is still whole
 	 * (one skb, maybe with a frag_list); only a raw socket sends
@@ -409,7 +458,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	group = multis_group_lookup_rcu(pn, iph->daddr);
 	if (!group)
 		return NF_ACCEPT;
-	if (iph->protocol == MULTIS_IPPROTO_VRRP &&
+	if (iph->protocol == MCP_IPPROTO_VRRP &&
 	    !(group->flags & MULTIS_GROUP_F_VRRP))
 		return NF_ACCEPT;
 	/* Malformed (a raw socket's): nothing we could copy correctly. */

@@ -320,6 +320,50 @@ def test_copies_from_a_vrf_are_routed_in_the_vrf(facts):
         assert got["member_stats"]["10.0.0.11"]["drop_no_route"] == 5, how
 
 
+def test_copies_follow_a_members_new_route_at_once_and_use_its_cache_meanwhile(facts):
+    step = facts["member_reroute"]
+    # ip_route_output_key() is inline: every lookup of ours is a call of this
+    assert step["filter"] == ["ip_route_output_flow"]
+    member = "10.0.9.9"
+    # where the sender's route to the member leads: recv1 (eth0) or alt (eth2)
+    where = {
+        "warm": "recv1",
+        "cached": "recv1",
+        "moved": "alt",
+        "via": "alt",
+        "back": "recv1",
+        "moved_again": "alt",
+        "device_down": "recv1",
+    }
+    for phase, host in where.items():
+        got = step[phase]
+        sent = got["group_stats"]["datagrams"]
+        assert sent == (20 if phase == "cached" else 5), (phase, got)
+        assert got[host]["count"] == sent, (phase, got)
+        assert got[host]["intact"], phase
+        other = "alt" if host == "recv1" else "recv1"
+        assert got[other]["count"] == 0, (phase, got)
+        assert got["recv2"]["count"] == sent, (phase, got)
+        assert got["member_stats"][member]["packets"] == sent, phase
+        assert got["group_stats"]["drop_no_route"] == 0, phase
+        assert got["group_stats"]["drop_xmit"] == 0, phase
+    assert "dev eth2" in step["moved"]["route"]
+    assert "via 10.0.3.2" in step["via"]["route"]
+
+    def copy_lookups(phase: str) -> int:
+        # udp_sendmsg() looks up every datagram to a multicast group itself,
+        # connected socket or not: one lookup per original is not ours
+        return step[phase]["lookups"] - step[phase]["group_stats"]["datagrams"]
+
+    # the new members' first copies are looked up (and the tracer sees them)
+    assert copy_lookups("warm") >= 2, step["warm"]
+    # 20 datagrams to 2 members: 40 lookups for the copies without the
+    # cache; with it, at most one per member and CPU
+    assert copy_lookups("cached") <= 4, step["cached"]
+    # a changed route is looked up again
+    assert copy_lookups("moved") >= 1, step["moved"]
+
+
 def test_kernel_log_is_clean(facts):
     assert facts.kernel_trouble() == []
     assert "guest: done" in facts.result.output

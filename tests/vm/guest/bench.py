@@ -16,11 +16,23 @@ topology in the same VM, alternated, TRIALS times each, with 64- and
 Then the loss test: a paced sender offers a fixed rate of 1316-byte messages,
 with multis and with the alternative that delivered most copies/s.
 "Delivered" is always what arrives at the receiving host's interface.
+
+Then the fast path's cost:
+
+- ``scale``: copies/s of 64-byte messages to groups of 16, 128 and 1024
+  members (addresses of the receiving host behind one gateway route, so the
+  sender has one neighbour for all of them), rotated, TRIALS times each: the
+  cost per copy should not grow with the group.
+- ``unrelated``: unicast UDP from the sender to a socket of the receiving
+  host, with both modules loaded and 10 groups (and 10 client entries)
+  configured, against the same with neither module loaded, alternated,
+  TRIALS times each: what the modules cost traffic that is not theirs.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +62,16 @@ SIZES = (64, 1316)
 RATE_SIZE = 1316
 RATE_FRACTIONS = (0.5, 0.9)  # of the message rate multis sustained at RATE_SIZE
 RELAY_GRACE = 0.25  # s: in the loss test, how late the relay may still deliver
+# the member-count scaling: groups of these sizes, members in 10.0.4.0/22
+SCALE_SIZES = (16, 128, 1024)
+SCALE_MEMBERS = [f"10.0.{4 + i // 256}.{i % 256}" for i in range(max(SCALE_SIZES))]
+SCALE_PREFIX = "10.0.4.0/22"
+SCALE_GROUP = "239.1.3.{}"  # .1, .2, .3 in SCALE_SIZES order
+SCALE_PAYLOAD = 64
+# the unrelated traffic: unicast UDP to the receiving host, 10 groups configured
+UNRELATED_PORT = 6000
+UNRELATED_PAYLOAD = 64
+UNRELATED_GROUPS = [f"239.2.0.{i}" for i in range(1, 11)]
 
 Run = dict[str, Any]
 
@@ -64,8 +86,11 @@ class Bench:
         for member in MEMBERS:
             self.recv.sh(f"ip addr add {member}/24 dev eth0")
         self.sender.sh("ip route add 10.0.1.0/24 dev eth0")
-        insmod(REPO / "kernel/multis/multis.ko")
-        insmod(REPO / "kernel/multic/multic.ko")
+        batch = Path("/run/bench-addrs")
+        batch.write_text("".join(f"addr add {m}/32 dev eth0\n" for m in SCALE_MEMBERS))
+        self.recv.sh(f"ip -batch {batch}")
+        self.sender.sh(f"ip route add {SCALE_PREFIX} via {self.recv.addr} dev eth0")
+        self.load()
         with self.sender.inside():
             self.server = MultisNetlink.open()
         with self.recv.inside():
@@ -74,6 +99,12 @@ class Bench:
         self.client.add(IPv4Address(self.sender.addr), PORT, IPv4Address(GROUP))
         self._vxlan()
         self._copy_counter()
+
+    @staticmethod
+    def load() -> None:
+        """Both modules, multis with room for the largest scaling group."""
+        insmod(REPO / "kernel/multis/multis.ko", f"max_members={max(SCALE_SIZES)}")
+        insmod(REPO / "kernel/multic/multic.ko")
 
     def _vxlan(self) -> None:
         """vx0 on both hosts; the sender's has one all-zeros fdb entry per member."""
@@ -95,9 +126,12 @@ class Bench:
         rules = (
             "table netdev bench {\n"
             "    counter copies { }\n"
+            "    counter unrelated { }\n"
             "    chain in {\n"
             "        type filter hook ingress device eth0 priority 0;\n"
             "        ip daddr 10.0.1.0/24 counter name copies\n"
+            f"        ip daddr {SCALE_PREFIX} counter name copies\n"
+            f"        udp dport {UNRELATED_PORT} counter name unrelated\n"
             "    }\n"
             "}\n"
         )
@@ -120,12 +154,71 @@ class Bench:
         self.client.close()
         sh("rmmod multis multic")
 
+    def scale_trial(self, members: int) -> Run:
+        """64-byte messages as fast as they go to the group of ``members`` members."""
+        group = SCALE_GROUP.format(SCALE_SIZES.index(members) + 1)
+        self.server.reset_stats()
+        before = self.rx_packets()
+        args = [BLAST, "group", str(SECONDS), str(SCALE_PAYLOAD), self.sender.addr, group]
+        args.append(str(PORT))
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.sender.name, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        r: Run = json.loads(out)
+        time.sleep(0.5)
+        r.update(way="scale", members=members, size=SCALE_PAYLOAD)
+        r["delivered"] = self.rx_packets() - before
+        r["multis"] = self.server.get_group(IPv4Address(group)).stats.to_json()
+        r["copies_per_second"] = r["delivered"] / r["seconds"]
+        r["messages_per_second"] = r["datagrams"] / r["seconds"]
+        r["ns_per_copy"] = r["ns_per_datagram"] / members
+        return r
+
+    def unrelated_trial(self, loaded: bool) -> Run:
+        """Unicast UDP as fast as it goes to a socket of the receiver (which never reads)."""
+        with self.recv.inside():
+            sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind((self.recv.addr, UNRELATED_PORT))
+        before = self.rx_packets("unrelated")
+        args = [
+            BLAST, "unicast", str(SECONDS), str(UNRELATED_PAYLOAD), self.sender.addr,
+            GROUP, str(UNRELATED_PORT), self.recv.addr,
+        ]  # fmt: skip
+        out = subprocess.run(
+            ["ip", "netns", "exec", self.sender.name, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        sink.close()
+        r: Run = json.loads(out)
+        r.update(way="unrelated", loaded=loaded, size=UNRELATED_PAYLOAD)
+        r["delivered"] = self.rx_packets("unrelated") - before
+        r["messages_per_second"] = r["datagrams"] / r["seconds"]
+        return r
+
+    def configure_unrelated(self) -> None:
+        """Load both modules and configure 10 groups of 8 members and 10 client entries."""
+        self.load()
+        with self.sender.inside():
+            server = MultisNetlink.open()
+        with self.recv.inside():
+            client = MulticNetlink.open()
+        for i, group in enumerate(UNRELATED_GROUPS):
+            server.join(IPv4Address(group), [IPv4Address(m) for m in MEMBERS[8 * i : 8 * i + 8]])
+            client.add(IPv4Address(self.sender.addr), 7001 + i, IPv4Address(group))
+        server.close()
+        client.close()
+
     def link_stats(self, host: Host, dev: str) -> dict[str, Any]:
         return json.loads(host.sh(f"ip -s -j link show {dev}"))[0]["stats64"]
 
-    def rx_packets(self) -> int:
+    def rx_packets(self, counter: str = "copies") -> int:
         """IPv4 packets to the members' addresses that reached the receiver's eth0 so far."""
-        out = json.loads(self.recv.sh("nft -j list counter netdev bench copies"))
+        out = json.loads(self.recv.sh(f"nft -j list counter netdev bench {counter}"))
         counters = [item["counter"] for item in out["nftables"] if "counter" in item]
         return int(counters[0]["packets"])
 
@@ -246,6 +339,40 @@ def loss(bench: Bench, runs: list[Run], f: dict[str, Any]) -> list[Run]:
     return rate_runs
 
 
+def scale(bench: Bench) -> list[Run]:
+    """Copies/s and sender time per copy at 16, 128 and 1024 members, rotated."""
+    for i, members in enumerate(SCALE_SIZES):
+        group = IPv4Address(SCALE_GROUP.format(i + 1))
+        bench.server.join(group, [IPv4Address(m) for m in SCALE_MEMBERS[:members]])
+    runs = []
+    for trial in range(TRIALS):
+        shift = trial % len(SCALE_SIZES)
+        for members in SCALE_SIZES[shift:] + SCALE_SIZES[:shift]:
+            r = bench.scale_trial(members)
+            runs.append(r)
+            print(json.dumps(r), flush=True)
+    return runs
+
+
+def unrelated(bench: Bench) -> list[Run]:
+    """Unicast UDP with the modules loaded and configured, and without them, alternated.
+
+    Called with the modules unloaded; leaves them unloaded.
+    """
+    runs = []
+    for trial in range(TRIALS):
+        order = (False, True) if trial % 2 == 0 else (True, False)
+        for loaded in order:
+            if loaded:
+                bench.configure_unrelated()
+            r = bench.unrelated_trial(loaded)
+            if loaded:
+                sh("rmmod multis multic")
+            runs.append(r)
+            print(json.dumps(r), flush=True)
+    return runs
+
+
 def main() -> None:
     facts = Facts()
     bench = Bench()
@@ -262,7 +389,9 @@ def main() -> None:
         bench.warm_up()
         f["runs"] = throughput(bench)
         f["rate_runs"] = loss(bench, f["runs"], f)
-    bench.close()
+        f["scale_runs"] = scale(bench)
+        bench.close()
+        f["unrelated_runs"] = unrelated(bench)
     print("guest: done", flush=True)
 
 

@@ -30,6 +30,9 @@ dropped as on a VPC):
   too big for it are counted (DROP_TOO_BIG), a default sender's are fragmented;
 - a sender in a VRF (bound to it, or only multicasting out of one of its
   devices): the copies are routed in the VRF's table.
+- a member's route changes (another device, a gateway, back, the device
+  down): the copies follow at once; while nothing changes they take the
+  member's cached route, not a lookup each.
 
 Every step records what it observed; the host asserts.
 """
@@ -824,6 +827,91 @@ with facts.step("egress_vrf") as f:
     sender_host.sh("ip link del eth1")
     sender_host.sh("ip link del blue")
     sh("ip netns del side")
+
+# A member's route changes under traffic: copies follow it at once (the
+# per-member route cache must not pin the old route), and while nothing
+# changes they take the cached route instead of a lookup each.  The member
+# 10.0.9.9 is an address of recv1 (behind the VPC, eth0) and of host "alt"
+# (behind the sender's eth2); the sender's route to it says which one.
+REROUTE_GROUP, REROUTE_PORT, REROUTE_MEMBER = "239.6.6.6", 7006, "10.0.9.9"
+ALT_ADDR, SENDER_ALT_ADDR = "10.0.3.2", "10.0.3.1"
+ROUTE_LOOKUP = "ip_route_output_flow"
+alt = Host("alt", ALT_ADDR)
+
+
+def reroute_socket() -> socket.socket:
+    """The one sender of every phase: the same flow key, so its copies can use the cache."""
+    with sender_host.inside():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((sender_host.addr, 40020))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    return sock
+
+
+def reroute_send(sock: socket.socket, tag: str, count: int = 5) -> dict:
+    """``count`` datagrams to the group: who got the copies, how many route lookups were made."""
+    data = payloads(tag, count)
+    rx = {
+        "recv1": Receiver(receivers[0], REROUTE_GROUP, REROUTE_PORT, bind_group=False),
+        "recv2": Receiver(receivers[1], REROUTE_GROUP, REROUTE_PORT, bind_group=False),
+        "alt": Receiver(alt, REROUTE_GROUP, REROUTE_PORT, bind_group=False),
+    }
+    server.reset_stats()
+    (TRACEFS / "trace").write_text("")
+    for payload in data:
+        sock.sendto(payload, (REROUTE_GROUP, REROUTE_PORT))
+    lookups = len(re.findall(rf"\s{ROUTE_LOOKUP} <-", (TRACEFS / "trace").read_text()))
+    return {
+        "recv1": copies_to(rx["recv1"], REROUTE_MEMBER, data),
+        "alt": copies_to(rx["alt"], REROUTE_MEMBER, data),
+        "recv2": copies_to(rx["recv2"], receivers[1].addr, data),
+        "lookups": lookups,
+        "route": sender_host.sh(f"ip route get {REROUTE_MEMBER}").strip(),
+        **group_and_members(REROUTE_GROUP),
+    }
+
+
+with facts.step("member_reroute") as f:
+    sh("ip netns add alt")
+    sh("ip link add eth2 netns sender type veth peer name eth0 netns alt")
+    alt.sh(f"ip addr add {ALT_ADDR}/24 dev eth0")
+    alt.sh(f"ip addr add {REROUTE_MEMBER}/32 dev eth0")
+    alt.sh("ip link set eth0 up")
+    alt.sh("ip link set lo up")
+    alt.sh("ip route add default dev eth0")
+    receivers[0].sh(f"ip addr add {REROUTE_MEMBER}/32 dev eth0")
+    sender_host.sh(f"ip addr add {SENDER_ALT_ADDR}/24 dev eth2")
+    sender_host.sh("ip link set eth2 up")
+    sender_host.sh(f"ip route add {REROUTE_MEMBER}/32 dev eth0")
+    server.join(ip(REROUTE_GROUP), [ip(REROUTE_MEMBER), ip(receivers[1].addr)])
+    # count the route lookups made while the datagrams are sent
+    (TRACEFS / "set_ftrace_filter").write_text(ROUTE_LOOKUP + "\n")
+    f["filter"] = (TRACEFS / "set_ftrace_filter").read_text().splitlines()
+    (TRACEFS / "current_tracer").write_text("function\n")
+    sock = reroute_socket()
+    try:
+        f["warm"] = reroute_send(sock, "rr-warm")  # neighbours resolved, routes cached
+        f["cached"] = reroute_send(sock, "rr-cached", 20)
+        sender_host.sh(f"ip route replace {REROUTE_MEMBER}/32 dev eth2")
+        f["moved"] = reroute_send(sock, "rr-moved")
+        sender_host.sh(f"ip route replace {REROUTE_MEMBER}/32 via {ALT_ADDR} dev eth2")
+        f["via"] = reroute_send(sock, "rr-via")
+        sender_host.sh(f"ip route replace {REROUTE_MEMBER}/32 dev eth0")
+        f["back"] = reroute_send(sock, "rr-back")
+        # the device the cached route leads to goes down: a lookup, not the dead route
+        sender_host.sh(f"ip route replace {REROUTE_MEMBER}/32 dev eth2")
+        f["moved_again"] = reroute_send(sock, "rr-again")
+        sender_host.sh("ip link set eth2 down")
+        sender_host.sh(f"ip route replace {REROUTE_MEMBER}/32 dev eth0")
+        f["device_down"] = reroute_send(sock, "rr-down")
+    finally:
+        sock.close()
+        (TRACEFS / "current_tracer").write_text("nop\n")
+    server.delete_group(ip(REROUTE_GROUP))
+    receivers[0].sh(f"ip addr del {REROUTE_MEMBER}/32 dev eth0")
+    sender_host.sh("ip link del eth2")
+    sh("ip netns del alt")
 
 server.close()
 for c in clients.values():
