@@ -3,7 +3,8 @@
  * Every difference between the kernels the multicast-proxy modules build on
  * (5.10 to 6.12 and later), and nothing else.
  *
- * Force-included into every object (-include compat.h in the Kbuild files).
+ * Included first by every .c file, right after its pr_fmt (which must come
+ * before any kernel header: a force-include would define the default one).
  * The COMPAT_HAVE_* flags come from the header checks in compat.mk; the .c
  * files never test a kernel version themselves.
  */

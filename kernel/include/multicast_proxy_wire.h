@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Shared by multis and multic: how many packets and IP bytes an skb stands
- * for on the wire, so that both modules count a GSO skb alike, and how the
- * UDP checksum follows a new destination address.
+ * Shared by multis and multic: the constants both use, how many packets and
+ * IP bytes an skb stands for on the wire, so that both modules count a GSO
+ * skb alike, and how the UDP checksum follows a new destination address.
+ * What user space needs too (the default marker) is in the uapi header.
  */
 #ifndef MULTICAST_PROXY_WIRE_H
 #define MULTICAST_PROXY_WIRE_H
@@ -11,6 +12,14 @@
 #include <linux/skbuff.h>
 #include <linux/udp.h>
 #include <net/checksum.h>
+
+/*
+ * VRRP, IP protocol 112 (not in <uapi/linux/in.h>): fanned out by multis
+ * for a VRRP group, restored by multic with port 0; no L4 pseudo header.
+ */
+#define MCP_IPPROTO_VRRP	112
+/* RFC 5798 5.1.1.3: a receiver drops an advert whose TTL is not 255. */
+#define MCP_VRRP_TTL		255
 
 /*
  * skb->len is the IP total length; a GSO skb stands for gso_segs packets

@@ -6,6 +6,9 @@
  * conntrack and the firewall see the restored destination.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
 #include "hook.h"
 #include "multic.h"
 #include "table.h"
@@ -25,11 +28,6 @@
 #include <net/route.h>
 
 #include <multicast_proxy_wire.h>
-
-/* VRRP (IP protocol 112): looked up with port 0, no L4 checksum to fix. */
-#define MULTIC_IPPROTO_VRRP 112
-/* RFC 5798 5.1.1.3: a receiver drops an advert whose TTL is not 255. */
-#define MULTIC_VRRP_TTL 255
 
 /*
  * @entry matched the copy in @skb, whose IP and @l4len bytes of L4 header
@@ -86,10 +84,10 @@ static unsigned int multic_restore(struct multic_net *mn,
 	 * it): a hop between the hosts lowered it, and the receiving VRRP
 	 * would drop it as not sent on its link.  The entry says it was.
 	 */
-	if (iph->protocol == MULTIC_IPPROTO_VRRP && iph->ttl != MULTIC_VRRP_TTL) {
+	if (iph->protocol == MCP_IPPROTO_VRRP && iph->ttl != MCP_VRRP_TTL) {
 		csum_replace2(&iph->check, htons(iph->ttl << 8),
-			      htons(MULTIC_VRRP_TTL << 8));
-		iph->ttl = MULTIC_VRRP_TTL;
+			      htons(MCP_VRRP_TTL << 8));
+		iph->ttl = MCP_VRRP_TTL;
 	}
 	/* What the packet now is on the link: sockets and nft see it so. */
 	skb->pkt_type = ipv4_is_multicast(group) ? PACKET_MULTICAST : PACKET_BROADCAST;
@@ -133,10 +131,10 @@ static void multic_trace_unmarked(struct net *net, struct sk_buff *skb,
 			return;
 		sport = uh->source;
 		port = uh->dest;
-	} else if (iph->protocol != MULTIC_IPPROTO_VRRP) {
+	} else if (iph->protocol != MCP_IPPROTO_VRRP) {
 		return;
 	}
-	entry = multic_table_lookup(multic_net(net), iph->saddr, port);
+	entry = multic_table_lookup(multic_pernet(net), iph->saddr, port);
 	if (entry)
 		trace_multic_unmarked(net, iph->saddr, sport, iph->daddr, port,
 				      READ_ONCE(entry->group), iph->tos, marker);
@@ -160,7 +158,7 @@ static unsigned int multic_hook(void *priv, struct sk_buff *skb,
 	}
 	if (iph->protocol == IPPROTO_UDP)
 		l4len = sizeof(struct udphdr);
-	else if (iph->protocol == MULTIC_IPPROTO_VRRP)
+	else if (iph->protocol == MCP_IPPROTO_VRRP)
 		l4len = 0;
 	else
 		return NF_ACCEPT;
@@ -179,7 +177,7 @@ static unsigned int multic_hook(void *priv, struct sk_buff *skb,
 		port = uh->dest;
 	}
 
-	mn = multic_net(state->net);
+	mn = multic_pernet(state->net);
 	entry = multic_table_lookup(mn, iph->saddr, port);
 	if (!entry) {
 		multic_stats_no_entry(&mn->stats);

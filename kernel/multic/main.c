@@ -3,6 +3,9 @@
  * multic: module parameters, per-namespace state, module init and exit.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
 #include "hook.h"
 #include "multic.h"
 #include "netlink.h"
@@ -11,12 +14,15 @@
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/rcupdate.h>
-#include <net/genetlink.h>
+#include <linux/stringify.h>
 #include <net/net_namespace.h>
-#include <net/netns/generic.h>
 
 #include <uapi/linux/multicast_proxy.h>
 
+/*
+ * Writable by root at any time (0644), as multis's: every use reads them
+ * afresh (READ_ONCE()), and a new limit applies to the next change only.
+ */
 unsigned int multic_max_groups = 10;
 module_param_named(max_groups, multic_max_groups, uint, 0644);
 MODULE_PARM_DESC(max_groups, "Distinct group addresses the entries of a namespace may map to (default 10)");
@@ -27,41 +33,37 @@ MODULE_PARM_DESC(max_entries, "Entries per namespace (default 1024)");
 
 u8 multic_marker_tos = MULTICAST_PROXY_MARKER_TOS;
 module_param_named(marker_tos, multic_marker_tos, byte, 0644);
-MODULE_PARM_DESC(marker_tos, "The TOS byte that marks a proxied copy (default 0xE0)");
+MODULE_PARM_DESC(marker_tos, "The TOS byte that marks a proxied copy (default "
+		 __stringify(MULTICAST_PROXY_MARKER_TOS) ")");
 
-static unsigned int multic_net_id __read_mostly;
-
-struct multic_net *multic_net(const struct net *net)
-{
-	return net_generic(net, multic_net_id);
-}
+unsigned int multic_net_id __read_mostly;
 
 static int __net_init multic_net_init(struct net *net)
 {
-	struct multic_net *mn = multic_net(net);
+	struct multic_net *mn = multic_pernet(net);
 	int ret;
 
 	mutex_init(&mn->lock);
 	mn->hooked = false;
+	ret = multic_table_init(mn);
+	if (ret)
+		return ret;
 	/* The namespace's own counters go with it: not charged to a request. */
 	ret = multic_stats_init(&mn->stats, GFP_KERNEL);
 	if (ret)
-		return ret;
-	ret = multic_table_init(mn);
-	if (ret)
-		goto err_stats;
+		goto err_table;
 	/* No hook, no defragmentation yet: the first entry brings them (hook.c). */
 	return 0;
 
-err_stats:
-	multic_stats_free(&mn->stats);
+err_table:
+	multic_table_uninit(mn);
 	return ret;
 }
 
 /* The hook goes first; the core waits for an RCU grace period before .exit. */
 static void __net_exit multic_net_pre_exit(struct net *net)
 {
-	struct multic_net *mn = multic_net(net);
+	struct multic_net *mn = multic_pernet(net);
 
 	mutex_lock(&mn->lock);
 	multic_hook_detach(net, mn);
@@ -70,10 +72,10 @@ static void __net_exit multic_net_pre_exit(struct net *net)
 
 static void __net_exit multic_net_exit(struct net *net)
 {
-	struct multic_net *mn = multic_net(net);
+	struct multic_net *mn = multic_pernet(net);
 
-	multic_table_destroy(mn);
-	multic_stats_free(&mn->stats);
+	multic_table_uninit(mn);
+	multic_stats_uninit(&mn->stats);
 	mutex_destroy(&mn->lock);
 }
 
@@ -89,12 +91,16 @@ static int __init multic_init(void)
 {
 	int ret;
 
+	/* State first: the family must not hand out state that is not there. */
 	ret = register_pernet_subsys(&multic_net_ops);
 	if (ret)
 		return ret;
 	ret = multic_netlink_init();
 	if (ret)
 		goto err_pernet;
+
+	pr_info("loaded: max_groups=%u max_entries=%u marker_tos=0x%02x\n",
+		multic_max_groups, multic_max_entries, multic_marker_tos);
 	return 0;
 
 err_pernet:

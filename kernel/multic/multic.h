@@ -4,6 +4,14 @@
  * multis server (marked with the marker TOS) from a configured server
  * address to a configured UDP port is turned back into the multicast or
  * broadcast datagram it was made from, before the routing decision.
+ *
+ * The module header: its parameters and the state of one network namespace.
+ * One header per concept besides: stats.h (counters), table.h (entries),
+ * hook.h (the data path), netlink.h (the family), as in multis.
+ *
+ * Locking: the data path (hook.c) only reads, under RCU.  Every change
+ * happens under multic_net.lock; what it removes is freed after a grace
+ * period.
  */
 
 #ifndef _MULTIC_H
@@ -16,8 +24,8 @@
 #include <linux/rhashtable-types.h>
 #include <linux/types.h>
 #include <linux/xarray.h>
-
-struct net;
+#include <net/net_namespace.h>
+#include <net/netns/generic.h>
 
 /* Module parameters (main.c): they may change at any time, READ_ONCE(). */
 extern unsigned int multic_max_groups;
@@ -47,6 +55,11 @@ struct multic_net {
 	struct multic_stats stats;
 };
 
-struct multic_net *multic_net(const struct net *net);
+extern unsigned int multic_net_id;
+
+static inline struct multic_net *multic_pernet(const struct net *net)
+{
+	return net_generic(net, multic_net_id);
+}
 
 #endif /* _MULTIC_H */

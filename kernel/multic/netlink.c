@@ -4,6 +4,9 @@
  * include/uapi/linux/multicast_proxy.h for the protocol.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
 #include "hook.h"
 #include "multic.h"
 #include "netlink.h"
@@ -137,7 +140,7 @@ static int multic_nl_put_entry(struct sk_buff *skb,
 
 static int multic_nl_get_entry(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct multic_net *mn = multic_pernet(genl_info_net(info));
 	struct multic_entry *entry;
 	struct compat_nlerr err;
 	struct multic_key key;
@@ -191,7 +194,7 @@ out:
 static int multic_nl_dump_entries(struct sk_buff *skb,
 				  struct netlink_callback *cb)
 {
-	struct multic_net *mn = multic_net(sock_net(skb->sk));
+	struct multic_net *mn = multic_pernet(sock_net(skb->sk));
 	unsigned long skip = cb->args[0], index = 0;
 	struct multic_entry *entry;
 	int ret = 0;
@@ -262,7 +265,7 @@ static int multic_nl_check_group(__be32 group, u32 flags,
 static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 {
 	struct net *net = genl_info_net(info);
-	struct multic_net *mn = multic_net(net);
+	struct multic_net *mn = multic_pernet(net);
 	struct nlattr *group_attr, *flags_attr;
 	struct compat_nlerr err;
 	struct multic_key key;
@@ -324,7 +327,7 @@ out:
 static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 {
 	struct net *net = genl_info_net(info);
-	struct multic_net *mn = multic_net(net);
+	struct multic_net *mn = multic_pernet(net);
 	struct compat_nlerr err;
 	struct multic_key key;
 	int ret;
@@ -346,7 +349,7 @@ static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 static int multic_nl_clear(struct sk_buff *skb, struct genl_info *info)
 {
 	struct net *net = genl_info_net(info);
-	struct multic_net *mn = multic_net(net);
+	struct multic_net *mn = multic_pernet(net);
 	struct compat_nlerr err;
 	int ret;
 
@@ -364,7 +367,7 @@ static int multic_nl_clear(struct sk_buff *skb, struct genl_info *info)
 /* The namespace now holds the saved state: see the uapi header. */
 static int multic_nl_set_restored(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct multic_net *mn = multic_pernet(genl_info_net(info));
 
 	mutex_lock(&mn->lock);
 	mn->restored = true;
@@ -374,7 +377,7 @@ static int multic_nl_set_restored(struct sk_buff *skb, struct genl_info *info)
 
 static int multic_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct multic_net *mn = multic_pernet(genl_info_net(info));
 	struct sk_buff *msg;
 	void *hdr;
 	int ret;
@@ -420,7 +423,7 @@ err_free:
 
 static int multic_nl_reset_stats(struct sk_buff *skb, struct genl_info *info)
 {
-	struct multic_net *mn = multic_net(genl_info_net(info));
+	struct multic_net *mn = multic_pernet(genl_info_net(info));
 
 	mutex_lock(&mn->lock);
 	multic_stats_reset(&mn->stats);

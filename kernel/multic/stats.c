@@ -3,6 +3,9 @@
  * Exact per-CPU counters: allocation, summing and reset.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
 #include "stats.h"
 
 #include <linux/atomic.h>
@@ -51,7 +54,7 @@ int multic_stats_init(struct multic_stats *stats, gfp_t gfp)
 	return 0;
 }
 
-void multic_stats_free(struct multic_stats *stats)
+void multic_stats_uninit(struct multic_stats *stats)
 {
 	if (stats->pcpu)
 		atomic_long_dec(&multic_live_stats);

@@ -37,7 +37,7 @@ struct multic_stats {
 };
 
 int multic_stats_init(struct multic_stats *stats, gfp_t gfp);
-void multic_stats_free(struct multic_stats *stats);
+void multic_stats_uninit(struct multic_stats *stats);
 long multic_stats_live(void);
 void multic_stats_read(const struct multic_stats *stats, struct multic_counters *counters);
 void multic_stats_reset(struct multic_stats *stats);

@@ -7,10 +7,14 @@
  * reference count, so the group limit is checked in constant time.
  */
 
-#include "table.h"
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
 #include "multic.h"
+#include "table.h"
 
 #include <linux/build_bug.h>
+#include <linux/err.h>
 #include <linux/lockdep.h>
 #include <linux/rcupdate.h>
 #include <linux/rhashtable.h>
@@ -28,6 +32,7 @@ static const struct rhashtable_params multic_entry_params = {
 
 /* How many entries map to one group address. */
 struct multic_group {
+	__be32 addr;
 	unsigned int refs;
 };
 
@@ -36,35 +41,37 @@ static struct multic_group *multic_group_find(struct multic_net *mn, __be32 addr
 	return xa_load(&mn->groups, ntohl(addr));
 }
 
-static int multic_group_get(struct multic_net *mn, __be32 addr)
+/* A reference to group @addr, created if it is new; the caller keeps it. */
+static struct multic_group *multic_group_get(struct multic_net *mn,
+					     __be32 addr)
 {
 	struct multic_group *group = multic_group_find(mn, addr);
 	int ret;
 
 	if (group) {
 		group->refs++;
-		return 0;
+		return group;
 	}
 	group = kzalloc(sizeof(*group), GFP_KERNEL_ACCOUNT);
 	if (!group)
-		return -ENOMEM;
+		return ERR_PTR(-ENOMEM);
+	group->addr = addr;
 	group->refs = 1;
 	ret = xa_insert(&mn->groups, ntohl(addr), group, GFP_KERNEL_ACCOUNT);
 	if (ret) {
 		kfree(group);
-		return ret;
+		return ERR_PTR(ret);
 	}
 	mn->group_count++;
-	return 0;
+	return group;
 }
 
-static void multic_group_put(struct multic_net *mn, __be32 addr)
+/* Drop the reference multic_group_get() returned: no lookup. */
+static void multic_group_put(struct multic_net *mn, struct multic_group *group)
 {
-	struct multic_group *group = multic_group_find(mn, addr);
-
-	if (WARN_ON_ONCE(!group) || --group->refs)
+	if (--group->refs)
 		return;
-	xa_erase(&mn->groups, ntohl(addr));
+	xa_erase(&mn->groups, ntohl(group->addr));
 	kfree(group);
 	mn->group_count--;
 }
@@ -103,7 +110,7 @@ static struct multic_entry *multic_entry_new(const struct multic_key *key,
 
 static void multic_entry_free(struct multic_entry *entry)
 {
-	multic_stats_free(&entry->stats);
+	multic_stats_uninit(&entry->stats);
 	kfree(entry);
 }
 
@@ -134,7 +141,7 @@ int multic_table_init(struct multic_net *mn)
  * The namespace is going away: the data path can no longer see the table
  * (its hook is gone and an RCU grace period has passed), nor can netlink.
  */
-void multic_table_destroy(struct multic_net *mn)
+void multic_table_uninit(struct multic_net *mn)
 {
 	struct multic_entry *entry, *tmp;
 	struct multic_group *group;
@@ -178,21 +185,20 @@ struct multic_entry *multic_table_find(struct multic_net *mn,
 static int multic_entry_move(struct multic_net *mn, struct multic_entry *entry,
 			     __be32 group, struct compat_nlerr *err)
 {
-	__be32 old = entry->group;
+	struct multic_group *old = entry->ref, *ref;
 	int ret;
 
-	if (old == group)
+	if (old->addr == group)
 		return 0;
-	ret = multic_group_check_limit(mn, group,
-				       multic_group_find(mn, old)->refs == 1,
-				       err);
+	ret = multic_group_check_limit(mn, group, old->refs == 1, err);
 	if (ret)
 		return ret;
-	ret = multic_group_get(mn, group);
-	if (ret) {
+	ref = multic_group_get(mn, group);
+	if (IS_ERR(ref)) {
 		compat_nlerr_fmt(err, "out of memory");
-		return ret;
+		return PTR_ERR(ref);
 	}
+	entry->ref = ref;
 	WRITE_ONCE(entry->group, group);
 	multic_group_put(mn, old);
 	multic_table_changed(mn);
@@ -230,9 +236,10 @@ int multic_table_add(struct multic_net *mn, const struct multic_key *key,
 		compat_nlerr_fmt(err, "out of memory");
 		return -ENOMEM;
 	}
-	ret = multic_group_get(mn, group);
-	if (ret) {
+	entry->ref = multic_group_get(mn, group);
+	if (IS_ERR(entry->ref)) {
 		compat_nlerr_fmt(err, "out of memory");
+		ret = PTR_ERR(entry->ref);
 		goto err_free;
 	}
 	ret = rhashtable_insert_fast(&mn->entries, &entry->node,
@@ -248,7 +255,7 @@ int multic_table_add(struct multic_net *mn, const struct multic_key *key,
 	return 0;
 
 err_put:
-	multic_group_put(mn, group);
+	multic_group_put(mn, entry->ref);
 err_free:
 	multic_entry_free(entry);
 	return ret;
@@ -259,7 +266,7 @@ static void multic_entry_remove(struct multic_net *mn,
 {
 	rhashtable_remove_fast(&mn->entries, &entry->node, multic_entry_params);
 	list_del(&entry->list);
-	multic_group_put(mn, entry->group);
+	multic_group_put(mn, entry->ref);
 	mn->entry_count--;
 	call_rcu(&entry->rcu, multic_entry_free_rcu);
 }

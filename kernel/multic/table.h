@@ -15,6 +15,7 @@
 #include <linux/types.h>
 
 struct multic_net;
+struct multic_group;
 struct compat_nlerr;
 
 /* Hashed and compared as bytes: no implicit padding, zero fills the rest. */
@@ -29,13 +30,15 @@ struct multic_entry {
 	struct multic_key key;
 	/* WRITE_ONCE() under the lock, READ_ONCE() on the data path. */
 	__be32 group;
+	/* The reference to @group this entry holds, under the lock. */
+	struct multic_group *ref;
 	struct list_head list;		/* in multic_net.entry_list, under the lock */
 	struct multic_stats stats;
 	struct rcu_head rcu;
 };
 
 int multic_table_init(struct multic_net *mn);
-void multic_table_destroy(struct multic_net *mn);
+void multic_table_uninit(struct multic_net *mn);
 
 struct multic_entry *multic_table_lookup(struct multic_net *mn,
 					 __be32 server, __be16 port);

@@ -8,15 +8,18 @@
  * trusts its arguments: netlink.c has validated them and checked the limits.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
+#include "group.h"
 #include "multis.h"
 
 #include <linux/overflow.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 
-void multis_net_init_groups(struct multis_net *pn)
+void multis_group_init(struct multis_net *pn)
 {
-	mutex_init(&pn->lock);
 	hash_init(pn->groups);
 	INIT_LIST_HEAD(&pn->group_list);
 	pn->group_count = 0;
@@ -166,7 +169,7 @@ static struct multis_member *multis_member_alloc(__be32 addr)
 
 static void multis_member_free(struct multis_member *member)
 {
-	multis_stats_free(&member->stats);
+	multis_stats_uninit(&member->stats);
 	kfree(member);
 }
 
@@ -194,7 +197,7 @@ static struct multis_group *multis_group_alloc(__be32 addr, u32 flags)
 
 static void multis_group_free(struct multis_group *group)
 {
-	multis_stats_free(&group->stats);
+	multis_stats_uninit(&group->stats);
 	kfree(group);
 }
 
@@ -230,19 +233,18 @@ static void multis_group_link(struct multis_net *pn,
 }
 
 /*
- * Create group @addr with @flags if it does not exist, then add the members
- * @add[0..n-1]: sorted, unique, valid, none of them in the group yet, within
- * the limits.  All or nothing: on error nothing has changed.
+ * Add the members @add[0..n-1] (sorted, unique, valid, none of them in the
+ * group yet, within the limits) to @group, or to a new group @addr with
+ * @flags if @group is NULL.  All or nothing: on error nothing has changed.
  */
-int multis_group_join(struct multis_net *pn, __be32 addr, u32 flags,
-		      const __be32 *add, unsigned int n)
+int multis_group_join(struct multis_net *pn, struct multis_group *group,
+		      __be32 addr, u32 flags, const __be32 *add,
+		      unsigned int n)
 {
 	struct multis_members *old, *members = NULL;
-	struct multis_group *group;
 	unsigned int i, j, k, count;
 	bool created = false;
 
-	group = multis_group_find(pn, addr);
 	if (!group) {
 		group = multis_group_alloc(addr, flags);
 		if (!group)
@@ -281,10 +283,17 @@ commit:
 	return 0;
 
 err_members:
-	/* Free what this call allocated: the members that are not in @old. */
-	while (k--)
-		if (!multis_members_has(old, members->member[k]->addr))
+	/*
+	 * Free what this call allocated: walking the merge back, a member is
+	 * @old's if it is the last of @old's not walked back yet (i of them
+	 * were taken), else it is one of the j new ones.
+	 */
+	while (k--) {
+		if (i && members->member[k] == old->member[i - 1])
+			i--;
+		else
 			multis_member_free(members->member[k]);
+	}
 	kvfree(members);
 err:
 	if (created)
@@ -348,7 +357,7 @@ void multis_group_delete(struct multis_net *pn, struct multis_group *group)
 	multis_net_changed(pn);
 }
 
-void multis_groups_clear(struct multis_net *pn)
+void multis_group_clear(struct multis_net *pn)
 {
 	struct multis_group *group, *tmp;
 
@@ -356,7 +365,13 @@ void multis_groups_clear(struct multis_net *pn)
 		multis_group_delete(pn, group);
 }
 
-void multis_groups_reset_stats(struct multis_net *pn)
+/* The namespace is going away: nothing can see its groups any more. */
+void multis_group_uninit(struct multis_net *pn)
+{
+	multis_group_clear(pn);
+}
+
+void multis_group_reset_stats(struct multis_net *pn)
 {
 	struct multis_members *members;
 	struct multis_group *group;

@@ -11,6 +11,11 @@
  * ip_local_out().  The original always continues unchanged.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
+#include "group.h"
+#include "hook.h"
 #include "multis.h"
 #include "trace.h"
 
@@ -34,6 +39,10 @@
 #include <net/sock.h>
 
 #include <multicast_proxy_wire.h>
+#include <uapi/linux/multicast_proxy.h>
+
+/* The least TTL a copy leaves with: it crosses the VPC, not one link. */
+#define MULTIS_MIN_TTL	64
 
 /*
  * The task sending our copies on this CPU, from the first member to the
@@ -70,6 +79,7 @@ struct multis_datagram {
 	__be16 dport;
 	u8 protocol;
 	u8 tos;			/* for the route lookup: no ECN bits */
+	u8 marker;		/* the copies' TOS */
 	int oif;		/* bound device or L3 master, or 0 */
 	u32 mark;
 	kuid_t uid;
@@ -119,6 +129,7 @@ static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
 	dg->saddr = iph->saddr;
 	dg->protocol = iph->protocol;
 	dg->tos = iph->tos & ~INET_ECN_MASK;
+	dg->marker = READ_ONCE(multis_marker_tos);
 	dg->mark = skb->mark;
 	dg->uid = sock_net_uid(net, dg->sk);
 	/*
@@ -206,7 +217,7 @@ static struct sk_buff *multis_copy(const struct multis_datagram *dg,
 	 * side restores the group address before anyone checks it (v3).
 	 */
 	iph->daddr = daddr;
-	iph->tos = multis_marker_tos;
+	iph->tos = dg->marker;
 	if (iph->ttl < MULTIS_MIN_TTL)
 		iph->ttl = MULTIS_MIN_TTL;
 	ip_send_check(iph);
@@ -373,7 +384,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	case IPPROTO_UDP:
 		l4len = sizeof(struct udphdr);
 		break;
-	case MULTIS_IPPROTO_VRRP:
+	case MCP_IPPROTO_VRRP:
 		l4len = 0;
 		break;
 	default:
@@ -409,7 +420,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	group = multis_group_lookup_rcu(pn, iph->daddr);
 	if (!group)
 		return NF_ACCEPT;
-	if (iph->protocol == MULTIS_IPPROTO_VRRP &&
+	if (iph->protocol == MCP_IPPROTO_VRRP &&
 	    !(group->flags & MULTIS_GROUP_F_VRRP))
 		return NF_ACCEPT;
 	/* Malformed (a raw socket's): nothing we could copy correctly. */

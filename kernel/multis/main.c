@@ -3,26 +3,39 @@
  * multis: module parameters, per-namespace state, module init and exit.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
+#include "group.h"
+#include "hook.h"
 #include "multis.h"
+#include "netlink.h"
 
 #include <linux/init.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/rcupdate.h>
+#include <linux/stringify.h>
 #include <net/net_namespace.h>
 
+#include <uapi/linux/multicast_proxy.h>
+
+/*
+ * Writable by root at any time (0644), as multic's: every use reads them
+ * afresh (READ_ONCE()), and a new limit applies to the next change only.
+ */
 unsigned int multis_max_groups = 10;
-module_param_named(max_groups, multis_max_groups, uint, 0444);
+module_param_named(max_groups, multis_max_groups, uint, 0644);
 MODULE_PARM_DESC(max_groups, "Most groups per network namespace (default 10)");
 
 unsigned int multis_max_members = 128;
-module_param_named(max_members, multis_max_members, uint, 0444);
+module_param_named(max_members, multis_max_members, uint, 0644);
 MODULE_PARM_DESC(max_members, "Most members per group (default 128)");
 
 u8 multis_marker_tos = MULTICAST_PROXY_MARKER_TOS;
-module_param_named(marker_tos, multis_marker_tos, byte, 0444);
-MODULE_PARM_DESC(marker_tos,
-		 "TOS byte that marks the unicast copies (default 0xE0)");
+module_param_named(marker_tos, multis_marker_tos, byte, 0644);
+MODULE_PARM_DESC(marker_tos, "The TOS byte that marks a proxied copy (default "
+		 __stringify(MULTICAST_PROXY_MARKER_TOS) ")");
 
 unsigned int multis_net_id __read_mostly;
 
@@ -31,8 +44,9 @@ static int __net_init multis_net_init(struct net *net)
 	struct multis_net *pn = multis_pernet(net);
 	int ret;
 
-	multis_net_init_groups(pn);
+	mutex_init(&pn->lock);
 	pn->hooked = false;
+	multis_group_init(pn);
 	/* The namespace's own counters go with it: not charged to a request. */
 	ret = multis_stats_init(&pn->stats, MULTIS_CTR_N, GFP_KERNEL);
 	if (ret)
@@ -61,10 +75,10 @@ static void __net_exit multis_net_exit(struct net *net)
 {
 	struct multis_net *pn = multis_pernet(net);
 
-	mutex_lock(&pn->lock);
-	multis_groups_clear(pn);
+	mutex_lock(&pn->lock);	/* for the accessors' lockdep checks */
+	multis_group_uninit(pn);
 	mutex_unlock(&pn->lock);
-	multis_stats_free(&pn->stats);
+	multis_stats_uninit(&pn->stats);
 	mutex_destroy(&pn->lock);
 }
 
@@ -80,20 +94,15 @@ static int __init multis_init(void)
 {
 	int ret;
 
-	if (!multis_max_groups || !multis_max_members) {
-		pr_err("multis: max_groups and max_members must be at least 1\n");
-		return -EINVAL;
-	}
-
 	/* State first: the family must not hand out state that is not there. */
 	ret = register_pernet_subsys(&multis_net_ops);
 	if (ret)
 		return ret;
-	ret = multis_genl_init();
+	ret = multis_netlink_init();
 	if (ret)
 		goto err_pernet;
 
-	pr_info("multis: loaded: max_groups=%u max_members=%u marker_tos=0x%02x\n",
+	pr_info("loaded: max_groups=%u max_members=%u marker_tos=0x%02x\n",
 		multis_max_groups, multis_max_members, multis_marker_tos);
 	return 0;
 
@@ -109,7 +118,7 @@ err_pernet:
  */
 static void __exit multis_exit(void)
 {
-	multis_genl_exit();
+	multis_netlink_uninit();
 	unregister_pernet_subsys(&multis_net_ops);
 	rcu_barrier();
 	WARN(multis_stats_live(), "multis: %ld per-CPU counter blocks leaked\n",

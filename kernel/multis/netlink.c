@@ -8,7 +8,13 @@
  * message, and every change is all or nothing under multis_net.lock.
  */
 
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
+#include "group.h"
+#include "hook.h"
 #include "multis.h"
+#include "netlink.h"
 
 #include <linux/in.h>
 #include <linux/mm.h>
@@ -16,18 +22,20 @@
 #include <net/netlink.h>
 #include <net/sock.h>
 
-static const struct nla_policy multis_member_policy[MULTIS_MEMBER_A_MAX + 1] = {
+#include <uapi/linux/multicast_proxy.h>
+
+static const struct nla_policy multis_nl_member_policy[MULTIS_MEMBER_A_MAX + 1] = {
 	[MULTIS_MEMBER_A_ADDR]	= { .type = NLA_BE32 },
 };
 
-static const struct nla_policy multis_policy[MULTIS_A_MAX + 1] = {
+static const struct nla_policy multis_nl_policy[MULTIS_A_MAX + 1] = {
 	[MULTIS_A_GROUP_ADDR]	= { .type = NLA_BE32 },
 	[MULTIS_A_GROUP_FLAGS]	= { .type = NLA_U32 },
-	[MULTIS_A_MEMBERS]	= NLA_POLICY_NESTED_ARRAY(multis_member_policy),
+	[MULTIS_A_MEMBERS]	= NLA_POLICY_NESTED_ARRAY(multis_nl_member_policy),
 	[MULTIS_A_REQUIRE_RESTORED] = { .type = NLA_FLAG },
 };
 
-static struct genl_family multis_genl_family;
+static struct genl_family multis_nl_family;
 
 /* The counters in the order of enum multis_stats_attr. */
 static const struct {
@@ -263,6 +271,7 @@ static int multis_nl_get_members(struct multis_nl_req *req,
 static int multis_nl_check_new_group(struct multis_nl_req *req, u32 flags,
 				     const struct nlattr *attr)
 {
+	unsigned int max_groups = READ_ONCE(multis_max_groups);
 	struct multis_net *pn = req->pn;
 	__be32 addr = req->group_addr;
 	struct multis_group *owner;
@@ -299,9 +308,8 @@ static int multis_nl_check_new_group(struct multis_nl_req *req, u32 flags,
 		return -EINVAL;
 	}
 
-	if (pn->group_count >= multis_max_groups) {
-		compat_nlerr_fmt(&req->err, "group limit %u reached",
-				 multis_max_groups);
+	if (pn->group_count >= max_groups) {
+		compat_nlerr_fmt(&req->err, "group limit %u reached", max_groups);
 		return -ENOSPC;
 	}
 	return 0;
@@ -310,6 +318,7 @@ static int multis_nl_check_new_group(struct multis_nl_req *req, u32 flags,
 static int multis_nl_join_locked(struct multis_nl_req *req,
 				 struct genl_info *info, __be32 **add)
 {
+	unsigned int max_members = READ_ONCE(multis_max_members);
 	struct nlattr **attrs = info->attrs;
 	struct multis_members *members;
 	unsigned int i, n, fresh, count;
@@ -364,9 +373,9 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 	for (i = 0, fresh = 0; i < n; i++)
 		if (!multis_members_has(members, (*add)[i]))
 			(*add)[fresh++] = (*add)[i];
-	if ((u64)count + fresh > multis_max_members) {
+	if ((u64)count + fresh > max_members) {
 		compat_nlerr_fmt(&req->err, "group %pI4: member limit %u reached",
-				 &req->group_addr, multis_max_members);
+				 &req->group_addr, max_members);
 		return -ENOSPC;
 	}
 
@@ -376,7 +385,8 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 		compat_nlerr_fmt(&req->err, "cannot register the netfilter hook");
 		return ret;
 	}
-	ret = multis_group_join(req->pn, req->group_addr, flags, *add, fresh);
+	ret = multis_group_join(req->pn, req->group, req->group_addr, flags,
+				*add, fresh);
 	if (ret)
 		compat_nlerr_fmt(&req->err, "out of memory");
 	return ret;
@@ -467,7 +477,7 @@ static int multis_nl_clear(struct sk_buff *skb, struct genl_info *info)
 	mutex_lock(&req.pn->lock);
 	ret = multis_nl_check_restored(&req, info->attrs);
 	if (!ret) {
-		multis_groups_clear(req.pn);
+		multis_group_clear(req.pn);
 		multis_hook_sync(req.net, req.pn);
 	}
 	mutex_unlock(&req.pn->lock);
@@ -490,7 +500,7 @@ static int multis_nl_reset_stats(struct sk_buff *skb, struct genl_info *info)
 	struct multis_net *pn = multis_pernet(genl_info_net(info));
 
 	mutex_lock(&pn->lock);
-	multis_groups_reset_stats(pn);
+	multis_group_reset_stats(pn);
 	mutex_unlock(&pn->lock);
 	return 0;
 }
@@ -512,7 +522,7 @@ static int multis_nl_get_group(struct sk_buff *skb, struct genl_info *info)
 	if (ret)
 		goto out_unlock;
 	ret = -EMSGSIZE;
-	hdr = genlmsg_put_reply(msg, info, &multis_genl_family, 0,
+	hdr = genlmsg_put_reply(msg, info, &multis_nl_family, 0,
 				MULTIS_CMD_GET_GROUP);
 	if (!hdr || multis_nl_put_group(msg, req.pn, req.group))
 		goto out_unlock;
@@ -538,14 +548,15 @@ static int multis_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 		return -ENOMEM;
 
 	mutex_lock(&pn->lock);
-	hdr = genlmsg_put_reply(msg, info, &multis_genl_family, 0,
+	hdr = genlmsg_put_reply(msg, info, &multis_nl_family, 0,
 				MULTIS_CMD_GET_STATS);
 	ret = !hdr ||
 	      multis_nl_put_stats(msg, MULTIS_A_STATS, &pn->stats) ||
 	      nla_put_u32(msg, MULTIS_A_GROUP_COUNT, pn->group_count) ||
-	      nla_put_u32(msg, MULTIS_A_MAX_GROUPS, multis_max_groups) ||
-	      nla_put_u32(msg, MULTIS_A_MAX_MEMBERS, multis_max_members) ||
-	      nla_put_u8(msg, MULTIS_A_MARKER_TOS, multis_marker_tos) ||
+	      nla_put_u32(msg, MULTIS_A_MAX_GROUPS, READ_ONCE(multis_max_groups)) ||
+	      nla_put_u32(msg, MULTIS_A_MAX_MEMBERS,
+			  READ_ONCE(multis_max_members)) ||
+	      nla_put_u8(msg, MULTIS_A_MARKER_TOS, READ_ONCE(multis_marker_tos)) ||
 	      nla_put_u8(msg, MULTIS_A_RESTORED, pn->restored);
 	mutex_unlock(&pn->lock);
 	if (ret) {
@@ -581,7 +592,7 @@ static int multis_nl_dump_groups(struct sk_buff *skb,
 		if (ntohl(group->addr) < cursor)
 			continue;
 		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
-				  cb->nlh->nlmsg_seq, &multis_genl_family,
+				  cb->nlh->nlmsg_seq, &multis_nl_family,
 				  NLM_F_MULTI, MULTIS_CMD_GET_GROUP);
 		if (hdr) {
 			genl_dump_check_consistent(cb, hdr);
@@ -649,7 +660,7 @@ static int multis_nl_dump_members(struct sk_buff *skb,
 
 	ret = -EMSGSIZE;
 	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
-			  &multis_genl_family, NLM_F_MULTI,
+			  &multis_nl_family, NLM_F_MULTI,
 			  MULTIS_CMD_GET_MEMBERS);
 	if (!hdr)
 		goto out;
@@ -682,7 +693,7 @@ out:
 	return ret;
 }
 
-static const struct genl_ops multis_genl_ops[] = {
+static const struct genl_ops multis_nl_ops[] = {
 	{
 		.cmd = MULTIS_CMD_GET_GROUP,
 		.doit = multis_nl_get_group,
@@ -723,17 +734,17 @@ static const struct genl_ops multis_genl_ops[] = {
 	},
 };
 
-static struct genl_family multis_genl_family __ro_after_init = {
+static struct genl_family multis_nl_family __ro_after_init = {
 	.name		= MULTIS_GENL_NAME,
 	.version	= MULTIS_GENL_VERSION,
 	.maxattr	= MULTIS_A_MAX,
-	.policy		= multis_policy,
+	.policy		= multis_nl_policy,
 	.netnsok	= true,
 	/* Our own lock (per namespace), not the global genl_mutex. */
 	.parallel_ops	= true,
 	.module		= THIS_MODULE,
-	.ops		= multis_genl_ops,
-	.n_ops		= ARRAY_SIZE(multis_genl_ops),
+	.ops		= multis_nl_ops,
+	.n_ops		= ARRAY_SIZE(multis_nl_ops),
 	/*
 	 * Every command below it: JOIN takes NLM_F_EXCL, which the core
 	 * refuses ("ambiguous or reserved bits set in nlmsg_flags") for
@@ -743,12 +754,12 @@ static struct genl_family multis_genl_family __ro_after_init = {
 	COMPAT_GENL_RESV_START_OP(__MULTIS_CMD_MAX)
 };
 
-int __init multis_genl_init(void)
+int __init multis_netlink_init(void)
 {
-	return genl_register_family(&multis_genl_family);
+	return genl_register_family(&multis_nl_family);
 }
 
-void multis_genl_exit(void)
+void multis_netlink_uninit(void)
 {
-	genl_unregister_family(&multis_genl_family);
+	genl_unregister_family(&multis_nl_family);
 }

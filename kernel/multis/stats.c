@@ -6,7 +6,10 @@
  * interrupted by another writer on the same CPU; readers sum every CPU.
  */
 
-#include "multis.h"
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include "compat.h"
+#include "stats.h"
 
 #include <linux/atomic.h>
 #include <linux/moduleparam.h>
@@ -58,7 +61,7 @@ int multis_stats_init(struct multis_stats *stats, unsigned int n, gfp_t gfp)
 	return 0;
 }
 
-void multis_stats_free(struct multis_stats *stats)
+void multis_stats_uninit(struct multis_stats *stats)
 {
 	if (stats->pcpu)
 		atomic_long_dec(&multis_live_stats);

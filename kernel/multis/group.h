@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The groups of one namespace and their members.
+ *
+ *   group   a group address, its flags and an RCU-published, sorted array of
+ *           pointers to its members (struct multis_members);
+ *   member  an address and its counters; a member object lives from the JOIN
+ *           that adds it to the QUIT/DEL/CLEAR that removes it, across any
+ *           number of array republishes, so its counters survive changes to
+ *           the other members.
+ *
+ * Lookups on the data path are lock-free (RCU); every change holds
+ * multis_net.lock.  multic's counterpart is table.h: its entries map a
+ * server and port to a group, a different concept, hence the other name.
+ */
+#ifndef _MULTIS_GROUP_H
+#define _MULTIS_GROUP_H
+
+#include "stats.h"
+
+#include <linux/list.h>
+#include <linux/rcupdate.h>
+#include <linux/types.h>
+
+struct multis_net;
+
+struct multis_member {
+	__be32 addr;
+	struct multis_stats stats;
+	struct rcu_head rcu;
+};
+
+struct multis_members {
+	struct rcu_head rcu;
+	unsigned int count;
+	struct multis_member *member[];	/* sorted by address */
+};
+
+struct multis_group {
+	struct hlist_node hnode;	/* multis_net.groups, RCU */
+	struct list_head lnode;		/* multis_net.group_list, sorted */
+	__be32 addr;
+	u32 flags;			/* MULTIS_GROUP_F_* */
+	struct multis_members __rcu *members;	/* NULL: no member */
+	struct multis_stats stats;
+	struct rcu_head rcu;
+};
+
+void multis_group_init(struct multis_net *pn);
+void multis_group_uninit(struct multis_net *pn);
+
+struct multis_group *multis_group_lookup_rcu(struct multis_net *pn,
+					     __be32 addr);
+struct multis_group *multis_group_find(struct multis_net *pn, __be32 addr);
+struct multis_group *multis_group_of_member(struct multis_net *pn,
+					    __be32 addr);
+struct multis_members *multis_group_members(struct multis_net *pn,
+					    struct multis_group *group);
+unsigned int multis_group_member_count(struct multis_net *pn,
+				       struct multis_group *group);
+unsigned int multis_members_search(const struct multis_members *members,
+				   __be32 addr);
+bool multis_members_has(const struct multis_members *members, __be32 addr);
+int multis_group_join(struct multis_net *pn, struct multis_group *group,
+		      __be32 addr, u32 flags, const __be32 *add,
+		      unsigned int n);
+int multis_group_quit(struct multis_net *pn, struct multis_group *group,
+		      const __be32 *del, unsigned int n);
+void multis_group_delete(struct multis_net *pn, struct multis_group *group);
+void multis_group_clear(struct multis_net *pn);
+void multis_group_reset_stats(struct multis_net *pn);
+void multis_addrs_sort_unique(__be32 *addr, unsigned int *n);
+
+#endif /* _MULTIS_GROUP_H */
