@@ -91,6 +91,17 @@ def test_an_8000_byte_datagram_arrives_whole(facts):
     assert step["group_stats"]["packets"] == 6
 
 
+def test_udp_gso_copies_are_segmented_with_right_checksums(facts):
+    step = facts["udp_gso"]
+    for name in RECEIVERS:
+        copies = step["received"][name]["copies"]
+        assert (copies["count"], copies["intact"], copies["sizes"]) == (4, True, [500]), name
+        assert copies["tclasses"] == [MARKER]
+    stats = step["group_stats"]
+    # one datagram, 4 segments per member, each 40 + 8 + 500 bytes on the wire
+    assert (stats["datagrams"], stats["packets"], stats["bytes"]) == (1, 12, 3 * 4 * 548)
+
+
 def test_hop_limit_zero_stays_on_the_host(facts):
     step = facts["hop_limit_zero"]
     for name in RECEIVERS:

@@ -248,6 +248,23 @@ with facts.step("big_datagram") as f:
     f["received"] = exchange6(data)
     f["group_stats"] = server.get_group(A6(G6)).stats.to_json()
 
+with facts.step("udp_gso") as f:
+    # UDP_SEGMENT: one GSO skb (CHECKSUM_PARTIAL) of 4 segments per copy
+    server.reset_stats()
+    socks = [Receiver6(h, G6, PORT) for h in receivers]
+    tx = Sender6(sender_host)
+    try:
+        tx.sock.setsockopt(socket.SOL_UDP, 103, 500)  # UDP_SEGMENT
+        blob = payloads("gso", 1, size=2000)[0]
+        tx.sock.sendto(blob, (G6, PORT))
+        segments = [blob[i : i + 500] for i in range(0, 2000, 500)]
+        f["received"] = {rx.host.name: rx.drain(segments) for rx in socks}
+    finally:
+        tx.close()
+        for rx in socks:
+            rx.close()
+    f["group_stats"] = server.get_group(A6(G6)).stats.to_json()
+
 with facts.step("hop_limit_zero") as f:
     server.reset_stats()
     f["received"] = exchange6(payloads("zero", 5), hops=0)
