@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
-
 import click
 
+from .addresses import IPAddress, host_port
 from .cli_common import (
     CONTEXT_SETTINGS,
     AdminCommand,
@@ -159,8 +158,8 @@ def cli(
             _stats(client, as_json)
 
 
-def _key(server: IPv4Address, port: int) -> str:
-    return f"{server}:{port}" + (" (any port)" if port == 0 else "")
+def _key(server: IPAddress, port: int) -> str:
+    return host_port(server, port) + (" (any port)" if port == 0 else "")
 
 
 def _clear(client: Client) -> int:

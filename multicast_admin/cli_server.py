@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .addresses import parse_ipv4
+from .addresses import parse_ip
 from .cli_common import (
     CONTEXT_SETTINGS,
     AdminCommand,
@@ -145,7 +145,7 @@ def cli(
     elif command == "-A":
         check_join(target, join, broadcast=broadcast)
     elif target is not None:
-        parse_ipv4(target, "group")
+        parse_ip(target, "group")
 
     env = env_of(ctx)
     with env.open_server() as server:

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from . import lean
-from .addresses import Address, check_group, check_server, parse_ipv4, parse_port
+from .addresses import (
+    Address,
+    IPAddress,
+    check_group,
+    check_same_family,
+    check_server,
+    parse_ip,
+    parse_port,
+)
 from .errors import AlreadyExists
 from .models import ClientEntry, ClientStatus
 from .restored import RestoredMark
@@ -33,25 +40,26 @@ class AddOutcome(Enum):
 class AddResult:
     """What an add did; ``previous_group`` is set when an existing key was moved."""
 
-    server: IPv4Address
+    server: IPAddress
     port: int
-    group: IPv4Address
+    group: IPAddress
     outcome: AddOutcome
-    previous_group: IPv4Address | None = None
+    previous_group: IPAddress | None = None
 
 
-def parse_key(server: Address, port: int | str) -> tuple[IPv4Address, int]:
-    return parse_ipv4(server, "server"), parse_port(port)
+def parse_key(server: Address, port: int | str) -> tuple[IPAddress, int]:
+    return parse_ip(server, "server"), parse_port(port)
 
 
 def check_add(
     server: Address, port: int | str, group: Address, *, broadcast: bool = False
-) -> tuple[IPv4Address, int, IPv4Address]:
+) -> tuple[IPAddress, int, IPAddress]:
     """The checks of an add that need no kernel: (server, port, group)."""
     address, port = parse_key(server, port)
     check_server(address)
-    target = parse_ipv4(group, "group")
+    target = parse_ip(group, "group")
     check_group(target, broadcast=broadcast)
+    check_same_family(target, address, "server")
     return address, port, target
 
 

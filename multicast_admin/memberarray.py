@@ -9,7 +9,8 @@ attribute with NLA_F_NESTED, see :mod:`multicast_admin.netlink`):
 
     MULTIS_A_MEMBERS (nested)
       MULTIS_A_MEMBER (nested)        one per member
-        MULTIS_MEMBER_A_ADDR  be32
+        MULTIS_MEMBER_A_ADDR  be32        (an IPv4 member) or
+        MULTIS_MEMBER_A_ADDR6 16 bytes    (an IPv6 member)
         MULTIS_MEMBER_A_STATS (nested) dumps only
           MULTIS_STATS_A_<NAME> u64  (MULTIS_STATS_A_PAD for alignment)
 
@@ -22,9 +23,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from . import uapi
+from .addresses import IPAddress
 from .errors import KernelError
 from .models import Member, ServerCounters
 
@@ -38,6 +40,11 @@ _U64 = struct.Struct("=Q")
 _ELEMENT_HEAD = struct.pack(
     "=HHHH", 12, uapi.MULTIS_A_MEMBER | NLA_F_NESTED, 8, uapi.MULTIS_MEMBER_A_ADDR
 )
+_ELEMENT_HEAD6 = struct.pack(
+    "=HHHH", 24, uapi.MULTIS_A_MEMBER | NLA_F_NESTED, 20, uapi.MULTIS_MEMBER_A_ADDR6
+)
+#: bytes one member takes in MULTIS_A_MEMBERS, by IP version
+ELEMENT_SIZE = {4: 12, 6: 24}
 
 #: MULTIS_STATS_A_<NAME> value -> ServerCounters field, from the uapi constants
 _COUNTER_FIELDS = frozenset(ServerCounters.__dataclass_fields__)
@@ -52,10 +59,12 @@ _COUNTERS = {
 _NO_COUNTERS = ServerCounters()
 
 
-def encode(addresses: Iterable[IPv4Address]) -> bytes:
+def encode(addresses: Iterable[IPAddress]) -> bytes:
     """The payload of MULTIS_A_MEMBERS for a JOIN or QUIT of ``addresses``."""
-    head = _ELEMENT_HEAD
-    return b"".join(head + address.packed for address in addresses)
+    head, head6 = _ELEMENT_HEAD, _ELEMENT_HEAD6
+    return b"".join(
+        (head if address.version == 4 else head6) + address.packed for address in addresses
+    )
 
 
 def _attributes(data: bytes, start: int, end: int, what: str) -> list[tuple[int, int, int]]:
@@ -92,11 +101,13 @@ def decode(data: bytes | None) -> list[Member]:
     for kind, first, last in _attributes(data, 0, len(data), "members"):
         if kind != uapi.MULTIS_A_MEMBER:
             continue
-        address: IPv4Address | None = None
+        address: IPAddress | None = None
         stats = _NO_COUNTERS
         for field, begin, stop in _attributes(data, first, last, "member"):
             if field == uapi.MULTIS_MEMBER_A_ADDR and stop - begin == 4:
                 address = IPv4Address(data[begin:stop])
+            elif field == uapi.MULTIS_MEMBER_A_ADDR6 and stop - begin == 16:
+                address = IPv6Address(data[begin:stop])
             elif field == uapi.MULTIS_MEMBER_A_STATS:
                 stats = _counters(data, begin, stop)
         if address is None:

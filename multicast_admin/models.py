@@ -8,8 +8,9 @@ integers, every key always present.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from ipaddress import IPv4Address
 from typing import Any
+
+from .addresses import IPAddress
 
 #: The ``version`` key of every ``--json`` answer.
 JSON_SCHEMA_VERSION = 1
@@ -82,7 +83,7 @@ class ClientCounters:
 class Group:
     """A multis group as GET_GROUP reports it (without its members)."""
 
-    address: IPv4Address
+    address: IPAddress
     broadcast: bool = False
     vrrp: bool = False
     member_count: int = 0
@@ -102,7 +103,7 @@ class Group:
 class Member:
     """A member of a multis group, with its own counters."""
 
-    address: IPv4Address
+    address: IPAddress
     stats: ServerCounters = field(default_factory=ServerCounters)
 
     def to_json(self) -> dict[str, Any]:
@@ -135,13 +136,13 @@ class ServerStatus:
 class ClientEntry:
     """A multic entry: copies from ``server`` to UDP ``port`` (0: any) go back to ``group``."""
 
-    server: IPv4Address
+    server: IPAddress
     port: int
-    group: IPv4Address
+    group: IPAddress
     stats: ClientCounters = field(default_factory=ClientCounters)
 
     @property
-    def key(self) -> tuple[IPv4Address, int]:
+    def key(self) -> tuple[IPAddress, int]:
         return (self.server, self.port)
 
     @property

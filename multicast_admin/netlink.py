@@ -22,7 +22,7 @@ import os
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, Protocol, TypeVar
 
 from pyroute2.netlink import (
@@ -41,6 +41,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from . import memberarray, uapi
+from .addresses import IPAddress, host_port
 from .errors import (
     InvalidArgument,
     KernelError,
@@ -131,6 +132,7 @@ class multismsg(genlmsg):
             "MARKER_TOS": "uint8",
             "RESTORED": "uint8",
             "REQUIRE_RESTORED": "flag",
+            "GROUP_ADDR6": "ip6addr",
         },
     )
     stats = multis_stats
@@ -152,6 +154,7 @@ class multic_stats(nla):
             "NOT_LOCAL": "uint64",
             "DROP_NOMEM": "uint64",
             "NO_ENTRY": "uint64",
+            "NOT_UDP": "uint64",
         },
     )
 
@@ -175,6 +178,8 @@ class multicmsg(genlmsg):
             "ENTRY_FLAGS": "uint32",
             "RESTORED": "uint8",
             "REQUIRE_RESTORED": "flag",
+            "SERVER_ADDR6": "ip6addr",
+            "GROUP_ADDR6": "ip6addr",
         },
     )
     stats = multic_stats
@@ -192,18 +197,39 @@ def build_message(
     return msg
 
 
-#: The most members one JOIN or QUIT carries.  A netlink attribute is at most
-#: 64 KiB and each member takes 12 bytes of MULTIS_A_MEMBERS; past that the
-#: length field would wrap.  A request stays all or nothing, so a longer list
-#: is refused rather than split behind the operator's back.
+#: The most members one JOIN or QUIT carries, by IP version.  A netlink
+#: attribute is at most 64 KiB and each member takes 12 bytes (IPv4) or 24
+#: (IPv6) of MULTIS_A_MEMBERS; past that the length field would wrap.  A
+#: request stays all or nothing, so a longer list is refused rather than
+#: split behind the operator's back.
 MAX_MEMBERS_PER_REQUEST = 5000
+MAX_MEMBERS6_PER_REQUEST = 2700
 
 
-def members_value(addresses: Sequence[IPv4Address]) -> bytes:
+def address_attr(name: str, address: IPAddress) -> tuple[str, str]:
+    """The (attribute, value) naming ``address``: ``name`` for IPv4, ``name`` + 6 for IPv6."""
+    return (name + "6" if address.version == 6 else name, str(address))
+
+
+def address_of(msg: Any, name: str) -> IPAddress:
+    """The address a reply carries in ``name`` (IPv4) or ``name`` + 6 (IPv6)."""
+    value = msg.get_attr(name)
+    if value is not None:
+        return IPv4Address(value)
+    value = msg.get_attr(name + "6")
+    if value is None:
+        raise KernelError(f"a reply without {name} or {name}6")
+    return IPv6Address(value)
+
+
+def members_value(addresses: Sequence[IPAddress]) -> bytes:
     """The value of a MULTIS_A_MEMBERS attribute listing ``addresses``."""
-    if len(addresses) > MAX_MEMBERS_PER_REQUEST:
+    most = MAX_MEMBERS_PER_REQUEST
+    if addresses and addresses[0].version == 6:
+        most = MAX_MEMBERS6_PER_REQUEST
+    if len(addresses) > most:
         raise InvalidArgument(
-            f"{len(addresses)} members in one request: give at most {MAX_MEMBERS_PER_REQUEST}"
+            f"{len(addresses)} members in one request: give at most {most}"
             " per command and run it again for the rest"
         )
     return memberarray.encode(addresses)
@@ -469,7 +495,7 @@ def client_counters(nest: Any) -> ClientCounters:
 def group_from_message(msg: Any) -> Group:
     flags = int(_attr(msg, "MULTIS_A_GROUP_FLAGS", 0))
     return Group(
-        address=IPv4Address(msg.get_attr("MULTIS_A_GROUP_ADDR")),
+        address=address_of(msg, "MULTIS_A_GROUP_ADDR"),
         broadcast=bool(flags & uapi.MULTIS_GROUP_F_BROADCAST),
         vrrp=bool(flags & uapi.MULTIS_GROUP_F_VRRP),
         member_count=int(_attr(msg, "MULTIS_A_MEMBER_COUNT", 0)),
@@ -483,19 +509,19 @@ def members_from_message(msg: Any) -> list[Member]:
 
 def entry_from_message(msg: Any) -> ClientEntry:
     return ClientEntry(
-        server=IPv4Address(msg.get_attr("MULTIC_A_SERVER_ADDR")),
+        server=address_of(msg, "MULTIC_A_SERVER_ADDR"),
         port=int(_attr(msg, "MULTIC_A_PORT", 0)),
-        group=IPv4Address(msg.get_attr("MULTIC_A_GROUP_ADDR")),
+        group=address_of(msg, "MULTIC_A_GROUP_ADDR"),
         stats=client_counters(msg.get_attr("MULTIC_A_STATS")),
     )
 
 
-def group_missing(group: IPv4Address) -> str:
+def group_missing(group: IPAddress) -> str:
     return f"group {group} does not exist"
 
 
-def entry_missing(server: IPv4Address, port: int) -> str:
-    return f"no entry for {server}:{port}"
+def entry_missing(server: IPAddress, port: int) -> str:
+    return f"no entry for {host_port(server, port)}"
 
 
 class MultisNetlink(_Family):
@@ -509,8 +535,8 @@ class MultisNetlink(_Family):
 
     def join(
         self,
-        group: IPv4Address,
-        members: Sequence[IPv4Address] = (),
+        group: IPAddress,
+        members: Sequence[IPAddress] = (),
         *,
         flags: int | None = None,
     ) -> None:
@@ -521,26 +547,29 @@ class MultisNetlink(_Family):
         EEXIST).  None sends none: a new group is a plain multicast group, an
         existing one keeps its options.
         """
-        attrs: list[tuple[str, Any]] = [("MULTIS_A_GROUP_ADDR", str(group))]
+        attrs: list[tuple[str, Any]] = [address_attr("MULTIS_A_GROUP_ADDR", group)]
         if flags is not None:
             attrs.append(("MULTIS_A_GROUP_FLAGS", flags))
         if members:
             attrs.append(("MULTIS_A_MEMBERS", members_value(members)))
         self._do(uapi.MULTIS_CMD_JOIN, attrs, f"group {group}: adding members")
 
-    def quit(self, group: IPv4Address, members: Sequence[IPv4Address]) -> None:
+    def quit(self, group: IPAddress, members: Sequence[IPAddress]) -> None:
         """Remove ``members`` from ``group`` (all or nothing)."""
         self._do(
             uapi.MULTIS_CMD_QUIT,
-            [("MULTIS_A_GROUP_ADDR", str(group)), ("MULTIS_A_MEMBERS", members_value(members))],
+            [
+                address_attr("MULTIS_A_GROUP_ADDR", group),
+                ("MULTIS_A_MEMBERS", members_value(members)),
+            ],
             f"group {group}: removing members",
             missing=f"group {group}: a member given is not in the group",
         )
 
-    def delete_group(self, group: IPv4Address) -> None:
+    def delete_group(self, group: IPAddress) -> None:
         self._do(
             uapi.MULTIS_CMD_DEL_GROUP,
-            [("MULTIS_A_GROUP_ADDR", str(group))],
+            [address_attr("MULTIS_A_GROUP_ADDR", group)],
             f"group {group}: deleting",
             missing=group_missing(group),
         )
@@ -548,10 +577,10 @@ class MultisNetlink(_Family):
     def clear(self) -> None:
         self._do(uapi.MULTIS_CMD_CLEAR, [], "clearing every group")
 
-    def get_group(self, group: IPv4Address) -> Group:
+    def get_group(self, group: IPAddress) -> Group:
         msg = self._get(
             uapi.MULTIS_CMD_GET_GROUP,
-            [("MULTIS_A_GROUP_ADDR", str(group))],
+            [address_attr("MULTIS_A_GROUP_ADDR", group)],
             f"group {group}",
             group_missing(group),
         )
@@ -563,10 +592,10 @@ class MultisNetlink(_Family):
             for m in self._dump(uapi.MULTIS_CMD_GET_GROUP, [], "listing groups")
         ]
 
-    def members(self, group: IPv4Address) -> list[Member]:
+    def members(self, group: IPAddress) -> list[Member]:
         messages = self._dump(
             uapi.MULTIS_CMD_GET_MEMBERS,
-            [("MULTIS_A_GROUP_ADDR", str(group))],
+            [address_attr("MULTIS_A_GROUP_ADDR", group)],
             f"group {group}: listing members",
             group_missing(group),
         )
@@ -597,12 +626,10 @@ class MulticNetlink(_Family):
     set_restored_cmd = uapi.MULTIC_CMD_SET_RESTORED
 
     @staticmethod
-    def _key(server: IPv4Address, port: int) -> list[tuple[str, Any]]:
-        return [("MULTIC_A_SERVER_ADDR", str(server)), ("MULTIC_A_PORT", port)]
+    def _key(server: IPAddress, port: int) -> list[tuple[str, Any]]:
+        return [address_attr("MULTIC_A_SERVER_ADDR", server), ("MULTIC_A_PORT", port)]
 
-    def add(
-        self, server: IPv4Address, port: int, group: IPv4Address, *, replace: bool = False
-    ) -> None:
+    def add(self, server: IPAddress, port: int, group: IPAddress, *, replace: bool = False) -> None:
         """Map copies from ``server`` to ``port`` back to ``group``; ``replace`` moves a key.
 
         A group that is not multicast is sent with the broadcast flag, which
@@ -614,29 +641,29 @@ class MulticNetlink(_Family):
             uapi.MULTIC_CMD_ADD,
             [
                 *self._key(server, port),
-                ("MULTIC_A_GROUP_ADDR", str(group)),
+                address_attr("MULTIC_A_GROUP_ADDR", group),
                 ("MULTIC_A_ENTRY_FLAGS", flags),
             ],
-            f"entry {server}:{port}: adding",
+            f"entry {host_port(server, port)}: adding",
             NLM_F_REPLACE if replace else 0,
         )
 
-    def delete(self, server: IPv4Address, port: int) -> None:
+    def delete(self, server: IPAddress, port: int) -> None:
         self._do(
             uapi.MULTIC_CMD_DEL,
             self._key(server, port),
-            f"entry {server}:{port}: deleting",
+            f"entry {host_port(server, port)}: deleting",
             missing=entry_missing(server, port),
         )
 
     def clear(self) -> None:
         self._do(uapi.MULTIC_CMD_CLEAR, [], "clearing every entry")
 
-    def get_entry(self, server: IPv4Address, port: int) -> ClientEntry:
+    def get_entry(self, server: IPAddress, port: int) -> ClientEntry:
         msg = self._get(
             uapi.MULTIC_CMD_GET_ENTRY,
             self._key(server, port),
-            f"entry {server}:{port}",
+            f"entry {host_port(server, port)}",
             entry_missing(server, port),
         )
         return entry_from_message(msg)

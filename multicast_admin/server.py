@@ -12,17 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from typing import TYPE_CHECKING
 
 from . import lean
 from .addresses import (
-    MULTICAST,
     Address,
+    IPAddress,
     check_group,
     check_member,
-    parse_ipv4,
-    parse_ipv4_list,
+    check_same_family,
+    parse_ip,
+    parse_ip_list,
     unique,
 )
 from .errors import InvalidArgument, NotFound
@@ -38,14 +38,14 @@ if TYPE_CHECKING:
 class JoinResult:
     """What a join did."""
 
-    group: IPv4Address
+    group: IPAddress
     created: bool
     """The group did not exist before."""
-    added: tuple[IPv4Address, ...] = ()
+    added: tuple[IPAddress, ...] = ()
     """Members added, in the order given."""
-    already: tuple[IPv4Address, ...] = ()
+    already: tuple[IPAddress, ...] = ()
     """Members given that were in the group already (left as they were)."""
-    repeated: tuple[IPv4Address, ...] = ()
+    repeated: tuple[IPAddress, ...] = ()
     """Members given more than once (counted once)."""
 
 
@@ -53,36 +53,39 @@ class JoinResult:
 class QuitResult:
     """What a quit did."""
 
-    group: IPv4Address
-    removed: tuple[IPv4Address, ...]
-    repeated: tuple[IPv4Address, ...] = ()
+    group: IPAddress
+    removed: tuple[IPAddress, ...]
+    repeated: tuple[IPAddress, ...] = ()
 
 
 def check_join(
     group: Address, members: Iterable[Address], *, broadcast: bool = False
-) -> tuple[IPv4Address, list[IPv4Address], list[IPv4Address]]:
+) -> tuple[IPAddress, list[IPAddress], list[IPAddress]]:
     """The syntax of a join: (group, members once each, repeated ones).
 
     A multicast member is left to the kernel, which names it best (it may
     be a configured group).
     """
-    address = parse_ipv4(group, "group")
+    address = parse_ip(group, "group")
     check_group(address, broadcast=broadcast)
-    wanted, repeated = unique(parse_ipv4_list(members))
+    wanted, repeated = unique(parse_ip_list(members))
     for member in wanted:
+        check_same_family(address, member)
         if member == address:
             raise InvalidArgument(f"member {member} is a configured group")
-        if member not in MULTICAST:
+        if not member.is_multicast:
             check_member(member)
     return address, wanted, repeated
 
 
 def check_quit(
     group: Address, members: Iterable[Address]
-) -> tuple[IPv4Address, list[IPv4Address], list[IPv4Address]]:
+) -> tuple[IPAddress, list[IPAddress], list[IPAddress]]:
     """The checks of a quit that need no kernel: (group, members once each, repeated ones)."""
-    address = parse_ipv4(group, "group")
-    wanted, repeated = unique(parse_ipv4_list(members))
+    address = parse_ip(group, "group")
+    wanted, repeated = unique(parse_ip_list(members))
+    for member in wanted:
+        check_same_family(address, member)
     if not wanted:
         raise InvalidArgument(f"group {address}: no member to remove given")
     return address, wanted, repeated
@@ -167,7 +170,7 @@ class Server(RestoredMark):
 
     def delete(self, group: Address) -> None:
         """Delete ``group`` and its members."""
-        self.backend.delete_group(parse_ipv4(group, "group"))
+        self.backend.delete_group(parse_ip(group, "group"))
 
     def clear(self) -> None:
         """Delete every group."""
@@ -184,11 +187,11 @@ class Server(RestoredMark):
 
     def group(self, group: Address) -> Group:
         """One group with its counters; NotFound if it does not exist."""
-        return self.backend.get_group(parse_ipv4(group, "group"))
+        return self.backend.get_group(parse_ip(group, "group"))
 
     def members(self, group: Address) -> list[Member]:
         """The members of ``group`` with their counters; NotFound if it does not exist."""
-        return self.backend.members(parse_ipv4(group, "group"))
+        return self.backend.members(parse_ip(group, "group"))
 
     def stats(self) -> ServerStatus:
         return self.backend.stats()

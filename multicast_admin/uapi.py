@@ -46,7 +46,8 @@ MULTIS_A_MAX_MEMBERS: Final = 9
 MULTIS_A_MARKER_TOS: Final = 10
 MULTIS_A_RESTORED: Final = 11
 MULTIS_A_REQUIRE_RESTORED: Final = 12
-__MULTIS_A_MAX: Final = 13
+MULTIS_A_GROUP_ADDR6: Final = 13
+__MULTIS_A_MAX: Final = 14
 MULTIS_A_MAX: Final = __MULTIS_A_MAX - 1
 
 # Inside MULTIS_A_MEMBERS: each element is a nest of enum multis_member_attr.
@@ -56,7 +57,8 @@ MULTIS_A_MEMBER: Final = 1
 MULTIS_MEMBER_A_UNSPEC: Final = 0
 MULTIS_MEMBER_A_ADDR: Final = 1
 MULTIS_MEMBER_A_STATS: Final = 2
-__MULTIS_MEMBER_A_MAX: Final = 3
+MULTIS_MEMBER_A_ADDR6: Final = 3
+__MULTIS_MEMBER_A_MAX: Final = 4
 MULTIS_MEMBER_A_MAX: Final = __MULTIS_MEMBER_A_MAX - 1
 
 # enum multis_stats_attr
@@ -107,7 +109,9 @@ MULTIC_A_MARKER_TOS: Final = 10
 MULTIC_A_ENTRY_FLAGS: Final = 11
 MULTIC_A_RESTORED: Final = 12
 MULTIC_A_REQUIRE_RESTORED: Final = 13
-__MULTIC_A_MAX: Final = 14
+MULTIC_A_SERVER_ADDR6: Final = 14
+MULTIC_A_GROUP_ADDR6: Final = 15
+__MULTIC_A_MAX: Final = 16
 MULTIC_A_MAX: Final = __MULTIC_A_MAX - 1
 
 # Entry flags.
@@ -122,7 +126,8 @@ MULTIC_STATS_A_BYTES: Final = 3
 MULTIC_STATS_A_NOT_LOCAL: Final = 4
 MULTIC_STATS_A_DROP_NOMEM: Final = 5
 MULTIC_STATS_A_NO_ENTRY: Final = 6
-__MULTIC_STATS_A_MAX: Final = 7
+MULTIC_STATS_A_NOT_UDP: Final = 7
+__MULTIC_STATS_A_MAX: Final = 8
 MULTIC_STATS_A_MAX: Final = __MULTIC_STATS_A_MAX - 1
 
 # enum multis_trace_reason, enum multic_trace_reason: tracepoint reason fields

@@ -8,6 +8,7 @@
 #ifndef MULTICAST_PROXY_WIRE_H
 #define MULTICAST_PROXY_WIRE_H
 
+#include <linux/in6.h>
 #include <linux/kernel.h>
 #include <linux/skbuff.h>
 #include <linux/udp.h>
@@ -87,6 +88,35 @@ static inline void mcp_udp_csum_daddr(struct sk_buff *skb, struct udphdr *uh,
 	else
 		/* also keeps a CHECKSUM_COMPLETE skb->csum right */
 		inet_proto_csum_replace4(&uh->check, skb, from, to, true);
+	if (!uh->check)
+		uh->check = CSUM_MANGLED_0;
+}
+
+/*
+ * IPv6: the same rule for a 16-byte destination address.  IPv6 makes the
+ * UDP checksum mandatory; a zero one is only ever an encapsulated skb's
+ * outer header that is not ours to complete (udp6zerocsumtx), and stays.
+ */
+static inline void mcp_udp_csum_daddr6(struct sk_buff *skb, struct udphdr *uh,
+				       const struct in6_addr *from,
+				       const struct in6_addr *to)
+{
+	unsigned int i;
+
+	if (mcp_udp_csum_is_seed(skb, uh)) {
+		inet_proto_csum_replace16(&uh->check, skb, from->s6_addr32,
+					  to->s6_addr32, true);
+		return;
+	}
+	if (!uh->check)
+		return;
+	if (skb->ip_summed == CHECKSUM_PARTIAL)
+		for (i = 0; i < 4; i++)
+			csum_replace4(&uh->check, from->s6_addr32[i],
+				      to->s6_addr32[i]);
+	else
+		inet_proto_csum_replace16(&uh->check, skb, from->s6_addr32,
+					  to->s6_addr32, true);
 	if (!uh->check)
 		uh->check = CSUM_MANGLED_0;
 }

@@ -18,6 +18,7 @@
 #include <linux/percpu.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
+#include <net/ipv6.h>
 
 void multis_group_init(struct multis_net *pn)
 {
@@ -35,31 +36,33 @@ static void multis_net_changed(struct multis_net *pn)
 		pn->generation = 1;
 }
 
-static u32 multis_addr_key(__be32 addr)
+/* Both families in one table: IPv4 addresses are kept IPv4-mapped. */
+static u32 multis_addr_key(const struct in6_addr *addr)
 {
-	return (__force u32)addr;
+	return ipv6_addr_hash(addr);
 }
 
 /* The data path's lookup: the caller is in an RCU read-side section. */
 struct multis_group *multis_group_lookup_rcu(struct multis_net *pn,
-					     __be32 addr)
+					     const struct in6_addr *addr)
 {
 	struct multis_group *group;
 
 	hash_for_each_possible_rcu(pn->groups, group, hnode,
 				   multis_addr_key(addr))
-		if (group->addr == addr)
+		if (ipv6_addr_equal(&group->addr, addr))
 			return group;
 	return NULL;
 }
 
-struct multis_group *multis_group_find(struct multis_net *pn, __be32 addr)
+struct multis_group *multis_group_find(struct multis_net *pn,
+				       const struct in6_addr *addr)
 {
 	struct multis_group *group;
 
 	lockdep_assert_held(&pn->lock);
 	hash_for_each_possible(pn->groups, group, hnode, multis_addr_key(addr))
-		if (group->addr == addr)
+		if (ipv6_addr_equal(&group->addr, addr))
 			return group;
 	return NULL;
 }
@@ -81,15 +84,14 @@ unsigned int multis_group_member_count(struct multis_net *pn,
 
 /* Index of the first member whose address is not below @addr. */
 unsigned int multis_members_search(const struct multis_members *members,
-				   __be32 addr)
+				   const struct in6_addr *addr)
 {
 	unsigned int lo = 0, hi = members ? members->count : 0;
-	u32 key = ntohl(addr);
 
 	while (lo < hi) {
 		unsigned int mid = lo + (hi - lo) / 2;
 
-		if (ntohl(members->member[mid]->addr) < key)
+		if (ipv6_addr_cmp(&members->member[mid]->addr, addr) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -97,17 +99,18 @@ unsigned int multis_members_search(const struct multis_members *members,
 	return lo;
 }
 
-bool multis_members_has(const struct multis_members *members, __be32 addr)
+bool multis_members_has(const struct multis_members *members,
+			const struct in6_addr *addr)
 {
 	unsigned int i = multis_members_search(members, addr);
 
 	return members && i < members->count &&
-	       members->member[i]->addr == addr;
+	       ipv6_addr_equal(&members->member[i]->addr, addr);
 }
 
 /* The group that has @addr as a member, if any. */
 struct multis_group *multis_group_of_member(struct multis_net *pn,
-					    __be32 addr)
+					    const struct in6_addr *addr)
 {
 	struct multis_group *group;
 
@@ -119,19 +122,17 @@ struct multis_group *multis_group_of_member(struct multis_net *pn,
 
 static int multis_addr_cmp(const void *a, const void *b)
 {
-	u32 x = ntohl(*(const __be32 *)a), y = ntohl(*(const __be32 *)b);
-
-	return x < y ? -1 : x > y;
+	return ipv6_addr_cmp(a, b);
 }
 
 /* Sort @addr[0..*n-1] by address and drop duplicates. */
-void multis_addrs_sort_unique(__be32 *addr, unsigned int *n)
+void multis_addrs_sort_unique(struct in6_addr *addr, unsigned int *n)
 {
 	unsigned int i, out = 0;
 
 	sort(addr, *n, sizeof(*addr), multis_addr_cmp, NULL);
 	for (i = 0; i < *n; i++)
-		if (!out || addr[out - 1] != addr[i])
+		if (!out || !ipv6_addr_equal(&addr[out - 1], &addr[i]))
 			addr[out++] = addr[i];
 	*n = out;
 }
@@ -152,7 +153,7 @@ static void multis_members_free_rcu(struct rcu_head *rcu)
 	kvfree(container_of(rcu, struct multis_members, rcu));
 }
 
-static struct multis_member *multis_member_alloc(__be32 addr)
+static struct multis_member *multis_member_alloc(const struct in6_addr *addr)
 {
 	struct multis_member *member;
 
@@ -169,7 +170,7 @@ static struct multis_member *multis_member_alloc(__be32 addr)
 					     GFP_KERNEL_ACCOUNT);
 	if (!member->route_key)
 		goto err_dst_cache;
-	member->addr = addr;
+	member->addr = *addr;
 	return member;
 
 err_dst_cache:
@@ -195,7 +196,8 @@ static void multis_member_free_rcu(struct rcu_head *rcu)
 	multis_member_free(container_of(rcu, struct multis_member, rcu));
 }
 
-static struct multis_group *multis_group_alloc(__be32 addr, u32 flags)
+static struct multis_group *multis_group_alloc(const struct in6_addr *addr,
+					       u32 flags)
 {
 	struct multis_group *group;
 
@@ -206,7 +208,7 @@ static struct multis_group *multis_group_alloc(__be32 addr, u32 flags)
 		kfree(group);
 		return NULL;
 	}
-	group->addr = addr;
+	group->addr = *addr;
 	group->flags = flags;
 	RCU_INIT_POINTER(group->members, NULL);
 	return group;
@@ -242,10 +244,10 @@ static void multis_group_link(struct multis_net *pn,
 
 	/* Keep group_list sorted: the dump's cursor is an address. */
 	list_for_each_entry(pos, &pn->group_list, lnode)
-		if (ntohl(pos->addr) > ntohl(group->addr))
+		if (ipv6_addr_cmp(&pos->addr, &group->addr) > 0)
 			break;
 	list_add_tail(&group->lnode, &pos->lnode);
-	hash_add_rcu(pn->groups, &group->hnode, multis_addr_key(group->addr));
+	hash_add_rcu(pn->groups, &group->hnode, multis_addr_key(&group->addr));
 	pn->group_count++;
 }
 
@@ -255,7 +257,8 @@ static void multis_group_link(struct multis_net *pn,
  * @flags if @group is NULL.  All or nothing: on error nothing has changed.
  */
 int multis_group_join(struct multis_net *pn, struct multis_group *group,
-		      __be32 addr, u32 flags, const __be32 *add,
+		      const struct in6_addr *addr, u32 flags,
+		      const struct in6_addr *add,
 		      unsigned int n)
 {
 	struct multis_members *old, *members = NULL;
@@ -282,12 +285,13 @@ int multis_group_join(struct multis_net *pn, struct multis_group *group,
 
 	/* Merge the two sorted lists; only the new members are allocated. */
 	for (i = 0, j = 0, k = 0; k < count + n; k++) {
-		if (j == n || (i < count && ntohl(old->member[i]->addr) <
-					    ntohl(add[j]))) {
+		if (j == n || (i < count &&
+			       ipv6_addr_cmp(&old->member[i]->addr,
+					     &add[j]) < 0)) {
 			members->member[k] = old->member[i++];
 			continue;
 		}
-		members->member[k] = multis_member_alloc(add[j++]);
+		members->member[k] = multis_member_alloc(&add[j++]);
 		if (!members->member[k])
 			goto err_members;
 	}
@@ -323,7 +327,7 @@ err:
  * group) from @group.  Needs no memory when it empties the group.
  */
 int multis_group_quit(struct multis_net *pn, struct multis_group *group,
-		      const __be32 *del, unsigned int n)
+		      const struct in6_addr *del, unsigned int n)
 {
 	struct multis_members *old = multis_group_members(pn, group);
 	struct multis_members *members = NULL;
@@ -336,7 +340,8 @@ int multis_group_quit(struct multis_net *pn, struct multis_group *group,
 		if (!members)
 			return -ENOMEM;
 		for (i = 0, j = 0, k = 0; i < old->count; i++) {
-			if (j < n && old->member[i]->addr == del[j])
+			if (j < n && ipv6_addr_equal(&old->member[i]->addr,
+						     &del[j]))
 				j++;
 			else
 				members->member[k++] = old->member[i];
@@ -346,7 +351,7 @@ int multis_group_quit(struct multis_net *pn, struct multis_group *group,
 	multis_group_publish(pn, group, members);
 	/* Readers of @old may still use the removed members: free them later. */
 	for (i = 0, j = 0; i < old->count && j < n; i++) {
-		if (old->member[i]->addr != del[j])
+		if (!ipv6_addr_equal(&old->member[i]->addr, &del[j]))
 			continue;
 		call_rcu(&old->member[i]->rcu, multis_member_free_rcu);
 		j++;

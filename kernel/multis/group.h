@@ -18,6 +18,7 @@
 
 #include "stats.h"
 
+#include <net/ipv6.h>
 #include <linux/list.h>
 #include <linux/rcupdate.h>
 #include <linux/types.h>
@@ -52,9 +53,15 @@ struct multis_flow_key {
  * fail), anything else is looked up in full and replaces both.  Both are
  * only touched by the data path, with BH disabled (and multis_xmit_guard's
  * local lock on RT), and freed with the member after a grace period.
+ * Only IPv4 members use them: an IPv6 copy is looked up in full each time.
+ *
+ * Addresses of both families are struct in6_addr: an IPv4 group or member is
+ * kept IPv4-mapped (::ffff:a.b.c.d), which netlink never accepts as an IPv6
+ * address, so the families cannot collide.  A group's members are of its
+ * family.
  */
 struct multis_member {
-	__be32 addr;
+	struct in6_addr addr;
 	struct dst_cache dst_cache;
 	struct multis_flow_key __percpu *route_key;
 	struct multis_stats stats;
@@ -70,7 +77,7 @@ struct multis_members {
 struct multis_group {
 	struct hlist_node hnode;	/* multis_net.groups, RCU */
 	struct list_head lnode;		/* multis_net.group_list, sorted */
-	__be32 addr;
+	struct in6_addr addr;
 	u32 flags;			/* MULTIS_GROUP_F_* */
 	struct multis_members __rcu *members;	/* NULL: no member */
 	struct multis_stats stats;
@@ -81,25 +88,32 @@ void multis_group_init(struct multis_net *pn);
 void multis_group_uninit(struct multis_net *pn);
 
 struct multis_group *multis_group_lookup_rcu(struct multis_net *pn,
-					     __be32 addr);
-struct multis_group *multis_group_find(struct multis_net *pn, __be32 addr);
+					     const struct in6_addr *addr);
+struct multis_group *multis_group_find(struct multis_net *pn,
+				       const struct in6_addr *addr);
 struct multis_group *multis_group_of_member(struct multis_net *pn,
-					    __be32 addr);
+					    const struct in6_addr *addr);
 struct multis_members *multis_group_members(struct multis_net *pn,
 					    struct multis_group *group);
 unsigned int multis_group_member_count(struct multis_net *pn,
 				       struct multis_group *group);
 unsigned int multis_members_search(const struct multis_members *members,
-				   __be32 addr);
-bool multis_members_has(const struct multis_members *members, __be32 addr);
+				   const struct in6_addr *addr);
+bool multis_members_has(const struct multis_members *members,
+			const struct in6_addr *addr);
 int multis_group_join(struct multis_net *pn, struct multis_group *group,
-		      __be32 addr, u32 flags, const __be32 *add,
-		      unsigned int n);
+		      const struct in6_addr *addr, u32 flags,
+		      const struct in6_addr *add, unsigned int n);
 int multis_group_quit(struct multis_net *pn, struct multis_group *group,
-		      const __be32 *del, unsigned int n);
+		      const struct in6_addr *del, unsigned int n);
 void multis_group_delete(struct multis_net *pn, struct multis_group *group);
 void multis_group_clear(struct multis_net *pn);
 void multis_group_reset_stats(struct multis_net *pn);
-void multis_addrs_sort_unique(__be32 *addr, unsigned int *n);
+void multis_addrs_sort_unique(struct in6_addr *addr, unsigned int *n);
+
+static inline bool multis_addr_is_v4(const struct in6_addr *addr)
+{
+	return ipv6_addr_v4mapped(addr);
+}
 
 #endif /* _MULTIS_GROUP_H */

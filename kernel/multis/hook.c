@@ -9,6 +9,12 @@
  * checksums; it is owned by the sending socket, routed as a unicast from it
  * would be (bound device or L3 domain, TOS, mark, uid) and sent with
  * ip_local_out().  The original always continues unchanged.
+ *
+ * IPv6 has its own LOCAL_OUT hook with the same rules in IPv6's words: the
+ * marker in the Traffic Class, the hop limit raised as the TTL is (0 stays
+ * on the host), the mandatory UDP checksum updated, routed with
+ * ip6_route_output() and sent with ip6_local_out().  Both hooks look up the
+ * one group table (IPv4 groups IPv4-mapped) and share the counters.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -25,6 +31,7 @@
 #include <linux/lockdep.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
 #include <linux/percpu.h>
 #include <linux/sched.h>
 #include <linux/skbuff.h>
@@ -36,6 +43,8 @@
 #include <net/inet_ecn.h>
 #include <net/inet_sock.h>
 #include <net/ip.h>
+#include <net/ip6_route.h>
+#include <net/ipv6.h>
 #include <net/l3mdev.h>
 #include <net/route.h>
 #include <net/sock.h>
@@ -78,10 +87,13 @@ struct multis_datagram {
 	struct sk_buff *skb;
 	struct sock *owner;	/* skb->sk, a full socket, or NULL */
 	struct sock *sk;	/* the socket sending it, full, or NULL */
-	__be32 group;
+	__be32 group;		/* IPv4 */
+	struct in6_addr saddr6;	/* IPv6 */
+	bool v6;
+	unsigned int thoff;	/* IPv6: the UDP header's network offset */
 	/*
-	 * The route lookup's: source, ports, protocol, TOS without the ECN
-	 * bits, bound device or L3 master (or 0), mark, uid.
+	 * The route lookup's: source (IPv4; 0 for IPv6), ports, protocol, TOS
+	 * without the ECN bits, bound device or L3 master (or 0), mark, uid.
 	 */
 	struct multis_flow_key key;
 	u8 marker;		/* the copies' TOS */
@@ -127,6 +139,7 @@ static void multis_datagram_init(struct multis_datagram *dg, struct net *net,
 	dg->owner = multis_full_sk(skb->sk);
 	dg->sk = multis_full_sk(sk);
 	dg->skb = skb;
+	dg->v6 = false;
 	dg->group = iph->daddr;
 	memset(&dg->key, 0, sizeof(dg->key));
 	dg->key.saddr = iph->saddr;
@@ -196,8 +209,8 @@ static struct rtable *multis_route(struct net *net,
 	 */
 	flowi4_init_output(&fl4, key->oif, key->mark, key->tos,
 			   RT_SCOPE_UNIVERSE, key->protocol, FLOWI_FLAG_ANYSRC,
-			   member->addr, key->saddr, key->dport, key->sport,
-			   key->uid);
+			   member->addr.s6_addr32[3], key->saddr, key->dport,
+			   key->sport, key->uid);
 	rt = ip_route_output_key(net, &fl4);
 	if (IS_ERR(rt))
 		return rt;
@@ -267,13 +280,16 @@ static bool multis_too_big(const struct multis_datagram *dg,
 	return skb->len > mtu;
 }
 
+/* The tracepoints carry IPv4 addresses (their ABI): IPv6 is not traced. */
 static void multis_trace_not_sent(struct net *net,
 				  const struct multis_datagram *dg,
 				  const struct multis_member *member,
 				  int reason, int err)
 {
-	trace_multis_not_sent(net, dg->group, member->addr, dg->key.saddr,
-			      dg->key.sport, dg->key.dport, reason, err);
+	if (!dg->v6)
+		trace_multis_not_sent(net, dg->group, member->addr.s6_addr32[3],
+				      dg->key.saddr, dg->key.sport,
+				      dg->key.dport, reason, err);
 }
 
 /*
@@ -298,7 +314,7 @@ static bool multis_xmit(struct net *net, const struct multis_datagram *dg,
 				      PTR_ERR(rt));
 		goto count;
 	}
-	skb = multis_copy(dg, member->addr);
+	skb = multis_copy(dg, member->addr.s6_addr32[3]);
 	if (!skb) {
 		ip_rt_put(rt);
 		mdelta[MULTIS_CTR_DROP_NOMEM] = 1;
@@ -354,18 +370,154 @@ count:
 	return sent;
 }
 
+/* IPv4 only, as multis_trace_not_sent(). */
 static void multis_trace_fanout(struct net *net,
 				const struct multis_datagram *dg,
 				unsigned int count, unsigned int sent)
 {
-	trace_multis_fanout(net, dg->group, dg->key.saddr, dg->key.sport,
-			    dg->key.dport, dg->key.protocol, dg->skb->len, count,
-			    sent);
+	if (!dg->v6)
+		trace_multis_fanout(net, dg->group, dg->key.saddr,
+				    dg->key.sport, dg->key.dport,
+				    dg->key.protocol, dg->skb->len, count,
+				    sent);
+}
+
+static void multis_datagram_init6(struct multis_datagram *dg,
+				  struct net *net, struct sock *sk,
+				  struct sk_buff *skb, unsigned int thoff)
+{
+	const struct ipv6hdr *ip6h = ipv6_hdr(skb);
+	const struct udphdr *uh;
+
+	dg->owner = multis_full_sk(skb->sk);
+	dg->sk = multis_full_sk(sk);
+	dg->skb = skb;
+	dg->v6 = true;
+	dg->group = 0;
+	dg->saddr6 = ip6h->saddr;
+	memset(&dg->key, 0, sizeof(dg->key));
+	dg->key.protocol = IPPROTO_UDP;
+	dg->marker = READ_ONCE(multis_marker_tos);
+	dg->key.mark = skb->mark;
+	dg->key.uid = sock_net_uid(net, dg->sk);
+	/* As for IPv4: the bound device, else the L3 domain left by. */
+	dg->key.oif = dg->sk ? READ_ONCE(dg->sk->sk_bound_dev_if) : 0;
+	if (!dg->key.oif)
+		dg->key.oif = l3mdev_master_ifindex_rcu(skb_dst(skb)->dev);
+	dg->thoff = thoff;
+	dg->hdrlen = thoff + sizeof(struct udphdr);
+	/* The caller has checked that the UDP header is there. */
+	uh = (const struct udphdr *)(skb_network_header(skb) + thoff);
+	dg->key.sport = uh->source;
+	dg->key.dport = uh->dest;
+	mcp_wire_size(skb, multis_gso_hdrlen(skb, dg->hdrlen),
+		      &dg->packets, &dg->bytes);
+}
+
+/* The IPv6 copy for @daddr: the same edits in IPv6's header. */
+static struct sk_buff *multis_copy6(const struct multis_datagram *dg,
+				    const struct in6_addr *daddr)
+{
+	struct ipv6hdr *ip6h;
+	struct sk_buff *skb;
+	struct udphdr *uh;
+
+	skb = pskb_copy(dg->skb, GFP_ATOMIC);
+	if (!skb)
+		return NULL;
+	if (!pskb_may_pull(skb, skb_network_offset(skb) + dg->hdrlen)) {
+		kfree_skb(skb);
+		return NULL;
+	}
+	nf_reset_ct(skb);
+	skb_dst_drop(skb);
+
+	ip6h = ipv6_hdr(skb);
+	uh = (struct udphdr *)(skb_network_header(skb) + dg->thoff);
+	mcp_udp_csum_daddr6(skb, uh, &ip6h->daddr, daddr);
+	ip6h->daddr = *daddr;
+	/* The whole Traffic Class is the marker (flow label kept). */
+	ipv6_change_dsfield(ip6h, 0, dg->marker);
+	if (ip6h->hop_limit < MULTIS_MIN_TTL)
+		ip6h->hop_limit = MULTIS_MIN_TTL;
+	return skb;
+}
+
+/*
+ * IPv6 fragments only at the source: a sender that let the stack fragment
+ * (IPV6_PMTUDISC below DO: ignore_df) has larger copies fragmented, one
+ * that did not would have them refused by ip6_fragment().
+ */
+static bool multis_too_big6(const struct sk_buff *skb)
+{
+	unsigned int mtu;
+
+	if (skb->ignore_df)
+		return false;
+	mtu = ip6_skb_dst_mtu((struct sk_buff *)skb);
+	if (skb_is_gso(skb))
+		return !skb_gso_validate_network_len(skb, mtu);
+	return skb->len > mtu;
+}
+
+static bool multis_xmit6(struct net *net, const struct multis_datagram *dg,
+			 struct multis_member *member, u64 *delta)
+{
+	u64 mdelta[MULTIS_CTR_MEMBER_N] = {};
+	struct dst_entry *dst;
+	struct flowi6 fl6 = {};
+	struct sk_buff *skb;
+	bool sent = false;
+	unsigned int i;
+	int err;
+
+	/* A full lookup per copy: the dst cache is IPv4's (group.h). */
+	fl6.flowi6_oif = dg->key.oif;
+	fl6.flowi6_mark = dg->key.mark;
+	fl6.flowi6_uid = dg->key.uid;
+	fl6.flowi6_proto = IPPROTO_UDP;
+	fl6.daddr = member->addr;
+	fl6.saddr = dg->saddr6;
+	fl6.fl6_sport = dg->key.sport;
+	fl6.fl6_dport = dg->key.dport;
+	dst = ip6_route_output(net, dg->sk, &fl6);
+	if (dst->error) {
+		dst_release(dst);
+		mdelta[MULTIS_CTR_DROP_NO_ROUTE] = 1;
+		goto count;
+	}
+	skb = multis_copy6(dg, &member->addr);
+	if (!skb) {
+		dst_release(dst);
+		mdelta[MULTIS_CTR_DROP_NOMEM] = 1;
+		goto count;
+	}
+	skb_dst_set(skb, dst);
+	if (dg->owner)
+		skb_set_owner_w(skb, dg->owner);
+	if (multis_too_big6(skb)) {
+		kfree_skb(skb);
+		mdelta[MULTIS_CTR_DROP_TOO_BIG] = 1;
+		goto count;
+	}
+	mdelta[MULTIS_CTR_PACKETS] = dg->packets;
+	mdelta[MULTIS_CTR_BYTES] = dg->bytes;
+	err = ip6_local_out(net, dg->sk, skb);
+	if (net_xmit_eval(err))
+		mdelta[MULTIS_CTR_DROP_XMIT] = 1;
+	else
+		sent = true;
+
+count:
+	multis_stats_add(&member->stats, mdelta);
+	for (i = 0; i < MULTIS_CTR_MEMBER_N; i++)
+		delta[i] += mdelta[i];
+	return sent;
 }
 
 static void multis_fanout(struct net *net, struct sock *sk,
 			  struct multis_net *pn, struct multis_group *group,
-			  struct sk_buff *skb, unsigned int l4len)
+			  struct sk_buff *skb, unsigned int l4len, bool v6)
 {
 	const struct multis_members *members;
 	struct multis_datagram dg;
@@ -382,17 +534,26 @@ static void multis_fanout(struct net *net, struct sock *sk,
 	local_bh_disable();
 	local_lock_nested_bh(&multis_xmit_guard.bh_lock);
 	if (count) {
-		multis_datagram_init(&dg, net, sk, skb, l4len);
+		if (v6)
+			multis_datagram_init6(&dg, net, sk, skb, l4len);
+		else
+			multis_datagram_init(&dg, net, sk, skb, l4len);
 		delta[MULTIS_CTR_DATAGRAMS] = 1;
 		__this_cpu_write(multis_xmit_guard.owner, current);
 		for (i = 0; i < count; i++)
-			sent += multis_xmit(net, &dg, members->member[i], delta);
+			sent += v6 ? multis_xmit6(net, &dg, members->member[i],
+						  delta) :
+				     multis_xmit(net, &dg, members->member[i],
+						 delta);
 		__this_cpu_write(multis_xmit_guard.owner, NULL);
 		multis_trace_fanout(net, &dg, count, sent);
 	} else {
 		delta[MULTIS_CTR_DROP_NO_MEMBER] = 1;
-		/* Nothing to copy: the datagram's figures only for its event. */
-		if (trace_multis_fanout_enabled()) {
+		/*
+		 * Nothing to copy: the datagram's figures only for its event,
+		 * which IPv6 has not.
+		 */
+		if (!v6 && trace_multis_fanout_enabled()) {
 			multis_datagram_init(&dg, net, sk, skb, l4len);
 			multis_trace_fanout(net, &dg, 0, 0);
 		}
@@ -409,6 +570,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	struct rtable *rt = skb_rtable(skb);
 	struct multis_group *group;
 	const struct iphdr *iph;
+	struct in6_addr daddr;
 	struct multis_net *pn;
 	unsigned int l4len;
 
@@ -455,7 +617,8 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 
 	/* nf_hook() holds rcu_read_lock(). */
 	pn = multis_pernet(state->net);
-	group = multis_group_lookup_rcu(pn, iph->daddr);
+	ipv6_addr_set_v4mapped(iph->daddr, &daddr);
+	group = multis_group_lookup_rcu(pn, &daddr);
 	if (!group)
 		return NF_ACCEPT;
 	if (iph->protocol == MCP_IPPROTO_VRRP &&
@@ -465,7 +628,57 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	if (iph->ihl < 5 || skb->len < iph->ihl * 4 + l4len)
 		return NF_ACCEPT;
 
-	multis_fanout(state->net, state->sk, pn, group, skb, l4len);
+	multis_fanout(state->net, state->sk, pn, group, skb, l4len, false);
+	return NF_ACCEPT;
+}
+
+/*
+ * IPv6: a UDP datagram to a multicast group, after extension headers that
+ * leave the destination alone (hop-by-hop, destination options).  A routing
+ * header (the group would not be the final destination), a fragment header
+ * (a raw socket's fragments) or anything else is left alone.
+ */
+static unsigned int multis_local_out6(void *priv, struct sk_buff *skb,
+				      const struct nf_hook_state *state)
+{
+	const struct ipv6hdr *ip6h = ipv6_hdr(skb);
+	struct multis_group *group;
+	struct multis_net *pn;
+	__be16 frag_off = 0;
+	u8 nexthdr;
+	int thoff;
+
+	/*
+	 * As for IPv4, the cheapest test first: only a multicast destination
+	 * goes further (IPv6 has no broadcast), so unicast pays one test.
+	 * Hop limit 0: this host only (the loopback copy).
+	 */
+	if (!ipv6_addr_is_multicast(&ip6h->daddr) || !ip6h->hop_limit ||
+	    !skb_dst(skb))
+		return NF_ACCEPT;
+	/* One of our copies (see struct multis_xmit_guard). */
+	if (this_cpu_read(multis_xmit_guard.owner) == current)
+		return NF_ACCEPT;
+	nexthdr = ip6h->nexthdr;
+	if (nexthdr != IPPROTO_UDP) {
+		unsigned int off = 0;
+
+		if (ipv6_find_hdr(skb, &off, NEXTHDR_ROUTING, NULL, NULL) >= 0)
+			return NF_ACCEPT;
+	}
+	thoff = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(*ip6h),
+				 &nexthdr, &frag_off);
+	if (thoff < 0 || nexthdr != IPPROTO_UDP || frag_off)
+		return NF_ACCEPT;
+	if (!pskb_may_pull(skb, thoff + sizeof(struct udphdr)))
+		return NF_ACCEPT;
+	thoff -= skb_network_offset(skb);
+
+	pn = multis_pernet(state->net);
+	group = multis_group_lookup_rcu(pn, &ipv6_hdr(skb)->daddr);
+	if (!group)
+		return NF_ACCEPT;
+	multis_fanout(state->net, state->sk, pn, group, skb, thoff, true);
 	return NF_ACCEPT;
 }
 
@@ -476,6 +689,11 @@ static const struct nf_hook_ops multis_nf_ops[] = {
 		.hooknum	= NF_INET_LOCAL_OUT,
 		/* After every OUTPUT chain: only what the host lets out. */
 		.priority	= NF_IP_PRI_LAST,
+	}, {
+		.hook		= multis_local_out6,
+		.pf		= NFPROTO_IPV6,
+		.hooknum	= NF_INET_LOCAL_OUT,
+		.priority	= NF_IP6_PRI_LAST,
 	},
 };
 

@@ -17,8 +17,12 @@
 #include "netlink.h"
 
 #include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/inet.h>
 #include <linux/mm.h>
+#include <net/addrconf.h>
 #include <net/genetlink.h>
+#include <net/ipv6.h>
 #include <net/netlink.h>
 #include <net/sock.h>
 
@@ -26,6 +30,7 @@
 
 static const struct nla_policy multis_nl_member_policy[MULTIS_MEMBER_A_MAX + 1] = {
 	[MULTIS_MEMBER_A_ADDR]	= { .type = NLA_BE32 },
+	[MULTIS_MEMBER_A_ADDR6]	= NLA_POLICY_EXACT_LEN(sizeof(struct in6_addr)),
 };
 
 static const struct nla_policy multis_nl_policy[MULTIS_A_MAX + 1] = {
@@ -33,6 +38,7 @@ static const struct nla_policy multis_nl_policy[MULTIS_A_MAX + 1] = {
 	[MULTIS_A_GROUP_FLAGS]	= { .type = NLA_U32 },
 	[MULTIS_A_MEMBERS]	= NLA_POLICY_NESTED_ARRAY(multis_nl_member_policy),
 	[MULTIS_A_REQUIRE_RESTORED] = { .type = NLA_FLAG },
+	[MULTIS_A_GROUP_ADDR6]	= NLA_POLICY_EXACT_LEN(sizeof(struct in6_addr)),
 };
 
 static struct genl_family multis_nl_family;
@@ -57,9 +63,60 @@ struct multis_nl_req {
 	struct net *net;
 	struct multis_net *pn;
 	struct compat_nlerr err;
-	__be32 group_addr;
+	struct in6_addr group_addr;	/* IPv4: IPv4-mapped */
 	struct multis_group *group;	/* NULL: does not exist (yet) */
+	char group_str[INET6_ADDRSTRLEN];	/* group_addr, for messages */
 };
+
+/* An address of either family as text: a.b.c.d, or compressed IPv6. */
+static const char *multis_nl_addr_str(const struct in6_addr *addr,
+				      char *buf)
+{
+	if (multis_addr_is_v4(addr))
+		snprintf(buf, INET6_ADDRSTRLEN, "%pI4", &addr->s6_addr32[3]);
+	else
+		snprintf(buf, INET6_ADDRSTRLEN, "%pI6c", addr);
+	return buf;
+}
+
+static int multis_nl_put_addr(struct sk_buff *skb, int attr4, int attr6,
+			      const struct in6_addr *addr)
+{
+	if (multis_addr_is_v4(addr))
+		return nla_put_in_addr(skb, attr4, addr->s6_addr32[3]);
+	return nla_put_in6_addr(skb, attr6, addr);
+}
+
+/*
+ * The address of exactly one of @a4 (IPv4, kept IPv4-mapped) and @a6
+ * (IPv6, which must not be IPv4-mapped); -ENODATA when neither is given.
+ */
+static int multis_nl_get_addr(struct multis_nl_req *req,
+			      const struct nlattr *a4, const struct nlattr *a6,
+			      const char *what, struct in6_addr *addr)
+{
+	if (a4 && a6) {
+		NL_SET_BAD_ATTR(req->err.extack, a6);
+		compat_nlerr_fmt(&req->err, "%s: give an IPv4 or an IPv6 address, not both",
+				 what);
+		return -EINVAL;
+	}
+	if (a4) {
+		ipv6_addr_set_v4mapped(nla_get_in_addr(a4), addr);
+		return 0;
+	}
+	if (!a6)
+		return -ENODATA;
+	*addr = nla_get_in6_addr(a6);
+	if (ipv6_addr_v4mapped(addr)) {
+		NL_SET_BAD_ATTR(req->err.extack, a6);
+		compat_nlerr_fmt(&req->err,
+				 "%s %pI6c is an IPv4-mapped address (give %pI4 instead)",
+				 what, addr, &addr->s6_addr32[3]);
+		return -EINVAL;
+	}
+	return 0;
+}
 
 static void multis_nl_req_init(struct multis_nl_req *req, struct net *net,
 			       struct netlink_ext_ack *extack)
@@ -67,8 +124,9 @@ static void multis_nl_req_init(struct multis_nl_req *req, struct net *net,
 	req->net = net;
 	req->pn = multis_pernet(net);
 	compat_nlerr_init(&req->err, extack);
-	req->group_addr = 0;
+	req->group_addr = in6addr_any;
 	req->group = NULL;
+	req->group_str[0] = 0;
 }
 
 static int multis_nl_put_stats(struct sk_buff *skb, int attrtype,
@@ -99,7 +157,8 @@ static int multis_nl_put_stats(struct sk_buff *skb, int attrtype,
 static int multis_nl_put_group(struct sk_buff *skb, struct multis_net *pn,
 			       struct multis_group *group)
 {
-	if (nla_put_in_addr(skb, MULTIS_A_GROUP_ADDR, group->addr) ||
+	if (multis_nl_put_addr(skb, MULTIS_A_GROUP_ADDR, MULTIS_A_GROUP_ADDR6,
+			       &group->addr) ||
 	    nla_put_u32(skb, MULTIS_A_GROUP_FLAGS, group->flags) ||
 	    nla_put_u32(skb, MULTIS_A_MEMBER_COUNT,
 			multis_group_member_count(pn, group)) ||
@@ -116,7 +175,8 @@ static int multis_nl_put_member(struct sk_buff *skb,
 	nest = nla_nest_start(skb, MULTIS_A_MEMBER);
 	if (!nest)
 		return -EMSGSIZE;
-	if (nla_put_in_addr(skb, MULTIS_MEMBER_A_ADDR, member->addr) ||
+	if (multis_nl_put_addr(skb, MULTIS_MEMBER_A_ADDR, MULTIS_MEMBER_A_ADDR6,
+			       &member->addr) ||
 	    multis_nl_put_stats(skb, MULTIS_MEMBER_A_STATS, &member->stats)) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
@@ -141,16 +201,28 @@ static int multis_nl_check_restored(struct multis_nl_req *req,
 	return -ESTALE;
 }
 
-/* req->group_addr from MULTIS_A_GROUP_ADDR, which is required. */
+/* req->group_addr from MULTIS_A_GROUP_ADDR or _ADDR6: one is required. */
 static int multis_nl_get_group_addr(struct multis_nl_req *req,
 				    struct nlattr **attrs)
 {
-	if (!attrs || !attrs[MULTIS_A_GROUP_ADDR]) {
+	int ret = -ENODATA;
+
+	if (attrs)
+		ret = multis_nl_get_addr(req, attrs[MULTIS_A_GROUP_ADDR],
+					 attrs[MULTIS_A_GROUP_ADDR6], "group",
+					 &req->group_addr);
+	if (ret == -ENODATA) {
 		compat_nlerr_fmt(&req->err, "missing group address");
 		return -EINVAL;
 	}
-	req->group_addr = nla_get_in_addr(attrs[MULTIS_A_GROUP_ADDR]);
-	return 0;
+	if (!ret)
+		multis_nl_addr_str(&req->group_addr, req->group_str);
+	return ret;
+}
+
+static const struct nlattr *multis_nl_group_attr(struct nlattr **attrs)
+{
+	return attrs[MULTIS_A_GROUP_ADDR] ?: attrs[MULTIS_A_GROUP_ADDR6];
 }
 
 /* req->group: the existing group req->group_addr, or -ENOENT. */
@@ -162,51 +234,94 @@ static int multis_nl_find_group(struct multis_nl_req *req,
 	ret = multis_nl_get_group_addr(req, attrs);
 	if (ret)
 		return ret;
-	req->group = multis_group_find(req->pn, req->group_addr);
+	req->group = multis_group_find(req->pn, &req->group_addr);
 	if (!req->group) {
-		NL_SET_BAD_ATTR(req->err.extack, attrs[MULTIS_A_GROUP_ADDR]);
-		compat_nlerr_fmt(&req->err, "group %pI4 does not exist",
-				 &req->group_addr);
+		NL_SET_BAD_ATTR(req->err.extack, multis_nl_group_attr(attrs));
+		compat_nlerr_fmt(&req->err, "group %s does not exist",
+				 req->group_str);
 		return -ENOENT;
 	}
 	return 0;
 }
 
+/* A member of the group's family: refused with the tools' words. */
+static int multis_nl_check_family(struct multis_nl_req *req,
+				  const struct in6_addr *addr,
+				  const struct nlattr *attr)
+{
+	bool v4 = multis_addr_is_v4(addr);
+	char buf[INET6_ADDRSTRLEN];
+
+	if (v4 == multis_addr_is_v4(&req->group_addr))
+		return 0;
+	NL_SET_BAD_ATTR(req->err.extack, attr);
+	compat_nlerr_fmt(&req->err,
+			 "group %s: member %s is IPv%d, the group is IPv%d",
+			 req->group_str, multis_nl_addr_str(addr, buf),
+			 v4 ? 4 : 6, v4 ? 6 : 4);
+	return -EINVAL;
+}
+
 /* JOIN: may @addr become a member of req->group_addr? */
-static int multis_nl_check_new_member(struct multis_nl_req *req, __be32 addr,
+static int multis_nl_check_new_member(struct multis_nl_req *req,
+				      const struct in6_addr *addr,
 				      const struct nlattr *attr)
 {
+	char buf[INET6_ADDRSTRLEN];
+	__be32 v4 = addr->s6_addr32[3];
 	const char *why;
+	int ret;
 
+	ret = multis_nl_check_family(req, addr, attr);
+	if (ret)
+		return ret;
 	/* First: of all the reasons, the one that matters most. */
-	if (addr == req->group_addr || multis_group_find(req->pn, addr))
+	if (ipv6_addr_equal(addr, &req->group_addr) ||
+	    multis_group_find(req->pn, addr))
 		why = "a configured group";	/* copies would loop */
-	else if (ipv4_is_multicast(addr))
+	else if (!multis_addr_is_v4(addr)) {
+		if (ipv6_addr_is_multicast(addr))
+			why = "a multicast address";
+		else if (ipv6_addr_loopback(addr))
+			why = "a loopback address";
+		else if (ipv6_addr_any(addr))
+			why = "an unspecified address";
+		else
+			return 0;	/* IPv4-mapped: refused when parsed */
+	} else if (ipv4_is_multicast(v4))
 		why = "a multicast address";
-	else if (ipv4_is_loopback(addr))
+	else if (ipv4_is_loopback(v4))
 		why = "a loopback address";
-	else if (ipv4_is_zeronet(addr))
+	else if (ipv4_is_zeronet(v4))
 		why = "an unspecified address";
-	else if (ipv4_is_lbcast(addr))
+	else if (ipv4_is_lbcast(v4))
 		why = "the broadcast address";
 	else
 		return 0;
 
 	NL_SET_BAD_ATTR(req->err.extack, attr);
-	compat_nlerr_fmt(&req->err, "member %pI4 is %s", &addr, why);
+	compat_nlerr_fmt(&req->err, "member %s is %s",
+			 multis_nl_addr_str(addr, buf), why);
 	return -EINVAL;
 }
 
 /* QUIT: is @addr a member of req->group? */
-static int multis_nl_check_old_member(struct multis_nl_req *req, __be32 addr,
+static int multis_nl_check_old_member(struct multis_nl_req *req,
+				      const struct in6_addr *addr,
 				      const struct nlattr *attr)
 {
+	char buf[INET6_ADDRSTRLEN];
+	int ret;
+
+	ret = multis_nl_check_family(req, addr, attr);
+	if (ret)
+		return ret;
 	if (multis_members_has(multis_group_members(req->pn, req->group),
 			       addr))
 		return 0;
 	NL_SET_BAD_ATTR(req->err.extack, attr);
-	compat_nlerr_fmt(&req->err, "member %pI4 is not in group %pI4", &addr,
-			 &req->group_addr);
+	compat_nlerr_fmt(&req->err, "member %s is not in group %s",
+			 multis_nl_addr_str(addr, buf), req->group_str);
 	return -ENOENT;
 }
 
@@ -219,11 +334,11 @@ static int multis_nl_check_old_member(struct multis_nl_req *req, __be32 addr,
 static int multis_nl_get_members(struct multis_nl_req *req,
 				 const struct nlattr *nest,
 				 int (*check)(struct multis_nl_req *req,
-					      __be32 addr,
+					      const struct in6_addr *addr,
 					      const struct nlattr *attr),
-				 __be32 **addrs, unsigned int *n)
+				 struct in6_addr **addrs, unsigned int *n)
 {
-	const struct nlattr *elem, *attr;
+	const struct nlattr *elem, *a4, *a6;
 	unsigned int count = 0;
 	int rem, ret;
 
@@ -242,7 +357,7 @@ static int multis_nl_get_members(struct multis_nl_req *req,
 	}
 
 	nla_for_each_nested(elem, nest, rem) {
-		__be32 addr;
+		struct in6_addr addr;
 
 		if (nla_type(elem) != MULTIS_A_MEMBER) {
 			NL_SET_BAD_ATTR(req->err.extack, elem);
@@ -251,14 +366,17 @@ static int multis_nl_get_members(struct multis_nl_req *req,
 					 nla_type(elem));
 			return -EINVAL;
 		}
-		attr = nla_find_nested(elem, MULTIS_MEMBER_A_ADDR);
-		if (!attr) {
+		a4 = nla_find_nested(elem, MULTIS_MEMBER_A_ADDR);
+		a6 = nla_find_nested(elem, MULTIS_MEMBER_A_ADDR6);
+		ret = multis_nl_get_addr(req, a4, a6, "member", &addr);
+		if (ret == -ENODATA) {
 			NL_SET_BAD_ATTR(req->err.extack, elem);
 			compat_nlerr_fmt(&req->err, "member without an address");
 			return -EINVAL;
 		}
-		addr = nla_get_in_addr(attr);
-		ret = check(req, addr, attr);
+		if (ret)
+			return ret;
+		ret = check(req, &addr, a4 ?: a6);
 		if (ret)
 			return ret;
 		(*addrs)[(*n)++] = addr;
@@ -273,7 +391,9 @@ static int multis_nl_check_new_group(struct multis_nl_req *req, u32 flags,
 {
 	unsigned int max_groups = READ_ONCE(multis_max_groups);
 	struct multis_net *pn = req->pn;
-	__be32 addr = req->group_addr;
+	const struct in6_addr *group = &req->group_addr;
+	__be32 addr = group->s6_addr32[3];
+	char buf[INET6_ADDRSTRLEN];
 	struct multis_group *owner;
 
 	/*
@@ -283,7 +403,24 @@ static int multis_nl_check_new_group(struct multis_nl_req *req, u32 flags,
 	 * is not multicast, loopback or in 0.0.0.0/8 is accepted: the
 	 * administrator names it explicitly with MULTIS_GROUP_F_BROADCAST.
 	 */
-	if (flags & MULTIS_GROUP_F_BROADCAST) {
+	if (!multis_addr_is_v4(group)) {
+		/* Scopes 0 and 1 (interface-local) never leave the host. */
+		if (flags & MULTIS_GROUP_F_BROADCAST) {
+			NL_SET_BAD_ATTR(req->err.extack, attr);
+			compat_nlerr_fmt(&req->err,
+					 "group %s: IPv6 has no broadcast",
+					 req->group_str);
+			return -EINVAL;
+		}
+		if (!ipv6_addr_is_multicast(group) ||
+		    IPV6_ADDR_MC_SCOPE(group) <= IPV6_ADDR_SCOPE_NODELOCAL) {
+			NL_SET_BAD_ATTR(req->err.extack, attr);
+			compat_nlerr_fmt(&req->err,
+					 "group %s is not a multicast address of a scope above interface-local",
+					 req->group_str);
+			return -EINVAL;
+		}
+	} else if (flags & MULTIS_GROUP_F_BROADCAST) {
 		if (ipv4_is_multicast(addr) || ipv4_is_loopback(addr) ||
 		    ipv4_is_zeronet(addr)) {
 			NL_SET_BAD_ATTR(req->err.extack, attr);
@@ -300,11 +437,12 @@ static int multis_nl_check_new_group(struct multis_nl_req *req, u32 flags,
 		return -EINVAL;
 	}
 
-	owner = multis_group_of_member(pn, addr);
+	owner = multis_group_of_member(pn, group);
 	if (owner) {
 		NL_SET_BAD_ATTR(req->err.extack, attr);
-		compat_nlerr_fmt(&req->err, "group %pI4 is a member of group %pI4",
-				 &addr, &owner->addr);
+		compat_nlerr_fmt(&req->err, "group %s is a member of group %s",
+				 req->group_str,
+				 multis_nl_addr_str(&owner->addr, buf));
 		return -EINVAL;
 	}
 
@@ -316,7 +454,7 @@ static int multis_nl_check_new_group(struct multis_nl_req *req, u32 flags,
 }
 
 static int multis_nl_join_locked(struct multis_nl_req *req,
-				 struct genl_info *info, __be32 **add)
+				 struct genl_info *info, struct in6_addr **add)
 {
 	unsigned int max_members = READ_ONCE(multis_max_members);
 	struct nlattr **attrs = info->attrs;
@@ -340,10 +478,10 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 		return -EOPNOTSUPP;
 	}
 
-	req->group = multis_group_find(req->pn, req->group_addr);
+	req->group = multis_group_find(req->pn, &req->group_addr);
 	if (req->group && (info->nlhdr->nlmsg_flags & NLM_F_EXCL)) {
-		compat_nlerr_fmt(&req->err, "group %pI4 already exists",
-				 &req->group_addr);
+		compat_nlerr_fmt(&req->err, "group %s already exists",
+				 req->group_str);
 		return -EEXIST;
 	}
 	/* A conflict with what exists (not a bad request): -EEXIST. */
@@ -351,13 +489,13 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 	    flags != req->group->flags) {
 		NL_SET_BAD_ATTR(req->err.extack, attrs[MULTIS_A_GROUP_FLAGS]);
 		compat_nlerr_fmt(&req->err,
-				 "group %pI4 already exists with flags 0x%x",
-				 &req->group_addr, req->group->flags);
+				 "group %s already exists with flags 0x%x",
+				 req->group_str, req->group->flags);
 		return -EEXIST;
 	}
 	if (!req->group) {
 		ret = multis_nl_check_new_group(req, flags,
-						attrs[MULTIS_A_GROUP_ADDR]);
+						multis_nl_group_attr(attrs));
 		if (ret)
 			return ret;
 	}
@@ -371,11 +509,11 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 	members = req->group ? multis_group_members(req->pn, req->group) : NULL;
 	count = members ? members->count : 0;
 	for (i = 0, fresh = 0; i < n; i++)
-		if (!multis_members_has(members, (*add)[i]))
+		if (!multis_members_has(members, &(*add)[i]))
 			(*add)[fresh++] = (*add)[i];
 	if ((u64)count + fresh > max_members) {
-		compat_nlerr_fmt(&req->err, "group %pI4: member limit %u reached",
-				 &req->group_addr, max_members);
+		compat_nlerr_fmt(&req->err, "group %s: member limit %u reached",
+				 req->group_str, max_members);
 		return -ENOSPC;
 	}
 
@@ -385,7 +523,7 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 		compat_nlerr_fmt(&req->err, "cannot register the netfilter hook");
 		return ret;
 	}
-	ret = multis_group_join(req->pn, req->group, req->group_addr, flags,
+	ret = multis_group_join(req->pn, req->group, &req->group_addr, flags,
 				*add, fresh);
 	if (ret)
 		compat_nlerr_fmt(&req->err, "out of memory");
@@ -393,7 +531,7 @@ static int multis_nl_join_locked(struct multis_nl_req *req,
 }
 
 static int multis_nl_quit_locked(struct multis_nl_req *req,
-				 struct genl_info *info, __be32 **del)
+				 struct genl_info *info, struct in6_addr **del)
 {
 	unsigned int n;
 	int ret;
@@ -425,10 +563,10 @@ static int multis_nl_quit_locked(struct multis_nl_req *req,
 static int multis_nl_members_do(struct sk_buff *skb, struct genl_info *info,
 				int (*locked)(struct multis_nl_req *req,
 					      struct genl_info *info,
-					      __be32 **members))
+					      struct in6_addr **members))
 {
 	struct multis_nl_req req;
-	__be32 *members = NULL;
+	struct in6_addr *members = NULL;
 	int ret;
 
 	multis_nl_req_init(&req, genl_info_net(info), info->extack);
@@ -572,24 +710,39 @@ static int multis_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
  * cb->seq with the table's generation (a change between two calls marks the
  * next message NLM_F_DUMP_INTR) and resumes from an address cursor:
  *   cb->args[0]	1 once everything has been dumped
- *   cb->args[1]	the (host order) address to resume at
+ *   cb->args[1..2]	the address (struct in6_addr, IPv4-mapped for IPv4)
+ *			to resume at; all zero: from the first
  */
+static void multis_nl_cursor_get(const struct netlink_callback *cb,
+				 struct in6_addr *addr)
+{
+	BUILD_BUG_ON(sizeof(*addr) > 2 * sizeof(cb->args[1]));
+	memcpy(addr, &cb->args[1], sizeof(*addr));
+}
+
+static void multis_nl_cursor_set(struct netlink_callback *cb,
+				 const struct in6_addr *addr)
+{
+	memcpy(&cb->args[1], addr, sizeof(*addr));
+}
+
 static int multis_nl_dump_groups(struct sk_buff *skb,
 				 struct netlink_callback *cb)
 {
 	struct multis_net *pn = multis_pernet(sock_net(cb->skb->sk));
-	u32 cursor = cb->args[1];
 	struct multis_group *group;
+	struct in6_addr cursor;
 	bool done = true;
 	void *hdr;
 
 	if (cb->args[0])
 		return 0;
+	multis_nl_cursor_get(cb, &cursor);
 
 	mutex_lock(&pn->lock);
 	cb->seq = pn->generation;
 	list_for_each_entry(group, &pn->group_list, lnode) {
-		if (ntohl(group->addr) < cursor)
+		if (ipv6_addr_cmp(&group->addr, &cursor) < 0)
 			continue;
 		hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
 				  cb->nlh->nlmsg_seq, &multis_nl_family,
@@ -603,7 +756,7 @@ static int multis_nl_dump_groups(struct sk_buff *skb,
 			genlmsg_cancel(skb, hdr);
 		}
 		/* Full: resume at this group. */
-		cb->args[1] = ntohl(group->addr);
+		multis_nl_cursor_set(cb, &group->addr);
 		done = false;
 		break;
 	}
@@ -634,29 +787,34 @@ static int multis_nl_dump_members(struct sk_buff *skb,
 {
 	struct nlattr **attrs = compat_genl_dumpit_attrs(cb);
 	struct multis_net *pn = multis_pernet(sock_net(cb->skb->sk));
-	u32 cursor = cb->args[1];
 	struct multis_members *members;
 	struct multis_group *group;
+	struct in6_addr cursor, addr;
 	unsigned int i, first;
 	struct nlattr *nest;
-	__be32 addr;
 	void *hdr;
 	int ret;
 
 	if (cb->args[0])
 		return 0;
-	addr = nla_get_in_addr(attrs[MULTIS_A_GROUP_ADDR]);
+	multis_nl_cursor_get(cb, &cursor);
+	/* .start has checked it: one of the two, a valid address. */
+	if (attrs[MULTIS_A_GROUP_ADDR])
+		ipv6_addr_set_v4mapped(nla_get_in_addr(attrs[MULTIS_A_GROUP_ADDR]),
+				       &addr);
+	else
+		addr = nla_get_in6_addr(attrs[MULTIS_A_GROUP_ADDR6]);
 
 	mutex_lock(&pn->lock);
 	cb->seq = pn->generation;
-	group = multis_group_find(pn, addr);
+	group = multis_group_find(pn, &addr);
 	if (!group) {
 		NL_SET_ERR_MSG(cb->extack, "group deleted during the dump");
 		ret = -ENOENT;
 		goto out;
 	}
 	members = multis_group_members(pn, group);
-	first = multis_members_search(members, htonl(cursor));
+	first = multis_members_search(members, &cursor);
 
 	ret = -EMSGSIZE;
 	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
@@ -665,7 +823,8 @@ static int multis_nl_dump_members(struct sk_buff *skb,
 	if (!hdr)
 		goto out;
 	genl_dump_check_consistent(cb, hdr);
-	if (nla_put_in_addr(skb, MULTIS_A_GROUP_ADDR, addr))
+	if (multis_nl_put_addr(skb, MULTIS_A_GROUP_ADDR, MULTIS_A_GROUP_ADDR6,
+			       &addr))
 		goto out_cancel;
 	nest = nla_nest_start(skb, MULTIS_A_MEMBERS);
 	if (!nest)
@@ -682,7 +841,7 @@ static int multis_nl_dump_members(struct sk_buff *skb,
 	if (!members || i == members->count)
 		cb->args[0] = 1;
 	else
-		cb->args[1] = ntohl(members->member[i]->addr);
+		multis_nl_cursor_set(cb, &members->member[i]->addr);
 	ret = skb->len;
 	goto out;
 

@@ -18,11 +18,19 @@ from .schema import (
     GroupConfig,
     Invalid,
     ServerConfig,
-    address,
     json_list,
     json_object,
     port,
 )
+from .schema import address as any_address
+
+
+def address(value: object, what: str) -> IPv4Address:
+    """The old implementation knew IPv4 only: an IPv6 address in its file is refused."""
+    found = any_address(value, what)
+    if not isinstance(found, IPv4Address):
+        raise Invalid(f"{what} {found} is IPv6: the old implementation's files are IPv4 only")
+    return found
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,18 @@
-"""The state file format (``version`` 1) and its values.
+"""The state file format (``version`` 2) and its values.
 
 ::
 
-    {"format": "multicast-proxy/multis", "version": 1,
+    {"format": "multicast-proxy/multis", "version": 2,
      "groups": [{"group": "239.1.1.1", "broadcast": false, "vrrp": false,
-                 "members": ["10.0.0.1", "10.0.0.2"]}]}
+                 "members": ["10.0.0.1", "10.0.0.2"]},
+                {"group": "ff15::1:5", "broadcast": false, "vrrp": false,
+                 "members": ["2001:db8::11"]}]}
 
-    {"format": "multicast-proxy/multic", "version": 1,
+    {"format": "multicast-proxy/multic", "version": 2,
      "entries": [{"server": "10.0.0.1", "port": 1234, "group": "239.1.1.1"}]}
+
+Version 2 added IPv6 addresses (issue 11); version 1 files (IPv4 only) are
+still read, and the next save writes them as version 2.
 
 Each configuration says what it holds in words (:meth:`summary`, one line
 per group or entry in :meth:`lines`), which the service prints.
@@ -16,13 +21,14 @@ per group or entry in :meth:`lines`), which the service prints.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from typing import Any, ClassVar, TypeVar
 
-from ..addresses import MULTICAST, parse_ipv4
+from ..addresses import IPAddress, host_port, parse_ip
 from ..errors import MulticastProxyError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: the versions this tool reads: 1 (IPv4 only) and 2 (IPv4 and IPv6)
+READ_VERSIONS = (1, 2)
 
 
 class Invalid(Exception):
@@ -35,8 +41,8 @@ def plural(count: int, word: str, words: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class GroupConfig:
-    group: IPv4Address
-    members: tuple[IPv4Address, ...] = ()
+    group: IPAddress
+    members: tuple[IPAddress, ...] = ()
     broadcast: bool = False
     vrrp: bool = False
 
@@ -51,6 +57,9 @@ class GroupConfig:
     def label(self) -> str:
         return f"group {self.group}"
 
+    def addresses(self) -> tuple[IPAddress, ...]:
+        return (self.group, *self.members)
+
     def line(self) -> str:
         options = [name for name, on in (("broadcast", self.broadcast), ("vrrp", self.vrrp)) if on]
         suffix = f" ({', '.join(options)})" if options else ""
@@ -60,19 +69,22 @@ class GroupConfig:
 
 @dataclass(frozen=True)
 class EntryConfig:
-    server: IPv4Address
+    server: IPAddress
     port: int
-    group: IPv4Address
+    group: IPAddress
 
     @property
     def broadcast(self) -> bool:
-        return self.group not in MULTICAST
+        return not self.group.is_multicast
 
     def to_json(self) -> dict[str, Any]:
         return {"server": str(self.server), "port": self.port, "group": str(self.group)}
 
     def label(self) -> str:
-        return f"entry {self.server}:{self.port}"
+        return f"entry {host_port(self.server, self.port)}"
+
+    def addresses(self) -> tuple[IPAddress, ...]:
+        return (self.server, self.group)
 
     def line(self) -> str:
         return f"entry {self.server} port {self.port or 'any'} -> group {self.group}"
@@ -107,6 +119,8 @@ class StateConfig:
             if not isinstance(item, dict):
                 raise Invalid(f"{cls.KEY}[{i}] must be an object")
             items.append(cls.item_from_json(item, f"{cls.KEY}[{i}]."))
+            if top["version"] == 1 and any(a.version == 6 for a in items[-1].addresses()):
+                raise Invalid(f"{cls.KEY}[{i}]: an IPv6 address in a version 1 file")
         return cls(tuple(items))  # type: ignore[call-arg]
 
     @staticmethod
@@ -170,8 +184,11 @@ def check_header(data: object, role: str) -> dict:
     if top.get("format") != f"multicast-proxy/{role}":
         raise Invalid(f'"format" must be "multicast-proxy/{role}", not {top.get("format")!r}')
     version = top.get("version")
-    if version != FORMAT_VERSION:
-        raise Invalid(f'"version" {version!r} is not supported (this tool writes {FORMAT_VERSION})')
+    if isinstance(version, bool) or version not in READ_VERSIONS:
+        raise Invalid(
+            f'"version" {version!r} is not supported'
+            f" (this tool reads 1 and 2, writes {FORMAT_VERSION})"
+        )
     return top
 
 
@@ -188,11 +205,11 @@ def json_list(data: dict, key: str, where: str) -> list:
     return value
 
 
-def address(value: object, what: str) -> IPv4Address:
+def address(value: object, what: str) -> IPAddress:
     if not isinstance(value, str):
         raise Invalid(f"{what} must be an address string, not {value!r}")
     try:
-        return parse_ipv4(value, what)
+        return parse_ip(value, what)
     except MulticastProxyError as error:
         raise Invalid(str(error)) from None
 

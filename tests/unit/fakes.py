@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ from pyroute2.netlink import (
 from pyroute2.netlink.exceptions import NetlinkError
 
 from multicast_admin import uapi
+from multicast_admin.addresses import host_port
 from multicast_admin.netlink import Reply, build_message, multicmsg, multis_stats, multismsg
 
 FAMILY_ID = 0x20
@@ -38,6 +39,55 @@ MULTICAST = IPv4Network("224.0.0.0/4")
 LOOPBACK = IPv4Network("127.0.0.0/8")
 ZERO_NETWORK = IPv4Network("0.0.0.0/8")
 BCAST = IPv4Address("255.255.255.255")
+MULTICAST6 = IPv6Network("ff00::/8")
+
+
+def order(address: Any) -> tuple[int, int]:
+    """The module's order: IPv4 kept IPv4-mapped (::ffff:a.b.c.d) sorts before IPv6 ones."""
+    return (address.version, int(address))
+
+
+def addr_of(msg: Any, name: str) -> Any:
+    """The address of ``name`` or ``name``6; both is refused, as the module does."""
+    v4, v6 = msg.get_attr(name), msg.get_attr(name + "6")
+    if v4 is not None and v6 is not None:
+        raise refuse(errno.EINVAL, f"give {name} or {name}6, not both")
+    if v4 is not None:
+        return IPv4Address(v4)
+    return None if v6 is None else IPv6Address(v6)
+
+
+def addr_attr(name: str, address: Any) -> list:
+    return [name + "6" if address.version == 6 else name, str(address)]
+
+
+def unicast6_problem(address: IPv6Address) -> str | None:
+    if address in MULTICAST6:
+        return "a multicast address"
+    if address == IPv6Address("::1"):
+        return "a loopback address"
+    if address == IPv6Address("::"):
+        return "an unspecified address"
+    if address.ipv4_mapped is not None:
+        return "an IPv4-mapped address"
+    return None
+
+
+def group6_problem(group: IPv6Address, flags: int) -> str | None:
+    if flags:
+        return f"group {group}: IPv6 has no broadcast"
+    if group not in MULTICAST6:
+        return f"group {group} is not multicast (ff00::/8)"
+    if group.packed[1] & 0x0F <= 1:
+        return f"group {group}: scope interface-local or reserved"
+    return None
+
+
+def family_problem(group: Any, other: Any, what: str) -> str | None:
+    if group.version == other.version:
+        return None
+    return f"group {group}: {what} {other} is IPv{other.version}, the group is IPv{group.version}"
+
 
 SERVER_STATS = ("DATAGRAMS", "PACKETS", "BYTES", "DROP_NO_MEMBER", "DROP_NOMEM")
 SERVER_STATS += ("DROP_NO_ROUTE", "DROP_XMIT", "DROP_TOO_BIG")
@@ -55,6 +105,7 @@ class kernel_member(nla):  # noqa: N801 (pyroute2 class naming)
         (uapi.MULTIS_MEMBER_A_UNSPEC, "MULTIS_MEMBER_A_UNSPEC", "none"),
         (uapi.MULTIS_MEMBER_A_ADDR, "MULTIS_MEMBER_A_ADDR", "ip4addr"),
         (uapi.MULTIS_MEMBER_A_STATS, "MULTIS_MEMBER_A_STATS", "stats"),
+        (uapi.MULTIS_MEMBER_A_ADDR6, "MULTIS_MEMBER_A_ADDR6", "ip6addr"),
     )
     stats = multis_stats
 
@@ -197,7 +248,7 @@ class FakeMultisKernel(_FakeKernel):
         super().__init__(restored)
         self.max_groups = max_groups
         self.max_members = max_members
-        self.groups: dict[IPv4Address, FakeGroup] = {}
+        self.groups: dict[Any, FakeGroup] = {}
         self.stats: dict[str, int] = {}
 
     # --- helpers for tests -------------------------------------------------
@@ -207,8 +258,10 @@ class FakeMultisKernel(_FakeKernel):
         return {str(g): (v.flags, [str(m) for m in v.members]) for g, v in self.groups.items()}
 
     def set_group(self, group: str, members: list = (), flags: int = 0) -> None:
-        self.groups[IPv4Address(group)] = FakeGroup(flags, sorted(IPv4Address(m) for m in members))
-        self.groups = dict(sorted(self.groups.items()))
+        self.groups[ip_address(group)] = FakeGroup(
+            flags, sorted((ip_address(m) for m in members), key=order)
+        )
+        self.groups = dict(sorted(self.groups.items(), key=lambda item: order(item[0])))
 
     # --- commands ----------------------------------------------------------
 
@@ -278,7 +331,7 @@ class FakeMultisKernel(_FakeKernel):
                         multismsg,
                         cmd,
                         [
-                            ["MULTIS_A_GROUP_ADDR", str(group)],
+                            addr_attr("MULTIS_A_GROUP_ADDR", group),
                             ["MULTIS_A_MEMBERS", [self._member_nest(group, m) for m in chunk]],
                         ],
                         NLM_F_MULTI,
@@ -291,7 +344,7 @@ class FakeMultisKernel(_FakeKernel):
         counters = self.groups[group].member_stats.get(member, {})
         return {
             "attrs": [
-                ["MULTIS_MEMBER_A_ADDR", str(member)],
+                addr_attr("MULTIS_MEMBER_A_ADDR", member),
                 ["MULTIS_MEMBER_A_STATS", stats_nest("MULTIS_STATS_A_", MEMBER_STATS, counters)],
             ]
         }
@@ -302,7 +355,7 @@ class FakeMultisKernel(_FakeKernel):
             multismsg,
             uapi.MULTIS_CMD_GET_GROUP,
             [
-                ["MULTIS_A_GROUP_ADDR", str(group)],
+                addr_attr("MULTIS_A_GROUP_ADDR", group),
                 ["MULTIS_A_GROUP_FLAGS", g.flags],
                 ["MULTIS_A_MEMBER_COUNT", len(g.members)],
                 ["MULTIS_A_STATS", stats_nest("MULTIS_STATS_A_", SERVER_STATS, g.stats)],
@@ -311,19 +364,21 @@ class FakeMultisKernel(_FakeKernel):
         )
 
     def _group_addr(self, msg: Any, must_exist: bool = True) -> IPv4Address:
-        value = msg.get_attr("MULTIS_A_GROUP_ADDR")
-        if value is None:
+        group = addr_of(msg, "MULTIS_A_GROUP_ADDR")
+        if group is None:
             raise refuse(errno.EINVAL, "missing group address")
-        group = IPv4Address(value)
         if must_exist and group not in self.groups:
             raise refuse(errno.ENOENT, f"group {group} does not exist")
         return group
 
-    def _members(self, msg: Any) -> list[IPv4Address]:
-        return [
-            IPv4Address(e.get_attr("MULTIS_MEMBER_A_ADDR"))
-            for e in msg.get_attr("MULTIS_A_MEMBERS") or []
-        ]
+    def _members(self, msg: Any) -> list:
+        found = []
+        for e in msg.get_attr("MULTIS_A_MEMBERS") or []:
+            member = addr_of(e, "MULTIS_MEMBER_A_ADDR")
+            if member is None:
+                raise refuse(errno.EINVAL, "a member without an address")
+            found.append(member)
+        return found
 
     def _join(self, msg: Any) -> None:
         # The checks and words of kernel/multis/netlink.c, in its order.
@@ -341,6 +396,16 @@ class FakeMultisKernel(_FakeKernel):
             self._check_new_group(group, group_flags)
         current = list(existing.members) if existing else []
         for member in self._members(msg):
+            mixed = family_problem(group, member, "member")
+            if mixed:
+                raise refuse(errno.EINVAL, mixed)
+            if member.version == 6:
+                why6 = "a configured group" if member in self.groups else unicast6_problem(member)
+                if why6:
+                    raise refuse(errno.EINVAL, f"member {member} is {why6}")
+                if member not in current:
+                    current.append(member)
+                continue
             why = (
                 "a configured group"
                 if member in self.groups or member == group
@@ -361,13 +426,17 @@ class FakeMultisKernel(_FakeKernel):
         if len(current) > self.max_members:
             raise refuse(errno.ENOSPC, f"group {group}: member limit {self.max_members} reached")
         if existing is None:
-            self.groups[group] = FakeGroup(group_flags, sorted(current))
-            self.groups = dict(sorted(self.groups.items()))
+            self.groups[group] = FakeGroup(group_flags, sorted(current, key=order))
+            self.groups = dict(sorted(self.groups.items(), key=lambda item: order(item[0])))
         else:
-            existing.members = sorted(current)
+            existing.members = sorted(current, key=order)
 
-    def _check_new_group(self, group: IPv4Address, group_flags: int) -> None:
-        if group_flags & uapi.MULTIS_GROUP_F_BROADCAST:
+    def _check_new_group(self, group: Any, group_flags: int) -> None:
+        if group.version == 6:
+            why = group6_problem(group, group_flags & uapi.MULTIS_GROUP_F_BROADCAST)
+            if why:
+                raise refuse(errno.EINVAL, why)
+        elif group_flags & uapi.MULTIS_GROUP_F_BROADCAST:
             if group in MULTICAST or group in LOOPBACK or group in ZERO_NETWORK:
                 raise refuse(errno.EINVAL, f"group {group} is not a broadcast address")
         elif group not in MULTICAST:
@@ -410,14 +479,14 @@ class FakeMulticKernel(_FakeKernel):
         super().__init__(restored)
         self.max_groups = max_groups
         self.max_entries = max_entries
-        self.entries: dict[tuple[IPv4Address, int], FakeEntry] = {}
+        self.entries: dict[tuple[Any, int], FakeEntry] = {}
         self.stats: dict[str, int] = {}
 
     def state(self) -> dict:
         return {f"{s}:{p}": str(e.group) for (s, p), e in self.entries.items()}
 
     def set_entry(self, server: str, port: int, group: str) -> None:
-        self.entries[(IPv4Address(server), port)] = FakeEntry(IPv4Address(group))
+        self.entries[(ip_address(server), port)] = FakeEntry(ip_address(group))
 
     def do(self, msg: Any, flags: int) -> list:
         cmd = msg["cmd"]
@@ -471,13 +540,13 @@ class FakeMulticKernel(_FakeKernel):
         raise refuse(errno.EOPNOTSUPP, "")
 
     def _key(self, msg: Any, must_exist: bool = False) -> tuple[IPv4Address, int]:
-        server = msg.get_attr("MULTIC_A_SERVER_ADDR")
+        server = addr_of(msg, "MULTIC_A_SERVER_ADDR")
         port = msg.get_attr("MULTIC_A_PORT")
         if server is None or port is None:
             raise refuse(errno.EINVAL, "missing server address or port")
-        key = (IPv4Address(server), port)
+        key = (server, port)
         if must_exist and key not in self.entries:
-            raise refuse(errno.ENOENT, f"no entry for {server}:{port}")
+            raise refuse(errno.ENOENT, f"no entry for {host_port(server, port)}")
         return key
 
     def _entry_message(self, key: tuple[IPv4Address, int], flags: int) -> Any:
@@ -486,12 +555,12 @@ class FakeMulticKernel(_FakeKernel):
             multicmsg,
             uapi.MULTIC_CMD_GET_ENTRY,
             [
-                ["MULTIC_A_SERVER_ADDR", str(key[0])],
+                addr_attr("MULTIC_A_SERVER_ADDR", key[0]),
                 ["MULTIC_A_PORT", key[1]],
-                ["MULTIC_A_GROUP_ADDR", str(entry.group)],
+                addr_attr("MULTIC_A_GROUP_ADDR", entry.group),
                 [
                     "MULTIC_A_ENTRY_FLAGS",
-                    0 if entry.group in MULTICAST else uapi.MULTIC_ENTRY_F_BROADCAST,
+                    0 if entry.group.is_multicast else uapi.MULTIC_ENTRY_F_BROADCAST,
                 ],
                 ["MULTIC_A_STATS", stats_nest("MULTIC_STATS_A_", CLIENT_STATS, entry.stats)],
             ],
@@ -500,14 +569,28 @@ class FakeMulticKernel(_FakeKernel):
 
     def _add(self, msg: Any, flags: int) -> None:
         key = self._key(msg)
-        group = IPv4Address(msg.get_attr("MULTIC_A_GROUP_ADDR"))
+        group = addr_of(msg, "MULTIC_A_GROUP_ADDR")
+        if group is None:
+            raise refuse(errno.EINVAL, "missing group address")
         server = key[0]
-        if server in MULTICAST or server in LOOPBACK or server in ZERO_NETWORK or server == BCAST:
-            raise refuse(errno.EINVAL, f"server {server} is not a unicast address")
         entry_flags = int(msg.get_attr("MULTIC_A_ENTRY_FLAGS") or 0)
+        mixed = family_problem(group, server, "server")
+        if mixed:
+            raise refuse(errno.EINVAL, mixed)
+        if server.version == 6:
+            why = unicast6_problem(server)
+            if why:
+                raise refuse(errno.EINVAL, f"server {server} is not a unicast address ({why})")
+            why = group6_problem(group, entry_flags & uapi.MULTIC_ENTRY_F_BROADCAST)
+            if why:
+                raise refuse(errno.EINVAL, why)
+        elif server in MULTICAST or server in LOOPBACK or server in ZERO_NETWORK or server == BCAST:
+            raise refuse(errno.EINVAL, f"server {server} is not a unicast address")
         if entry_flags & ~uapi.MULTIC_ENTRY_F_ALL:
             raise refuse(errno.EOPNOTSUPP, f"unknown entry flags {entry_flags:#x}")
-        if not entry_flags & uapi.MULTIC_ENTRY_F_BROADCAST:
+        if group.version == 6:
+            pass
+        elif not entry_flags & uapi.MULTIC_ENTRY_F_BROADCAST:
             if group not in MULTICAST:
                 raise refuse(
                     errno.EINVAL,
@@ -517,7 +600,7 @@ class FakeMulticKernel(_FakeKernel):
             raise refuse(errno.EINVAL, f"group {group} is not a broadcast address")
         existing = self.entries.get(key)
         if existing is not None and not flags & NLM_F_REPLACE:
-            raise refuse(errno.EEXIST, f"entry {key[0]}:{key[1]} already maps to {existing.group}")
+            raise refuse(errno.EEXIST, f"entry {host_port(*key)} already maps to {existing.group}")
         if existing is None and len(self.entries) >= self.max_entries:
             raise refuse(errno.ENOSPC, f"entry limit {self.max_entries} reached")
         groups = {e.group for k, e in self.entries.items() if k != key} | {group}

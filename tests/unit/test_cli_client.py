@@ -14,7 +14,7 @@ USAGE = "(see 'multic_admin --help')"
 
 def state_entries(state_dir):
     data = json.loads((state_dir / "multic.json").read_text())
-    assert (data["format"], data["version"]) == ("multicast-proxy/multic", 1)
+    assert (data["format"], data["version"]) == ("multicast-proxy/multic", 2)
     return [(e["server"], e["port"], e["group"]) for e in data["entries"]]
 
 
@@ -210,7 +210,7 @@ ADD = ["-A", "-i", "10.0.0.2", "-m", "239.1.1.1"]
         (
             ["-A", "-i", "10.0.0.256", "-p", "1", "-m", "239.1.1.1"],
             2,
-            "server '10.0.0.256' is not a valid IPv4 address (expected a.b.c.d)",
+            "server '10.0.0.256' is not a valid IP address (expected a.b.c.d or an IPv6 address)",
         ),
         (
             ["-A", "-i", "239.0.0.1", "-p", "1", "-m", "239.1.1.1"],

@@ -82,7 +82,7 @@ def test_delete_and_clear(multis_admin, multis_kernel, state_dir):
     assert multis_admin("-C").stdout == "every group deleted (1)\n"
     assert multis_admin("--clear").stdout == "every group deleted (0)\n"
     assert multis_kernel.state() == {}
-    assert state(state_dir) == {"format": "multicast-proxy/multis", "version": 1, "groups": []}
+    assert state(state_dir) == {"format": "multicast-proxy/multis", "version": 2, "groups": []}
 
 
 @pytest.mark.parametrize("flag", ["-H", "-h", "--help", "-help"])
@@ -255,12 +255,12 @@ USAGE = "(see 'multis_admin --help')"
         (
             ["-A", "-m", "239.1.1"],
             2,
-            "group '239.1.1' is not a valid IPv4 address (expected a.b.c.d)",
+            "group '239.1.1' is not a valid IP address (expected a.b.c.d or an IPv6 address)",
         ),
         (
             ["-A", "-m", G, "-j", "10.0.0.3,10.0.0.x"],
             2,
-            "member '10.0.0.x' is not a valid IPv4 address (expected a.b.c.d)",
+            "member '10.0.0.x' is not a valid IP address (expected a.b.c.d or an IPv6 address)",
         ),
         (
             ["-A", "-m", "10.1.1.1", "-j", "10.0.0.3"],

@@ -58,7 +58,7 @@ def test_add_unchanged_and_moved(client, kernel):
             "10.0.0",
             1,
             "239.1.1.1",
-            "server '10.0.0' is not a valid IPv4 address (expected a.b.c.d)",
+            "server '10.0.0' is not a valid IP address (expected a.b.c.d or an IPv6 address)",
         ),
         ("224.0.0.1", 1, "239.1.1.1", "server 224.0.0.1 is not a unicast address (multicast)"),
         ("0.1.2.3", 1, "239.1.1.1", "server 0.1.2.3 is not a unicast address (zero network)"),

@@ -205,10 +205,10 @@ def test_restore_that_partly_fails_keeps_the_file(state_dir):
         ("{", "not valid JSON"),
         ("[]", "the top level must be a JSON object"),
         ('{"format": "other", "version": 1}', '"format" must be "multicast-proxy/multis"'),
-        ('{"format": "multicast-proxy/multis", "version": 2}', '"version" 2 is not supported'),
+        ('{"format": "multicast-proxy/multis", "version": 3}', '"version" 3 is not supported'),
         (
             '{"format": "multicast-proxy/multis", "version": 1, "groups": [{"group": "1.2.3"}]}',
-            "groups[0].group '1.2.3' is not a valid IPv4 address",
+            "groups[0].group '1.2.3' is not a valid IP address",
         ),
         (
             '{"format": "multicast-proxy/multis", "version": 1, "groups": '

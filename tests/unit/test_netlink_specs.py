@@ -138,7 +138,12 @@ def header_enums(text: str) -> dict[str, list[str]]:
 _POLICY_TABLE = re.compile(
     r"static const struct nla_policy (\w+)\[(\w+) \+ 1\] = \{(.*?)\n\};", re.DOTALL
 )
-_POLICY_ENTRY = re.compile(r"\[(\w+)\]\s*=\s*(\{[^}]*\}|NLA_POLICY_\w+\(\w+\))\s*,")
+_POLICY_ENTRY = re.compile(
+    r"\[(\w+)\]\s*=\s*(\{[^}]*\}|NLA_POLICY_EXACT_LEN\(sizeof\(struct in6_addr\)\)"
+    r"|NLA_POLICY_\w+\(\w+\))\s*,"
+)
+#: the lengths the kernel's NLA_POLICY_EXACT_LEN() entries name
+_SIZES = {"sizeof(struct in6_addr)": 16}
 _SCALAR = {
     "NLA_U8": ("u8", None),
     "NLA_U16": ("u16", None),
@@ -151,7 +156,13 @@ _SCALAR = {
 
 
 def policy_of(value: str) -> tuple[str, str | None, str | None]:
-    """(spec type, byte order, nested policy table) of one nla_policy entry; raise if unknown."""
+    """(spec type, byte order, nested policy table) of one nla_policy entry; raise if unknown.
+
+    An exact-length binary is ("binary", None, "exact-len:N").
+    """
+    exact = re.fullmatch(r"NLA_POLICY_EXACT_LEN\((.*)\)", value)
+    if exact and exact.group(1) in _SIZES:
+        return ("binary", None, f"exact-len:{_SIZES[exact.group(1)]}")
     scalar = re.fullmatch(r"\{\s*\.type\s*=\s*(NLA_\w+)\s*\}", value)
     if scalar and scalar.group(1) in _SCALAR:
         return (*_SCALAR[scalar.group(1)], None)
@@ -298,6 +309,10 @@ def assert_policies_match(family: str, spec: dict) -> None:
         for attr_name, (kind, order, nested) in entries.items():
             attr = attrs[attr_name]
             assert (attr["type"], attr.get("byte-order")) == (kind, order), attr_name
+            if nested and nested.startswith("exact-len:"):
+                length = int(nested.split(":")[1])
+                assert attr.get("checks") == {"exact-len": length}, attr_name
+                continue
             assert "checks" not in attr, f"{attr_name}: the kernel policy has no checks"
             if nested:
                 assert attr["nested-attributes"] == table_set[nested], attr_name

@@ -115,7 +115,10 @@ def test_joining_a_vrrp_group_keeps_its_option(server, kernel):
         ("127.0.0.1", "member 127.0.0.1 is a loopback address"),
         ("0.0.0.0", "member 0.0.0.0 is an unspecified address"),
         ("255.255.255.255", "member 255.255.255.255 is the broadcast address"),
-        ("10.0.0.300", "member '10.0.0.300' is not a valid IPv4 address (expected a.b.c.d)"),
+        (
+            "10.0.0.300",
+            "member '10.0.0.300' is not a valid IP address (expected a.b.c.d or an IPv6 address)",
+        ),
     ],
 )
 def test_bad_members_refuse_the_whole_request(server, kernel, member, message):

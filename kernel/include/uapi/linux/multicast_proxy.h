@@ -9,6 +9,16 @@
  *
  * Conventions:
  *  - IPv4 addresses are 4-byte attributes in network byte order (NLA_BE32).
+ *  - IPv6 addresses are 16-byte binary attributes in network byte order
+ *    (the *_ADDR6 attribute beside each *_ADDR one; exactly 16 bytes).  A
+ *    request names an address by one of the two, never both; a reply
+ *    carries the one of the object's family.  A group and its members (a
+ *    client entry's server and group) are of one family: a mix is refused.
+ *    An IPv6 group is multicast (ff00::/8) with a scope above
+ *    interface-local; an IPv6 member or server is unicast: not multicast,
+ *    loopback, unspecified or IPv4-mapped.  IPv6 has no broadcast: the
+ *    BROADCAST flags are refused with an IPv6 group.
+ *  - The limits (max_groups, max_members, max_entries) count both families.
  *  - Ports are u16 in host byte order; port 0 means "any port".
  *  - Counters are u64 (padded with the *_PAD attribute of their space).
  *  - Changing commands need CAP_NET_ADMIN in the network namespace's owning
@@ -90,6 +100,7 @@ enum multis_attr {
 	MULTIS_A_MARKER_TOS,	/* u8 */
 	MULTIS_A_RESTORED,	/* u8, GET_STATS: 1 once SET_RESTORED */
 	MULTIS_A_REQUIRE_RESTORED, /* flag: refuse the change unless restored */
+	MULTIS_A_GROUP_ADDR6,	/* binary, 16 bytes: an IPv6 group */
 
 	__MULTIS_A_MAX,
 };
@@ -102,6 +113,7 @@ enum multis_member_attr {
 	MULTIS_MEMBER_A_UNSPEC,
 	MULTIS_MEMBER_A_ADDR,	/* be32 */
 	MULTIS_MEMBER_A_STATS,	/* nest, enum multis_stats_attr */
+	MULTIS_MEMBER_A_ADDR6,	/* binary, 16 bytes: an IPv6 member */
 
 	__MULTIS_MEMBER_A_MAX,
 };
@@ -184,6 +196,8 @@ enum multic_attr {
 	MULTIC_A_ENTRY_FLAGS,	/* u32, MULTIC_ENTRY_F_* */
 	MULTIC_A_RESTORED,	/* u8, GET_STATS: 1 once SET_RESTORED */
 	MULTIC_A_REQUIRE_RESTORED, /* flag: refuse the change unless restored */
+	MULTIC_A_SERVER_ADDR6,	/* binary, 16 bytes: an IPv6 server */
+	MULTIC_A_GROUP_ADDR6,	/* binary, 16 bytes: an IPv6 group */
 
 	__MULTIC_A_MAX,
 };
@@ -207,6 +221,7 @@ enum multic_stats_attr {
 	MULTIC_STATS_A_NOT_LOCAL,	/* u64: marked, matched, but not addressed to this host: left alone */
 	MULTIC_STATS_A_DROP_NOMEM,	/* u64: could not be made writable: dropped */
 	MULTIC_STATS_A_NO_ENTRY,	/* u64, namespace only: marked, no entry for its server and port: left alone */
+	MULTIC_STATS_A_NOT_UDP,		/* u64, namespace only: marked IPv6, not plain UDP after extension headers: left alone */
 
 	__MULTIC_STATS_A_MAX,
 };
