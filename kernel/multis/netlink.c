@@ -111,7 +111,7 @@ static int multis_nl_get_addr(struct multis_nl_req *req,
 	if (ipv6_addr_v4mapped(addr)) {
 		NL_SET_BAD_ATTR(req->err.extack, a6);
 		compat_nlerr_fmt(&req->err,
-				 "%s %pI6c is an IPv4-mapped address (give %pI4 instead)",
+				 "%s %pI6c is IPv4-mapped (give %pI4)",
 				 what, addr, &addr->s6_addr32[3]);
 		return -EINVAL;
 	}
@@ -255,10 +255,10 @@ static int multis_nl_check_family(struct multis_nl_req *req,
 	if (v4 == multis_addr_is_v4(&req->group_addr))
 		return 0;
 	NL_SET_BAD_ATTR(req->err.extack, attr);
-	compat_nlerr_fmt(&req->err,
-			 "group %s: member %s is IPv%d, the group is IPv%d",
+	/* Short: an extack message holds 79 characters (IPv6: up to 39). */
+	compat_nlerr_fmt(&req->err, "group %s: member %s is IPv%d",
 			 req->group_str, multis_nl_addr_str(addr, buf),
-			 v4 ? 4 : 6, v4 ? 6 : 4);
+			 v4 ? 4 : 6);
 	return -EINVAL;
 }
 
@@ -320,8 +320,12 @@ static int multis_nl_check_old_member(struct multis_nl_req *req,
 			       addr))
 		return 0;
 	NL_SET_BAD_ATTR(req->err.extack, attr);
-	compat_nlerr_fmt(&req->err, "member %s is not in group %s",
-			 multis_nl_addr_str(addr, buf), req->group_str);
+	if (multis_addr_is_v4(addr))
+		compat_nlerr_fmt(&req->err, "member %s is not in group %s",
+				 multis_nl_addr_str(addr, buf), req->group_str);
+	else
+		compat_nlerr_fmt(&req->err, "member %s is not in the group",
+				 multis_nl_addr_str(addr, buf));
 	return -ENOENT;
 }
 
@@ -412,12 +416,18 @@ static int multis_nl_check_new_group(struct multis_nl_req *req, u32 flags,
 					 req->group_str);
 			return -EINVAL;
 		}
-		if (!ipv6_addr_is_multicast(group) ||
-		    IPV6_ADDR_MC_SCOPE(group) <= IPV6_ADDR_SCOPE_NODELOCAL) {
+		if (!ipv6_addr_is_multicast(group)) {
 			NL_SET_BAD_ATTR(req->err.extack, attr);
 			compat_nlerr_fmt(&req->err,
-					 "group %s is not a multicast address of a scope above interface-local",
+					 "group %s is not multicast (ff00::/8)",
 					 req->group_str);
+			return -EINVAL;
+		}
+		if (IPV6_ADDR_MC_SCOPE(group) <= IPV6_ADDR_SCOPE_NODELOCAL) {
+			NL_SET_BAD_ATTR(req->err.extack, attr);
+			compat_nlerr_fmt(&req->err,
+					 "group %s: scope %x never leaves the host",
+					 req->group_str, IPV6_ADDR_MC_SCOPE(group));
 			return -EINVAL;
 		}
 	} else if (flags & MULTIS_GROUP_F_BROADCAST) {

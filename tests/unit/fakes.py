@@ -79,14 +79,14 @@ def group6_problem(group: IPv6Address, flags: int) -> str | None:
     if group not in MULTICAST6:
         return f"group {group} is not multicast (ff00::/8)"
     if group.packed[1] & 0x0F <= 1:
-        return f"group {group}: scope interface-local or reserved"
+        return f"group {group}: scope {group.packed[1] & 0x0F:x} never leaves the host"
     return None
 
 
 def family_problem(group: Any, other: Any, what: str) -> str | None:
     if group.version == other.version:
         return None
-    return f"group {group}: {what} {other} is IPv{other.version}, the group is IPv{group.version}"
+    return f"group {group}: {what} {other} is IPv{other.version}"
 
 
 SERVER_STATS = ("DATAGRAMS", "PACKETS", "BYTES", "DROP_NO_MEMBER", "DROP_NOMEM")

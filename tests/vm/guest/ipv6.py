@@ -318,6 +318,15 @@ with facts.step("both_families") as f:
     for s in (tx4, tx6, *socks4, *socks6):
         s.close()
 
+with facts.step("multic_refuses_ipv6") as f:
+    # multic has no IPv6 yet: its strict policy refuses the attributes
+    with receivers[0].inside():
+        client = MulticNetlink.open()
+    before = [(str(e.server), e.port, str(e.group)) for e in client.entries()]
+    f["refused"] = error_of(lambda: client.add(A6(ADDR6[sender_host.name]), PORT, A6(G6)))
+    f["unchanged"] = before == [(str(e.server), e.port, str(e.group)) for e in client.entries()]
+    client.close()
+
 with facts.step("unload") as f:
     server.clear()
     server.close()
