@@ -113,6 +113,7 @@ def main() -> int:  # noqa: PLR0915 (the scenario, read top to bottom)
     sh("ip -n vpc link set p-etcd master sw0 up")
     sh(f"ip -n etcd addr add {ETCD_ADDR}/24 dev eth0")
     sh("ip -n etcd link set eth0 up")
+    sh("ip -n etcd link set lo up")  # etcd's gateway dials its own address
     sh(f"ip netns exec vpc nft -f - <<'EOF'\n{SWITCH_COUNTERS}\nEOF")
     etcd = GuestEtcd("demo", ETCD_ADDR, netns="etcd")
     etcd.start()
