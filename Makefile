@@ -11,6 +11,11 @@
 #   make soak       100 load/unload cycles and 100 namespaces under traffic
 #                   (CYCLES=, NAMESPACES= override)
 #   make cleanroom  make demo and make test in a fresh Debian 12 root (what CI runs)
+#   make demo-fleet the simulated VPC configured by etcd and agents alone (boots a VM)
+#   make bench-fleet    N agents (default 1000) on a real etcd, fake kernels, on
+#                   the host (GROUPS=, SENDERS=, WORKERS= override)
+#   make bench-fleet-vm the VM fleet test with CYCLES joins and leaves timed
+#                   (default 50)
 #
 # KVER picks the Debian kernel the modules are built for and the VM boots;
 # by default the ABI of the installed linux-headers-amd64.
@@ -38,7 +43,7 @@ kver       := $${KVER:-$$(scripts/kver.sh)}
 kdir       := $${KDIR:-$(BUILD)/kit/$$kver/build}
 
 .PHONY: all setup deps kit venv etcd modules test unit vmtest lint checkpatch bench fuzz soak demo \
-	rpm kernels \
+	demo-fleet bench-fleet bench-fleet-vm rpm kernels \
 	kernels-vmtest cleanroom clean
 
 all: modules
@@ -103,6 +108,22 @@ soak: setup
 demo: setup
 	$(MAKE) modules
 	$(PY) demo/run.py
+
+# the demo's VPC configured by `multicast-proxy group add` and agents alone
+demo-fleet: setup
+	$(MAKE) modules
+	$(PY) demo/run.py --guest demo/fleet.py
+
+# the fleet at scale on the host: a real etcd, the real agent, fake kernels
+# (tests/fleet_bench.py; docs/performance.md)
+bench-fleet: venv etcd
+	$(PY) -m tests.fleet_bench --agents $(or $(N),1000) --groups $(or $(GROUPS),10) \
+		--senders $(or $(SENDERS),10) --workers $(or $(WORKERS),8)
+
+# the VM fleet test with the convergence figure over CYCLES joins and leaves
+bench-fleet-vm: setup
+	$(MAKE) modules
+	MCP_FLEET_CYCLES=$(or $(CYCLES),50) $(PY) -m pytest -q -s tests/vm/test_fleet.py
 
 # multi_server, multi_client, multicast-proxy-tools and multicast-proxy-dkms
 # for KVER (docs/packaging.md)

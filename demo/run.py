@@ -8,7 +8,10 @@ and shows its output as it comes.  Exits with the scenario's status: 0 when
 every datagram arrived where it should and nowhere else, 1 when not, 2 when
 the demo could not run at all.
 
-    .venv/bin/python demo/run.py [--kver KVER] [--timeout SECONDS]
+    .venv/bin/python demo/run.py [--kver KVER] [--timeout SECONDS] [--guest SCRIPT]
+
+``--guest demo/fleet.py`` is `make demo-fleet`: the same VPC configured by
+etcd and agents alone.
 
 $MULTICAST_PROXY_KO_DIR names another build tree of the modules (with
 multis/multis.ko and multic/multic.ko) than this checkout's kernel/.
@@ -78,6 +81,9 @@ def main() -> int:
     parser.add_argument(
         "--timeout", type=float, default=900.0, help="VM time limit, seconds (default 900)"
     )
+    parser.add_argument(
+        "--guest", default="demo/guest.py", help="the scenario (default demo/guest.py)"
+    )
     args = parser.parse_args()
 
     started = time.monotonic()
@@ -113,7 +119,7 @@ def main() -> int:
     path = f"{VENV_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     command = (
         f"PATH={path} MULTICAST_PROXY_KO_DIR={shlex.quote(str(ko_dir))} "
-        f"exec {VENV_BIN}/python -u demo/guest.py"
+        f"exec {VENV_BIN}/python -u {shlex.quote(args.guest)}"
     )
 
     done = threading.Event()

@@ -136,10 +136,14 @@ tar -C "$top" -czf "$topdir/SOURCES/$src.tar.gz" --owner=0 --group=0 \
 
 # Source1 of the tools: the vendored wheels, downloaded once (shared by every
 # --topdir) and checked against their hashes.
+# The few without a pure wheel (vendor-sdists.txt) come as hash-checked source
+# archives, of which only the Python modules are shipped (vendor/src/).
 reqs="$top/packaging/rpm/vendor-requirements.txt"
+sdists="$top/packaging/rpm/vendor-sdists.txt"
 vendor="$top/build/vendor"
 case "$what" in *tools*) need_vendor=1 ;; *) need_vendor="" ;; esac
-if [ -n "$need_vendor" ] && { [ ! -f "$vendor/.done" ] || [ "$reqs" -nt "$vendor/.done" ]; }; then
+if [ -n "$need_vendor" ] && { [ ! -f "$vendor/.done" ] || [ "$reqs" -nt "$vendor/.done" ] ||
+	[ "$sdists" -nt "$vendor/.done" ]; }; then
 	fresh="$vendor.$$"
 	rm -rf "$fresh"
 	mkdir -p "$fresh/vendor"
@@ -149,6 +153,23 @@ if [ -n "$need_vendor" ] && { [ ! -f "$vendor/.done" ] || [ "$reqs" -nt "$vendor
 	$pip download -q --no-deps --only-binary=:all: --python-version 3.9 \
 		--require-hashes -r "$reqs" -d "$fresh/vendor" ||
 		die "could not download the vendored wheels (needs PyPI, see $reqs)"
+	mkdir -p "$fresh/sdist" "$fresh/vendor/src"
+	# shellcheck disable=SC2086
+	$pip download -q --no-deps --no-binary=:all: --require-hashes -r "$sdists" \
+		-d "$fresh/sdist" ||
+		die "could not download the vendored sources (needs PyPI, see $sdists)"
+	for archive in "$fresh"/sdist/*.tar.gz; do
+		base=$(basename "$archive" .tar.gz)
+		tar -C "$fresh/sdist" -xzf "$archive"
+		for pkg in "$fresh/sdist/$base"/src/*/; do
+			case "$pkg" in *.egg-info/ | *-stubs/) continue ;; esac
+			name=$(basename "$pkg")
+			mkdir -p "$fresh/vendor/src/$name"
+			cp "$pkg"*.py "$fresh/vendor/src/$name/"
+			cp "$fresh/sdist/$base/LICENSE" "$fresh/vendor/src/$name/LICENSE" 2>/dev/null || :
+		done
+	done
+	rm -rf "$fresh/sdist"
 	touch "$fresh/.done"
 	rm -rf "$vendor"
 	mv "$fresh" "$vendor"

@@ -169,6 +169,9 @@ def test_the_tools_package_file_list(built):
         *(f"/etc/modprobe.d/{svc}.conf" for svc in SERVICES),
         "/etc/multicast-proxy",
         *(f"/etc/multicast-proxy/{svc}.json" for svc in SERVICES),
+        f"/etc/rc.d/init.d/{AGENT}",
+        f"/usr/lib/systemd/system/{AGENT}.service",
+        "/etc/multicast-proxy/agent.conf",
         "/usr/share/doc/multicast-proxy-tools",
         *(f"/usr/share/doc/multicast-proxy-tools/{doc.name}" for doc in docs()),
     }
@@ -186,6 +189,12 @@ def test_the_tools_package_file_list(built):
     assert f"{PYLIB}/pyroute2/__init__.py" in files
     assert f"{PYLIB}/click/__init__.py" in files
     assert f"{PYLIB}/prometheus_client/__init__.py" in files
+    # the agent's etcd client and everything it imports (VENDORED_FOR_ETCD)
+    for module in VENDORED_FOR_ETCD:
+        assert f"{PYLIB}/{module}/__init__.py" in files, module
+    assert f"{PYLIB}/multicast_admin/fleet/agent.py" in files
+    # wrapt without its C extension: nothing compiled in a noarch package
+    assert [f for f in files if f.endswith((".so", ".c"))] == []
     # modes and flags: executables, %config(noreplace), the state directory,
     # the state files %ghost (owned, never shipped: empty digest)
     for svc in SERVICES:
@@ -197,9 +206,16 @@ def test_the_tools_package_file_list(built):
     for tool in TOOLS:
         assert files[f"/usr/sbin/{tool}"][0].startswith("l")
     assert files["/etc/multicast-proxy"][0].startswith("d")
+    assert files[f"/etc/rc.d/init.d/{AGENT}"][0] == "-rwxr-xr-x"
+    assert files[f"/usr/lib/systemd/system/{AGENT}.service"][0] == "-rw-r--r--"
+    # agent.conf: shipped (a commented example), kept when changed, root only
+    # (it may hold etcd's password)
+    mode, flags, digest = files["/etc/multicast-proxy/agent.conf"]
+    assert (mode, sorted(flags), bool(digest)) == ("-rw-------", ["c", "n"], True)
     assert rpm("-qpc", str(built.tools.path)).split() == [
         "/etc/modprobe.d/multic.conf",
         "/etc/modprobe.d/multis.conf",
+        "/etc/multicast-proxy/agent.conf",
         "/etc/multicast-proxy/multic.json",
         "/etc/multicast-proxy/multis.json",
     ]
@@ -220,6 +236,12 @@ def test_the_tools_are_byte_compiled_at_build_time(built):
 
 
 SERVICES = ("multic", "multis")
+AGENT = "multicast-proxy-agent"
+#: what `import etcd3gw` brings, each vendored (packaging/rpm/vendor-*.txt)
+VENDORED_FOR_ETCD = (
+    "etcd3gw", "futurist", "debtcollector", "wrapt", "pbr", "requests", "urllib3", "idna",
+    "certifi", "charset_normalizer",
+)  # fmt: skip
 TOOLS = ("multis_admin", "multic_admin", "multicast-proxy-service", "multicast-proxy")
 
 
@@ -419,9 +441,12 @@ def test_the_installed_tools_run_with_their_own_libraries(built, tmp_path):
         "import os.path, sys\n"
         "sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))\n"
         "import click, pyroute2, prometheus_client, multicast_admin\n"
+        "import etcd3gw, etcd3gw.client, etcd3gw.lease\n"
+        f"etcd = [sys.modules[m] for m in {VENDORED_FOR_ETCD!r}]\n"
         "print(sys.executable, click.__version__, sys.flags.isolated,"
         " sys.flags.dont_write_bytecode, *(m.__file__.startswith(sys.path[0])"
-        " for m in (click, pyroute2, prometheus_client, multicast_admin)))\n"
+        " for m in (click, pyroute2, prometheus_client, multicast_admin)),"
+        " all(m.__file__.startswith(sys.path[0]) for m in etcd), etcd3gw.__version__)\n"
     )
     (root / "usr/sbin/probe").symlink_to("../lib/multicast-proxy/launch")
     out = subprocess.run(
@@ -430,7 +455,21 @@ def test_the_installed_tools_run_with_their_own_libraries(built, tmp_path):
     ).stdout.split()  # fmt: skip
     assert re.fullmatch(r"/usr/bin/python3\.(9|1[0-4])", out[0])
     assert out[1].startswith("8.1.")
-    assert out[2:] == ["1", "1", "True", "True", "True", "True"]  # -I, -B, all vendored
+    # -I, -B, all vendored (etcd3gw's whole tree too)
+    assert out[2:] == ["1", "1", "True", "True", "True", "True", "True", "2.5.0"]
+    # the agent: its help, and against no etcd the documented exit code 9
+    # (the vendored etcd3gw and requests imported and used)
+    proc = subprocess.run(
+        [str(root / "usr/sbin/multicast-proxy"), "agent", "--help"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "--etcd" in proc.stdout
+    proc = subprocess.run(
+        [str(root / "usr/sbin/multicast-proxy"), "status", "--etcd", "http://127.0.0.1:9"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 9, proc.stderr
     # the exporter, with the vendored prometheus_client (no module on this host)
     prom = tmp_path / "metrics.prom"
     subprocess.run(
@@ -510,6 +549,62 @@ def test_init_scripts_have_chkconfig_and_lsb_headers(svc):
         proc = subprocess.run(["sh", script, "start"], capture_output=True, text=True)
         assert proc.returncode == 5
         assert proc.stderr == f"{svc}: /usr/sbin/multicast-proxy-service is not installed\n"
+
+
+def test_the_agent_service(tmp_path):
+    """The agent's unit and init script run `multicast-proxy agent`, which reads agent.conf."""
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment]
+    unit.read(REPO / "packaging" / "systemd" / f"{AGENT}.service")
+    service = unit["Service"]
+    assert (service["Type"], service["ExecStart"]) == ("simple", "/usr/sbin/multicast-proxy agent")
+    assert service["Restart"] == "on-failure"
+    assert service["RestartPreventExitStatus"] == "2"  # a bad agent.conf does not heal
+    assert {"multis.service", "multic.service", "network-online.target"} <= set(
+        unit["Unit"]["After"].split()
+    )
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    script = REPO / "packaging" / "init.d" / AGENT
+    text = script.read_text()
+    assert "# chkconfig: 2345 12 88" in text  # after multis/multic (09), stops before them (91)
+    lsb = text[text.index("### BEGIN INIT INFO") : text.index("### END INIT INFO")]
+    assert f"# Provides:          {AGENT}" in lsb
+    assert "# Required-Start:    $local_fs $network multis multic" in lsb
+    assert "# config: /etc/multicast-proxy/agent.conf" in text
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+    proc = subprocess.run(["sh", str(script), "bogus"], capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr.startswith("Usage: ")) == (2, True)
+    proc = subprocess.run(["sh", str(script), "reload"], capture_output=True, text=True)
+    assert proc.returncode == 3
+    # the example agent.conf: every line a comment, so it parses as no settings
+    # (the agent then asks for endpoints, exit 2: the unit does not restart it)
+    conf = REPO / "packaging" / "etc" / "agent.conf"
+    lines = [line for line in conf.read_text().splitlines() if line.strip()]
+    assert all(line.startswith("#") for line in lines)
+    assert "# [etcd]" in lines
+    assert "# endpoints = https://10.0.0.5:2379,https://10.0.0.6:2379" in lines
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    env["MULTICAST_PROXY_AGENT_CONF"] = str(conf)
+    proc = subprocess.run(
+        [sys.executable, "-m", "multicast_admin.cli_proxy", "agent"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "no etcd endpoint" in proc.stderr
+    # uncommented, the example is a valid configuration
+    filled = tmp_path / "agent.conf"
+    filled.write_text("\n".join(line[2:] for line in lines if line.startswith("# ") and (
+        line[2:].startswith("[") or " = " in line)) + "\n")  # fmt: skip
+    # (its certificate files, here)
+    filled.write_text(filled.read_text().replace("/etc/multicast-proxy/", f"{tmp_path}/"))
+    for pem in ("etcd-ca.pem", "etcd-client.pem", "etcd-client-key.pem"):
+        (tmp_path / pem).write_text("")
+    from multicast_admin.fleet.settings import agent_settings, etcd_settings, read_conf
+
+    conf_read = read_conf(filled)
+    settings = agent_settings(conf_read, etcd_settings(conf_read))
+    assert str(settings.etcd.endpoints[0]) == "https://10.0.0.5:2379"
+    assert (str(settings.address), settings.ttl) == ("10.0.0.11", 10)
 
 
 @pytest.mark.parametrize("svc", ["multis", "multic"])

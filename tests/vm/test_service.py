@@ -16,6 +16,7 @@ clean, ``rpm -e`` stopping everything.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -91,6 +92,23 @@ def test_rpm_installs_the_modules_where_modprobe_finds_them(facts, kver):
         "multic": f"/lib/modules/{kver}/extra/multic.ko",
     }
     assert step["loaded"] == []  # installing does not start anything
+
+
+def test_the_installed_agent_runs_with_its_vendored_etcd_client(facts):
+    step = facts["agent"]
+    assert all(step["files"].values()), step["files"]
+    assert "--etcd" in ok(step["help"])
+    assert "239.9.9.9 port 5999: defined (domain rpm)" in ok(step["group_add"])
+    listed = json.loads(ok(step["group_list"]))
+    assert [(g["group"], g["port"]) for g in listed["groups"]] == [("239.9.9.9", 5999)]
+    assert "multicast-proxy-agent: started (pid " in ok(step["init_start"]), step["log"]
+    assert "multicast-proxy-agent: running (pid " in ok(step["init_status"])
+    agents = json.loads(ok(step["status"]))["agents"]
+    assert [a["address"] for a in agents] == ["192.0.2.7"], step["log"]
+    assert "multicast-proxy-agent: stopped" in ok(step["init_stop"])
+    assert step["init_status_after"]["rc"] == 3  # LSB: not running
+    # SIGTERM revoked the lease: the agent is gone at once
+    assert json.loads(ok(step["status_after"]))["agents"] == []
 
 
 def test_nothing_flows_before_the_service_starts(facts):

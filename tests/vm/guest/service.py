@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from multicast_admin.cli_common import Env
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from tests import killing
 from tests.vm.guest import installed
+from tests.vm.guest.etcd import GuestEtcd
 from tests.vm.guest.facts import Facts
 from tests.vm.guest.installed import KVER, in_ns, loaded, run, writable_root
 from tests.vm.guest.vpc import build_vpc
@@ -98,6 +100,46 @@ with facts.step("install") as f:
     # %post ran depmod: modprobe finds the modules by name
     f["modinfo"] = {m: run(f"modinfo -n {m}")["out"].strip() for m in ("multis", "multic")}
     f["loaded"] = loaded()
+
+with facts.step("agent") as f:
+    # the fleet agent from the installed package: its files, its help, the
+    # vendored etcd3gw against a real etcd (the VM's own namespace), and the
+    # SysV script starting it (with a configuration of this test's, so that
+    # agent.conf stays as shipped for rpm -V) and stopping it
+    f["files"] = {
+        p: Path(p).exists()
+        for p in (
+            "/etc/rc.d/init.d/multicast-proxy-agent",
+            "/usr/lib/systemd/system/multicast-proxy-agent.service",
+            "/etc/multicast-proxy/agent.conf",
+        )
+    }
+    f["help"] = run("multicast-proxy agent --help")
+    etcd = GuestEtcd("rpm", "127.0.0.1", port=23790)
+    etcd.start()
+    conf = Path("/run/agent-rpm.conf")
+    conf.write_text(f"[etcd]\nendpoints = {etcd.url}\ndomain = rpm\n[agent]\naddress = 192.0.2.7\n")
+    agent_env = (
+        f"MULTICAST_PROXY_AGENT_CONF={conf} MULTICAST_PROXY_AGENT_PIDFILE=/run/agent-rpm.pid"
+        " MULTICAST_PROXY_AGENT_LOG=/run/agent-rpm.log"
+    )
+    f["group_add"] = run(f"{agent_env} multicast-proxy group add 239.9.9.9 --port 5999")
+    f["group_list"] = run(f"{agent_env} multicast-proxy group list --json")
+    init = "/etc/rc.d/init.d/multicast-proxy-agent"
+    f["init_start"] = run(f"{agent_env} {init} start")
+    f["init_status"] = run(f"{agent_env} {init} status")
+    seen = False
+    deadline = time.monotonic() + 120  # the agent's first start under TCG is slow
+    while not seen and time.monotonic() < deadline:
+        f["status"] = run(f"{agent_env} multicast-proxy status --json")
+        seen = f["status"]["rc"] == 0 and "192.0.2.7" in f["status"]["out"]
+        if not seen:
+            time.sleep(2)
+    f["init_stop"] = run(f"{agent_env} {init} stop")
+    f["init_status_after"] = run(f"{agent_env} {init} status")
+    f["status_after"] = run(f"{agent_env} multicast-proxy status --json")
+    f["log"] = Path("/run/agent-rpm.log").read_text() if Path("/run/agent-rpm.log").exists() else ""
+    etcd.kill()
 
 with facts.step("baseline") as f:
     f["received"] = exchange(G1, PORT)
