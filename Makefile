@@ -32,7 +32,7 @@ PY         := $(VENV)/bin/python
 # The VM test files run VM_JOBS at a time (pytest-xdist, one file per worker):
 # most VMs are single-threaded TCG, one host core each.  VM_JOBS=0: one by one.
 VM_JOBS    ?= 2
-VMOPTS      = -n $(VM_JOBS) --dist loadfile --durations=20
+VMOPTS      = -n $(VM_JOBS) --dist loadfile --no-loadscope-reorder --durations=20
 
 ifdef KVER
 export KVER

@@ -98,7 +98,7 @@ if [ "$cmd" = vmtest ]; then
 		ln -s "$top/.venv" "$copy/.venv"
 		if make -s -C "$copy/kernel" KDIR="$top/build/kit/$kver/build" CC=gcc &&
 			(cd "$copy" && KVER=$kver .venv/bin/python -m pytest -q \
-				-n "${VM_JOBS:-2}" --dist loadfile --durations=20 ${VMTESTS:-tests/vm}); then
+				-n "${VM_JOBS:-2}" --dist loadfile --no-loadscope-reorder --durations=20 ${VMTESTS:-tests/vm}); then
 			echo "== $s $kver: VM tests passed"
 		else
 			echo "== $s $kver: VM tests FAILED"

@@ -16,7 +16,9 @@ import pytest
 from tests.vm import harness
 
 # The longest files first, so that with `make test`'s two workers (pytest-xdist,
-# --dist loadfile) the longest does not start last: minutes under TCG.
+# --dist loadfile) the longest does not start last: minutes under TCG.  The
+# Makefile passes --no-loadscope-reorder, without which xdist would order the
+# files by their number of tests instead.
 LONGEST_FIRST = ("test_dkms.py", "test_service.py", "test_trace.py", "test_fuzz.py")
 
 
