@@ -19,7 +19,13 @@ from tests.vm import harness
 # --dist loadfile) the longest does not start last: minutes under TCG.  The
 # Makefile passes --no-loadscope-reorder, without which xdist would order the
 # files by their number of tests instead.
-LONGEST_FIRST = ("test_dkms.py", "test_service.py", "test_trace.py", "test_fuzz.py")
+LONGEST_FIRST = (
+    "test_dkms.py",
+    "test_service.py",
+    "test_trace.py",
+    "test_fleet.py",
+    "test_fuzz.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
