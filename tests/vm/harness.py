@@ -196,9 +196,13 @@ def initramfs(kit: Path, kver: str) -> Path:
         init.write_text(_INIT)
         init.chmod(0o755)
         cpio = _newc_archive(root)
-    tmp_out = out.with_suffix(".tmp")
-    tmp_out.write_bytes(gzip.compress(cpio, compresslevel=1))
-    tmp_out.rename(out)
+    # A temporary name of this process's own: with make test's two workers,
+    # two VMs of a kernel new to this tree may build it at the same time.
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{out.name}.", suffix=".tmp", dir=out.parent)
+    with os.fdopen(fd, "wb") as tmp_out:
+        tmp_out.write(gzip.compress(cpio, compresslevel=1))
+    os.chmod(tmp_name, 0o644)
+    os.replace(tmp_name, out)
     return out
 
 
