@@ -104,22 +104,6 @@ def check_same_family(group: IPAddress, other: IPAddress, what: str = "member") 
         )
 
 
-def parse_ipv4_list(values: Iterable[Address], what: str = "member") -> list[IPv4Address]:
-    """Addresses from values that may each be a comma-separated list ('a,b,c')."""
-    result: list[IPv4Address] = []
-    for value in values:
-        if isinstance(value, IPv4Address):
-            result.append(value)
-            continue
-        for item in value.split(","):
-            if not item.strip():
-                raise InvalidArgument(
-                    f"empty {what} in list {value!r} (separate addresses with single commas)"
-                )
-            result.append(parse_ipv4(item, what))
-    return result
-
-
 def unique(addresses: Iterable[IPAddress]) -> tuple[list[IPAddress], list[IPAddress]]:
     """(first occurrences in order, repeated ones)."""
     seen: set[IPAddress] = set()

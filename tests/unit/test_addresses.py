@@ -7,8 +7,8 @@ from multicast_admin.addresses import (
     check_member,
     check_port,
     check_server,
+    parse_ip_list,
     parse_ipv4,
-    parse_ipv4_list,
     unique,
 )
 from multicast_admin.errors import InvalidArgument
@@ -25,15 +25,15 @@ def test_invalid_addresses_are_refused(text):
 def test_address_parsing():
     assert parse_ipv4(" 239.1.1.1 ") == A("239.1.1.1")
     assert parse_ipv4(A("10.0.0.1")) == A("10.0.0.1")
-    assert parse_ipv4_list(["10.0.0.1,10.0.0.2", "10.0.0.3"]) == [
+    assert parse_ip_list(["10.0.0.1,10.0.0.2", "10.0.0.3"]) == [
         A("10.0.0.1"),
         A("10.0.0.2"),
         A("10.0.0.3"),
     ]
     with pytest.raises(InvalidArgument, match="empty member"):
-        parse_ipv4_list(["10.0.0.1,,10.0.0.2"])
+        parse_ip_list(["10.0.0.1,,10.0.0.2"])
     with pytest.raises(InvalidArgument, match="'x' is not a valid"):
-        parse_ipv4_list(["10.0.0.1,x"])
+        parse_ip_list(["10.0.0.1,x"])
 
 
 def test_unique_keeps_the_first_occurrence_in_order():
