@@ -575,13 +575,23 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	unsigned int l4len;
 
 	/*
-	 * The cheapest test first, before anything else per packet: only what
-	 * is routed as multicast or broadcast is fanned out, whatever the
-	 * table holds (a broadcast group is a broadcast address, never a
-	 * unicast one), so unicast, TCP included, pays one compare and
-	 * never reaches the lookup.
+	 * The cheapest tests first, before anything else per packet: only a
+	 * datagram to a multicast address, or routed as a broadcast, is fanned
+	 * out, whatever the table holds (a broadcast group is a broadcast
+	 * address, never a unicast one), so unicast, TCP included, pays two
+	 * compares and never reaches the lookup.
+	 *
+	 * A multicast destination is told by its address, not by the route's
+	 * type: __mkroute_output() hands out the route cached in the nexthop,
+	 * whatever type it was made for, so a datagram sent with an output
+	 * interface (IP_MULTICAST_IF) through a route such as 224.0.0.0/4 dev
+	 * eth0 gets a unicast route when a unicast route with the same nexthop
+	 * (10.0.1.0/24 dev eth0, the members' own) filled that cache, and it
+	 * is sent as one: its TTL 0 does not keep it on the host either.
+	 * Broadcast routes are never cached so: their type is always right.
 	 */
-	if (!rt || (rt->rt_type != RTN_MULTICAST &&
+	iph = ip_hdr(skb);
+	if (!rt || (!ipv4_is_multicast(iph->daddr) &&
 		    rt->rt_type != RTN_BROADCAST))
 		return NF_ACCEPT;
 
@@ -589,7 +599,6 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	if (this_cpu_read(multis_xmit_guard.owner) == current)
 		return NF_ACCEPT;
 
-	iph = ip_hdr(skb);
 	switch (iph->protocol) {
 	case IPPROTO_UDP:
 		l4len = sizeof(struct udphdr);
@@ -604,7 +613,7 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 	 * A multicast with TTL 0 must not leave the host (as ip_mc_output()
 	 * has it): only its local loopback copy is delivered.
 	 */
-	if (rt->rt_type == RTN_MULTICAST && !iph->ttl)
+	if (ipv4_is_multicast(iph->daddr) && !iph->ttl)
 		return NF_ACCEPT;
 	/*
 	 * Fragments are left alone: at LOCAL_OUT a datagram is still whole

@@ -367,3 +367,21 @@ def test_copies_follow_a_members_new_route_at_once_and_use_its_cache_meanwhile(f
 def test_kernel_log_is_clean(facts):
     assert facts.kernel_trouble() == []
     assert "guest: done" in facts.result.output
+
+
+def test_a_datagram_through_a_shared_nexthop_is_fanned_out(facts):
+    """IP_MULTICAST_IF and a members' route with the 224.0.0.0/4 route's nexthop.
+
+    The kernel gives the group's datagrams the unicast route cached in that
+    nexthop; multis used to take them for unicast and fanned out at most the
+    first one per CPU.
+    """
+    step = facts["shared_nexthop"]
+    assert step["group_stats"]["datagrams"] == 20, step
+    assert step["group_stats"]["packets"] == 40, step
+    for name in ("recv1", "recv2"):
+        got = step["received"][name]
+        assert got["count"] == 20, (name, got)
+        assert got["intact"], name
+        assert got["sources"] == ["10.0.0.1:40030"], got
+        assert got["destinations"] == ["239.6.6.7"], got

@@ -913,6 +913,49 @@ with facts.step("member_reroute") as f:
     sender_host.sh("ip link del eth2")
     sh("ip netns del alt")
 
+# The application names its output interface (IP_MULTICAST_IF, as iperf and
+# most multicast applications do), and the members are reached by a route
+# with the same nexthop as the host's 224.0.0.0/4 dev eth0: the kernel shares
+# one nexthop (and its route cache) between the two, and hands the group's
+# datagrams the unicast route a lookup for a member left there.  Every
+# datagram must still be fanned out: multis knows a multicast destination by
+# its address, not by its route's type.
+SHARED_GROUP, SHARED_PORT = "239.6.6.7", 7007
+SHARED_MEMBERS = ["10.0.8.1", "10.0.8.2"]
+
+with facts.step("shared_nexthop") as f:
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})  # every send and copy uses one CPU's cache
+    for host, member in zip(receivers, SHARED_MEMBERS, strict=False):
+        host.sh(f"ip addr add {member}/32 dev eth0")
+        clients[host.name].add(ip(sender_host.addr), SHARED_PORT, ip(SHARED_GROUP))
+    sender_host.sh("ip route add 10.0.8.0/24 dev eth0")
+    server.join(ip(SHARED_GROUP), [ip(m) for m in SHARED_MEMBERS])
+    with sender_host.inside():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((sender_host.addr, 40030))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sender_host.addr))
+    socks = [Receiver(h, SHARED_GROUP, SHARED_PORT) for h in receivers[:2]]
+    data = payloads("shared", 20)
+    try:
+        for member in SHARED_MEMBERS:  # fills the nexthop's route cache, as a copy does
+            sock.sendto(b"unicast", (member, SHARED_PORT + 1))
+        server.reset_stats()
+        for payload in data:
+            sock.sendto(payload, (SHARED_GROUP, SHARED_PORT))
+        f["received"] = collect(socks, data)
+        f.update(group_and_members(SHARED_GROUP))
+    finally:
+        sock.close()
+        os.sched_setaffinity(0, cpus)
+    server.delete_group(ip(SHARED_GROUP))
+    sender_host.sh("ip route del 10.0.8.0/24 dev eth0")
+    for host, member in zip(receivers, SHARED_MEMBERS, strict=False):
+        clients[host.name].delete(ip(sender_host.addr), SHARED_PORT)
+        host.sh(f"ip addr del {member}/32 dev eth0")
+
 server.close()
 for c in clients.values():
     c.close()
