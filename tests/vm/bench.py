@@ -397,9 +397,49 @@ def fast_path_section(bench: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ipv6_section(bench: dict[str, Any]) -> list[str]:
+    """multis's IPv6 fan-out beside its IPv4 one (issue 11): same members, same payloads."""
+    runs: list[Run] = bench.get("ipv6_runs") or []
+    if not runs:
+        return []
+    lines = [
+        "",
+        "## IPv6 beside IPv4",
+        "",
+        f"multis to the IPv6 group ff15::1:5 with {bench['members']} IPv6 members"
+        " (fd00:1::1 to fd00:1::80, addresses of the receiving host, on-link as the IPv4"
+        " members are) and to the IPv4 group of the table above, alternated, at both"
+        f" payloads, {bench['trials']} trials of {bench['seconds_per_trial']:g} s each."
+        " The application sends each message once, as fast as it goes; *delivered* counts"
+        " the copies arriving at the receiving host's eth0 (IPv6: packets to"
+        " fd00:1::/64). An IPv6 copy has a 40-byte header where IPv4's has 20, and its"
+        " UDP checksum is mandatory.",
+        "",
+        "| payload | family | delivered copies/s (lowest to highest trial)"
+        " | sender time per message | lost on the sending host (all trials) |",
+        "|---|---|---|---|---|",
+    ]
+    ratios = ["", "IPv6 / IPv4 (medians of the same run):", ""]
+    for size in sorted({r["size"] for r in runs}):
+        rates = {}
+        for family in (4, 6):
+            mine = [r for r in runs if r["size"] == size and r["family"] == family]
+            rates[family] = _median(mine, "copies_per_second")
+            low = min(r["copies_per_second"] for r in mine)
+            high = max(r["copies_per_second"] for r in mine)
+            ns = _median(mine, "sender_ns_per_message")
+            lines.append(
+                f"| {size} B | IPv{family} | {rates[family]:,.0f} ({low:,.0f} to {high:,.0f})"
+                f" | {_us(ns)} | {_lost(mine, 'multis')} |"
+            )
+        ratio = rates[6] / rates[4]
+        ratios.append(f"- {size} B: IPv6 delivers **{ratio:.2f}x** the copies/s of IPv4.")
+    return lines + ratios
+
+
 def render(bench: dict[str, Any]) -> str:
     lines = intro(bench) + throughput_table(bench["runs"]) + loss_section(bench)
-    lines += fast_path_section(bench)
+    lines += fast_path_section(bench) + ipv6_section(bench)
     lines += ["", "## Goals (issue 9 item 13)", "", *goals(bench)]
     lines += [
         "",
@@ -408,7 +448,7 @@ def render(bench: dict[str, Any]) -> str:
         "```",
         *(
             json.dumps(r, sort_keys=True)
-            for key in ("runs", "rate_runs", "scale_runs", "unrelated_runs")
+            for key in ("runs", "rate_runs", "scale_runs", "unrelated_runs", "ipv6_runs")
             for r in bench.get(key, [])
         ),
         "```",

@@ -27,6 +27,10 @@ Then the fast path's cost:
   host, with both modules loaded and 10 groups (and 10 client entries)
   configured, against the same with neither module loaded, alternated,
   TRIALS times each: what the modules cost traffic that is not theirs.
+
+Then IPv6 (``ipv6``): multis to the IPv6 group ff15::1:5 with 128 IPv6
+members (addresses of the receiving host, on-link as the IPv4 ones are),
+alternated with multis to the IPv4 group, at both payloads, TRIALS times.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +76,13 @@ SCALE_PAYLOAD = 64
 UNRELATED_PORT = 6000
 UNRELATED_PAYLOAD = 64
 UNRELATED_GROUPS = [f"239.2.0.{i}" for i in range(1, 11)]
+# IPv6 beside IPv4: the same number of members, on-link, the same payloads
+GROUP6 = "ff15::1:5"
+SENDER6 = "fd00::1"
+MEMBERS6 = [f"fd00:1::{i:x}" for i in range(1, len(MEMBERS) + 1)]
+MEMBERS6_PREFIX = "fd00:1::/64"
+#: per way: the group the application sends to and the receiver's counter of its copies
+WAY_GROUP = {"multis6": (GROUP6, "copies6")}
 
 Run = dict[str, Any]
 
@@ -98,6 +109,7 @@ class Bench:
         self.server.join(IPv4Address(GROUP), [IPv4Address(m) for m in MEMBERS])
         self.client.add(IPv4Address(self.sender.addr), PORT, IPv4Address(GROUP))
         self._vxlan()
+        self._ipv6()
         self._copy_counter()
 
     @staticmethod
@@ -121,16 +133,27 @@ class Bench:
         )
         self.sender.sh(f"bridge -batch {batch}")
 
+    def _ipv6(self) -> None:
+        """IPv6 addresses (no duplicate detection to wait for) and the IPv6 group."""
+        self.sender.sh(f"ip -6 addr add {SENDER6}/64 dev eth0 nodad")
+        self.sender.sh(f"ip -6 route add {MEMBERS6_PREFIX} dev eth0")
+        batch = Path("/run/bench-addrs6")
+        batch.write_text("".join(f"addr add {m}/128 dev eth0 nodad\n" for m in MEMBERS6))
+        self.recv.sh(f"ip -6 -batch {batch}")
+        self.server.join(IPv6Address(GROUP6), [IPv6Address(m) for m in MEMBERS6])
+
     def _copy_counter(self) -> None:
         """Count IPv4 packets to the members arriving at the receiver's eth0 (not ARP)."""
         rules = (
             "table netdev bench {\n"
             "    counter copies { }\n"
+            "    counter copies6 { }\n"
             "    counter unrelated { }\n"
             "    chain in {\n"
             "        type filter hook ingress device eth0 priority 0;\n"
             "        ip daddr 10.0.1.0/24 counter name copies\n"
             f"        ip daddr {SCALE_PREFIX} counter name copies\n"
+            f"        ip6 daddr {MEMBERS6_PREFIX} counter name copies6\n"
             f"        udp dport {UNRELATED_PORT} counter name unrelated\n"
             "    }\n"
             "}\n"
@@ -144,10 +167,11 @@ class Bench:
         return {"mtu": link["mtu"], **link["linkinfo"]["info_data"]}
 
     def warm_up(self) -> None:
-        """Resolve the members' neighbour entries before any measured trial."""
-        args = self.blast_args("unicast", 64, None)
-        args[args.index(str(SECONDS))] = "0.2"
-        self.sender.sh(" ".join(args))
+        """Resolve the members' neighbour entries (both families) before any measured trial."""
+        for way in ("unicast", "unicast6"):
+            args = self.blast_args(way, 64, None)
+            args[args.index(str(SECONDS))] = "0.2"
+            self.sender.sh(" ".join(args))
 
     def close(self) -> None:
         self.server.close()
@@ -217,7 +241,7 @@ class Bench:
         return json.loads(host.sh(f"ip -s -j link show {dev}"))[0]["stats64"]
 
     def rx_packets(self, counter: str = "copies") -> int:
-        """IPv4 packets to the members' addresses that reached the receiver's eth0 so far."""
+        """Packets to the members' addresses (IPv4, or ``copies6``: IPv6) at the receiver's eth0."""
         out = json.loads(self.recv.sh(f"nft -j list counter netdev bench {counter}"))
         counters = [item["counter"] for item in out["nftables"] if "counter" in item]
         return int(counters[0]["packets"])
@@ -231,6 +255,10 @@ class Bench:
         src, group, mode, members = self.sender.addr, GROUP, "group", []
         if way == "unicast":
             mode, members = "unicast", MEMBERS
+        elif way == "unicast6":
+            src, group, mode, members = SENDER6, GROUP6, "unicast", MEMBERS6
+        elif way == "multis6":
+            src, group = SENDER6, GROUP6
         elif way == "relay":
             opts.append("-l")
             group = ALT_GROUP
@@ -254,8 +282,9 @@ class Bench:
 
         ``grace``: how long after the trial's time the relay may still send copies.
         """
+        group, counter = WAY_GROUP.get(way, (GROUP, "copies"))
         self.server.reset_stats()
-        before, vx_before = self.rx_packets(), self.vx0_tx_lost()
+        before, vx_before = self.rx_packets(counter), self.vx0_tx_lost()
         relay = self.start_relay(grace) if way == "relay" else None
         out = subprocess.run(
             ["ip", "netns", "exec", self.sender.name, *self.blast_args(way, size, rate)],
@@ -268,10 +297,10 @@ class Bench:
             relay_out, _ = relay.communicate(timeout=60)
             result["relay"] = json.loads(relay_out)
         time.sleep(0.5)
-        result.update(way=way, size=size, delivered=self.rx_packets() - before)
+        result.update(way=way, size=size, delivered=self.rx_packets(counter) - before)
         if rate:
             result["rate"] = rate
-        result["multis"] = self.server.get_group(IPv4Address(GROUP)).stats.to_json()
+        result["multis"] = self.server.get_group(ip_address(group)).stats.to_json()
         if way == "vxlan":
             result["vx0_tx_lost"] = self.vx0_tx_lost() - vx_before
         return derive(result)
@@ -373,6 +402,20 @@ def unrelated(bench: Bench) -> list[Run]:
     return runs
 
 
+def ipv6(bench: Bench) -> list[Run]:
+    """multis to the IPv6 group and to the IPv4 one, alternated, at both payloads."""
+    runs = []
+    for size in SIZES:
+        for trial in range(TRIALS):
+            order = ("multis", "multis6") if trial % 2 == 0 else ("multis6", "multis")
+            for way in order:
+                r = bench.trial(way, size)
+                r["family"] = 6 if way == "multis6" else 4
+                runs.append(r)
+                print(json.dumps(r), flush=True)
+    return runs
+
+
 def main() -> None:
     facts = Facts()
     bench = Bench()
@@ -390,6 +433,7 @@ def main() -> None:
         f["runs"] = throughput(bench)
         f["rate_runs"] = loss(bench, f["runs"], f)
         f["scale_runs"] = scale(bench)
+        f["ipv6_runs"] = ipv6(bench)
         bench.close()
         f["unrelated_runs"] = unrelated(bench)
     print("guest: done", flush=True)
