@@ -184,8 +184,8 @@ def install_service() -> None:
         "#!/bin/sh\n"
         "# multicast-proxy-service in the demo VM: this checkout's service and modules.\n"
         "# On a real host the RPM's depmod lets modprobe load a module's dependencies\n"
-        "# (multic needs nf_defrag_ipv4); a module of the build tree is loaded with\n"
-        "# insmod, which does not, so they are loaded here first.\n"
+        "# (multic needs nf_defrag_ipv4 and nf_defrag_ipv6); a module of the build\n"
+        "# tree is loaded with insmod, which does not, so they are loaded here first.\n"
         f'ko={ko_dir}/"$1"/"$1".ko\n'
         'if [ "$2" = start ] && [ -f "$ko" ]; then\n'
         '    for dep in $(modinfo -F depends "$ko" | tr , " "); do modprobe "$dep"; done\n'

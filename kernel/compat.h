@@ -164,4 +164,13 @@ static inline void nf_defrag_ipv4_disable(struct net *net)
 }
 #endif
 
+/* nf_defrag_ipv6_disable() (5.13): the same for IPv6. */
+#ifndef COMPAT_HAVE_NF_DEFRAG_IPV6_DISABLE
+struct net;
+
+static inline void nf_defrag_ipv6_disable(struct net *net)
+{
+}
+#endif
+
 #endif /* MULTICAST_PROXY_COMPAT_H */

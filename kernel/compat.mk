@@ -64,3 +64,9 @@ endif
 ifeq ($(call compat_file_has,net/netfilter/ipv4/nf_defrag_ipv4.h,nf_defrag_ipv4_disable),y)
 ccflags-y += -DCOMPAT_HAVE_NF_DEFRAG_IPV4_DISABLE
 endif
+
+# 5.13: nf_defrag_ipv6_disable(), the counterpart of nf_defrag_ipv6_enable()
+# (the same change as for IPv4).
+ifeq ($(call compat_file_has,net/netfilter/ipv6/nf_defrag_ipv6.h,nf_defrag_ipv6_disable),y)
+ccflags-y += -DCOMPAT_HAVE_NF_DEFRAG_IPV6_DISABLE
+endif

@@ -51,6 +51,7 @@ CLIENT_COUNTERS = {
 NAMESPACE_COUNTERS = {
     **CLIENT_COUNTERS,
     "no_entry": "left alone: marked copies no entry matches",
+    "not_udp": "left alone: marked IPv6 packets, not plain UDP",
 }
 
 KEY = "-i SERVER and -p PORT"

@@ -43,6 +43,7 @@ _CLIENT_HELP = {
     "bytes": "IP bytes of the restored copies",
     "not_local": "marked copies of an entry not addressed to this host, left alone",
     "no_entry": "marked copies with no entry for their server and port, left alone",
+    "not_udp": "marked IPv6 packets that are not plain UDP after extension headers, left alone",
     "dropped": "marked copies dropped, by reason",
 }
 

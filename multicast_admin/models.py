@@ -68,6 +68,8 @@ class ClientCounters:
     """Could not be made writable: dropped."""
     no_entry: int = 0
     """Namespace only: marked, but no entry for its server and port: left alone."""
+    not_udp: int = 0
+    """Namespace only: marked IPv6, not plain UDP after extension headers: left alone."""
 
     #: The counters an entry carries (the kernel sends only these for an entry).
     ENTRY_FIELDS = ("packets", "bytes", "not_local", "drop_nomem")

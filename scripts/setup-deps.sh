@@ -3,7 +3,8 @@
 # Idempotent: installs only what is missing.
 set -eu
 pkgs="qemu-system-x86 linux-headers-amd64 busybox-static kmod make gcc nftables
-iproute2 util-linux rpm python3-venv procps ethtool dkms python3-bpfcc linux-perf openssl"
+iproute2 util-linux rpm python3-venv procps ethtool dkms python3-bpfcc linux-perf openssl
+iperf"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

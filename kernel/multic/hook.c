@@ -15,16 +15,22 @@
 #include "trace.h"
 
 #include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <linux/lockdep.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
 #include <linux/skbuff.h>
 #include <linux/udp.h>
+#include <net/addrconf.h>
 #include <net/checksum.h>
+#include <net/dsfield.h>
 #include <net/dst.h>
 #include <net/dst_metadata.h>
 #include <net/ip.h>
+#include <net/ipv6.h>
 #include <net/netfilter/ipv4/nf_defrag_ipv4.h>
+#include <net/netfilter/ipv6/nf_defrag_ipv6.h>
 #include <net/route.h>
 
 #include <multicast_proxy_wire.h>
@@ -41,7 +47,8 @@ static unsigned int multic_restore(struct multic_net *mn,
 				   unsigned int l4len)
 {
 	unsigned int hdrlen = ip_hdrlen(skb);
-	__be32 group = READ_ONCE(entry->group);
+	/* An IPv4 entry's group is IPv4-mapped: its last four bytes. */
+	__be32 group = rcu_dereference(entry->group)->addr.s6_addr32[3];
 	struct iphdr *iph = ip_hdr(skb);
 	__be32 daddr = iph->daddr;
 	u32 packets;
@@ -118,6 +125,7 @@ static void multic_trace_unmarked(struct net *net, struct sk_buff *skb,
 	const struct iphdr *iph = ip_hdr(skb);
 	struct multic_entry *entry;
 	__be16 sport = 0, port = 0;
+	struct in6_addr server;
 
 	if (ipv4_is_multicast(iph->daddr) || ipv4_is_lbcast(iph->daddr) ||
 	    ip_is_fragment(iph))
@@ -134,10 +142,12 @@ static void multic_trace_unmarked(struct net *net, struct sk_buff *skb,
 	} else if (iph->protocol != MCP_IPPROTO_VRRP) {
 		return;
 	}
-	entry = multic_table_lookup(multic_pernet(net), iph->saddr, port);
+	ipv6_addr_set_v4mapped(iph->saddr, &server);
+	entry = multic_table_lookup(multic_pernet(net), &server, port);
 	if (entry)
 		trace_multic_unmarked(net, iph->saddr, sport, iph->daddr, port,
-				      READ_ONCE(entry->group), iph->tos, marker);
+				      rcu_dereference(entry->group)->addr.s6_addr32[3],
+				      iph->tos, marker);
 }
 
 static unsigned int multic_hook(void *priv, struct sk_buff *skb,
@@ -147,6 +157,7 @@ static unsigned int multic_hook(void *priv, struct sk_buff *skb,
 	u8 marker = READ_ONCE(multic_marker_tos);
 	struct multic_entry *entry;
 	__be16 sport = 0, port = 0;
+	struct in6_addr server;
 	struct multic_net *mn;
 	unsigned int l4len;
 
@@ -178,7 +189,9 @@ static unsigned int multic_hook(void *priv, struct sk_buff *skb,
 	}
 
 	mn = multic_pernet(state->net);
-	entry = multic_table_lookup(mn, iph->saddr, port);
+	/* The table is keyed by IPv4-mapped addresses for IPv4. */
+	ipv6_addr_set_v4mapped(iph->saddr, &server);
+	entry = multic_table_lookup(mn, &server, port);
 	if (!entry) {
 		multic_stats_no_entry(&mn->stats);
 		trace_multic_skip(state->net, iph->saddr, sport, iph->daddr, port,
@@ -188,58 +201,191 @@ static unsigned int multic_hook(void *priv, struct sk_buff *skb,
 	return multic_restore(mn, entry, skb, state, sport, port, l4len);
 }
 
-static const struct nf_hook_ops multic_hook_ops[] = {
-	{
+/*
+ * IPv6: @entry matched the UDP copy in @skb, whose headers up to the end of
+ * the UDP header (@thoff + 8 bytes from the network header) are linear.
+ * The same rules as IPv4; IPv6 has no broadcast and carries no VRRP here.
+ */
+static unsigned int multic_restore6(struct multic_net *mn,
+				    struct multic_entry *entry,
+				    struct sk_buff *skb,
+				    const struct nf_hook_state *state,
+				    unsigned int thoff)
+{
+	const struct in6_addr *group = &rcu_dereference(entry->group)->addr;
+	struct ipv6hdr *ip6h = ipv6_hdr(skb);
+	struct udphdr *uh;
+	u32 packets;
+	u64 bytes;
+
+	/* Only what is really addressed to this host: never forwarded traffic. */
+	if (!ipv6_chk_addr(state->net, &ip6h->daddr, state->in, 0)) {
+		multic_stats_not_local(&entry->stats);
+		multic_stats_not_local(&mn->stats);
+		return NF_ACCEPT;
+	}
+	if (skb_ensure_writable(skb, thoff + sizeof(*uh))) {
+		multic_stats_drop_nomem(&entry->stats);
+		multic_stats_drop_nomem(&mn->stats);
+		return NF_DROP;
+	}
+	ip6h = ipv6_hdr(skb);
+	uh = (struct udphdr *)((u8 *)ip6h + thoff);
+	mcp_udp_csum_daddr6(skb, uh, &ip6h->daddr, group);
+	ip6h->daddr = *group;
+	/* What the packet now is on the link: sockets and nft see it so. */
+	skb->pkt_type = PACKET_MULTICAST;
+	/* A route is dropped, a tunnel's metadata dst is kept (see IPv4). */
+	if (skb_valid_dst(skb))
+		skb_dst_drop(skb);
+
+	mcp_wire_size(skb, thoff + sizeof(*uh), &packets, &bytes);
+	multic_stats_restored(&entry->stats, packets, bytes);
+	multic_stats_restored(&mn->stats, packets, bytes);
+	return NF_ACCEPT;
+}
+
+/*
+ * A marked IPv6 packet is ours if it is UDP after extension headers that
+ * leave its destination alone (hop-by-hop, destination options).  Anything
+ * else (ESP, a routing header, a fragment that reassembly did not take, an
+ * unknown header) is left alone and counted NOT_UDP, never misparsed.
+ * The tracepoints are IPv4's (their fields are 4-byte addresses, part of
+ * their format): IPv6 copies are not traced.
+ */
+static unsigned int multic_hook6(void *priv, struct sk_buff *skb,
+				 const struct nf_hook_state *state)
+{
+	const struct ipv6hdr *ip6h = ipv6_hdr(skb);
+	u8 marker = READ_ONCE(multic_marker_tos);
+	struct multic_entry *entry;
+	const struct udphdr *uh;
+	struct multic_net *mn;
+	__be16 frag_off = 0;
+	u8 nexthdr;
+	int thoff;
+
+	/* The cheap check first: every received IPv6 packet passes here. */
+	if (ipv6_get_dsfield(ip6h) != marker)
+		return NF_ACCEPT;
+
+	mn = multic_pernet(state->net);
+	nexthdr = ip6h->nexthdr;
+	if (nexthdr != IPPROTO_UDP) {
+		unsigned int off = 0;
+
+		/* The group would not be the final destination. */
+		if (ipv6_find_hdr(skb, &off, NEXTHDR_ROUTING, NULL, NULL) >= 0)
+			goto not_udp;
+	}
+	thoff = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(*ip6h),
+				 &nexthdr, &frag_off);
+	if (thoff < 0 || nexthdr != IPPROTO_UDP || frag_off)
+		goto not_udp;
+	if (!pskb_may_pull(skb, thoff + sizeof(*uh)))
+		goto not_udp;
+	thoff -= skb_network_offset(skb);
+	ip6h = ipv6_hdr(skb);
+	uh = (const struct udphdr *)((const u8 *)ip6h + thoff);
+
+	entry = multic_table_lookup(mn, &ip6h->saddr, uh->dest);
+	if (!entry) {
+		multic_stats_no_entry(&mn->stats);
+		return NF_ACCEPT;
+	}
+	return multic_restore6(mn, entry, skb, state, thoff);
+
+not_udp:
+	multic_stats_not_udp(&mn->stats);
+	return NF_ACCEPT;
+}
+
+/* One hook per family, each registered while its family has entries. */
+static const struct nf_hook_ops multic_hook_ops[MULTIC_FAMILIES] = {
+	[MULTIC_IPV4] = {
 		.hook		= multic_hook,
 		.pf		= NFPROTO_IPV4,
 		.hooknum	= NF_INET_PRE_ROUTING,
 		.priority	= NF_IP_PRI_CONNTRACK_DEFRAG + 1,
 	},
+	[MULTIC_IPV6] = {
+		.hook		= multic_hook6,
+		.pf		= NFPROTO_IPV6,
+		.hooknum	= NF_INET_PRE_ROUTING,
+		.priority	= NF_IP6_PRI_CONNTRACK_DEFRAG + 1,
+	},
 };
 
+/* Copies larger than the MTU must reach the hook reassembled. */
+static int multic_defrag_enable(struct net *net, enum multic_family family)
+{
+	if (family == MULTIC_IPV4)
+		return nf_defrag_ipv4_enable(net);
+	return nf_defrag_ipv6_enable(net);
+}
+
+static void multic_defrag_disable(struct net *net, enum multic_family family)
+{
+	if (family == MULTIC_IPV4)
+		nf_defrag_ipv4_disable(net);
+	else
+		nf_defrag_ipv6_disable(net);
+}
+
 /*
- * The hook, and defragmentation, are in a namespace only while it has at
- * least one entry: a namespace that never configured multic pays nothing,
- * and loading the module (which generic netlink does for any user who asks
- * for the family) changes no namespace.  Every change holds multic_net.lock;
- * the data path never looks at ->hooked.
+ * A family's hook, and its defragmentation, are in a namespace only while
+ * it has at least one entry of that family: a namespace that never
+ * configured multic pays nothing, an IPv4-only receiver's IPv6 traffic is
+ * not reassembled on its behalf (nor the reverse), and loading the module
+ * (which generic netlink does for any user who asks for the family)
+ * changes no namespace.  Every change holds multic_net.lock; the data path
+ * never looks at ->hooked.
  */
-int multic_hook_attach(struct net *net, struct multic_net *mn)
+int multic_hook_attach(struct net *net, struct multic_net *mn,
+		       enum multic_family family)
 {
 	int ret;
 
 	lockdep_assert_held(&mn->lock);
-	if (mn->hooked)
+	if (mn->hooked[family])
 		return 0;
-	/* Copies larger than the MTU must reach the hook reassembled. */
-	ret = nf_defrag_ipv4_enable(net);
+	ret = multic_defrag_enable(net, family);
 	if (ret)
 		return ret;
-	ret = nf_register_net_hooks(net, multic_hook_ops,
-				    ARRAY_SIZE(multic_hook_ops));
+	ret = nf_register_net_hook(net, &multic_hook_ops[family]);
 	if (ret) {
-		nf_defrag_ipv4_disable(net);
+		multic_defrag_disable(net, family);
 		return ret;
 	}
-	mn->hooked = true;
+	mn->hooked[family] = true;
 	return 0;
 }
 
 /* Waits for the packets inside the hook (an RCU grace period). */
-void multic_hook_detach(struct net *net, struct multic_net *mn)
+static void multic_hook_detach_family(struct net *net, struct multic_net *mn,
+				      enum multic_family family)
 {
 	lockdep_assert_held(&mn->lock);
-	if (!mn->hooked)
+	if (!mn->hooked[family])
 		return;
-	nf_unregister_net_hooks(net, multic_hook_ops,
-				ARRAY_SIZE(multic_hook_ops));
-	nf_defrag_ipv4_disable(net);
-	mn->hooked = false;
+	nf_unregister_net_hook(net, &multic_hook_ops[family]);
+	multic_defrag_disable(net, family);
+	mn->hooked[family] = false;
 }
 
-/* After every change: the last entry is gone, so are the hook and defrag. */
+/* Both families' hooks go (namespace exit). */
+void multic_hook_detach(struct net *net, struct multic_net *mn)
+{
+	multic_hook_detach_family(net, mn, MULTIC_IPV4);
+	multic_hook_detach_family(net, mn, MULTIC_IPV6);
+}
+
+/* After every change: a family's last entry is gone, so are its hook and defrag. */
 void multic_hook_sync(struct net *net, struct multic_net *mn)
 {
-	if (!mn->entry_count)
-		multic_hook_detach(net, mn);
+	enum multic_family family;
+
+	for (family = 0; family < MULTIC_FAMILIES; family++)
+		if (!mn->family_entries[family])
+			multic_hook_detach_family(net, mn, family);
 }

@@ -3,10 +3,12 @@
 #ifndef _MULTIC_HOOK_H
 #define _MULTIC_HOOK_H
 
-struct multic_net;
+#include "multic.h"
+
 struct net;
 
-int multic_hook_attach(struct net *net, struct multic_net *mn);
+int multic_hook_attach(struct net *net, struct multic_net *mn,
+		       enum multic_family family);
 void multic_hook_detach(struct net *net, struct multic_net *mn);
 void multic_hook_sync(struct net *net, struct multic_net *mn);
 

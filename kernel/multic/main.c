@@ -44,7 +44,7 @@ static int __net_init multic_net_init(struct net *net)
 	int ret;
 
 	mutex_init(&mn->lock);
-	mn->hooked = false;
+	memset(mn->hooked, 0, sizeof(mn->hooked));
 	ret = multic_table_init(mn);
 	if (ret)
 		return ret;

@@ -23,7 +23,6 @@
 #include <linux/mutex.h>
 #include <linux/rhashtable-types.h>
 #include <linux/types.h>
-#include <linux/xarray.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 
@@ -31,6 +30,13 @@
 extern unsigned int multic_max_groups;
 extern unsigned int multic_max_entries;
 extern u8 multic_marker_tos;
+
+/* The two families an entry can be of: each has its own hook. */
+enum multic_family {
+	MULTIC_IPV4,
+	MULTIC_IPV6,
+	MULTIC_FAMILIES,
+};
 
 /* The state of one network namespace. */
 struct multic_net {
@@ -40,17 +46,22 @@ struct multic_net {
 	struct rhashtable entries;
 	/* The same entries in insertion order: dumps. */
 	struct list_head entry_list;
-	/* struct multic_group by ntohl(group address): the group limit. */
-	struct xarray groups;
+	/* struct multic_group by address (both families): the group limit. */
+	struct rhashtable groups;
 	unsigned int entry_count;
+	/* The entries of each family (enum multic_family). */
+	unsigned int family_entries[MULTIC_FAMILIES];
 	/* Distinct group addresses the entries map to. */
 	unsigned int group_count;
 	/* Moves on with every change of the entries; never 0. */
 	u32 generation;
 	/* MULTIC_CMD_SET_RESTORED was sent (see the uapi header). */
 	bool restored;
-	/* Hook and defragmentation registered (entries exist): hook.c. */
-	bool hooked;
+	/*
+	 * Each family's hook and defragmentation registered (entries of that
+	 * family exist): hook.c.
+	 */
+	bool hooked[MULTIC_FAMILIES];
 	/* Namespace-wide counters. */
 	struct multic_stats stats;
 };

@@ -13,8 +13,11 @@
 #include "table.h"
 
 #include <linux/in.h>
+#include <linux/in6.h>
 #include <linux/mutex.h>
+#include <net/addrconf.h>
 #include <net/genetlink.h>
+#include <net/ipv6.h>
 #include <net/netlink.h>
 #include <net/sock.h>
 
@@ -26,6 +29,8 @@ static const struct nla_policy multic_nl_policy[MULTIC_A_MAX + 1] = {
 	[MULTIC_A_GROUP_ADDR]	= { .type = NLA_BE32 },
 	[MULTIC_A_ENTRY_FLAGS]	= { .type = NLA_U32 },
 	[MULTIC_A_REQUIRE_RESTORED] = { .type = NLA_FLAG },
+	[MULTIC_A_SERVER_ADDR6]	= NLA_POLICY_EXACT_LEN(sizeof(struct in6_addr)),
+	[MULTIC_A_GROUP_ADDR6]	= NLA_POLICY_EXACT_LEN(sizeof(struct in6_addr)),
 };
 
 static struct genl_family multic_nl_family;
@@ -58,27 +63,68 @@ static int multic_nl_check_restored(struct multic_net *mn,
 	return -ESTALE;
 }
 
+/*
+ * The address of exactly one of @a4 (IPv4, kept IPv4-mapped) and @a6
+ * (IPv6, which must not be IPv4-mapped); -ENODATA when neither is given.
+ */
+static int multic_nl_get_addr(struct genl_info *info, struct compat_nlerr *err,
+			      int attr4, int attr6, const char *what,
+			      struct in6_addr *addr)
+{
+	const struct nlattr *a4 = info->attrs[attr4], *a6 = info->attrs[attr6];
+
+	if (a4 && a6) {
+		NL_SET_BAD_ATTR(info->extack, a6);
+		compat_nlerr_fmt(err, "%s: give an IPv4 or an IPv6 address, not both",
+				 what);
+		return -EINVAL;
+	}
+	if (a4) {
+		ipv6_addr_set_v4mapped(nla_get_in_addr(a4), addr);
+		return 0;
+	}
+	if (!a6) {
+		compat_nlerr_fmt(err, "missing attribute: %s address", what);
+		return -ENODATA;
+	}
+	*addr = nla_get_in6_addr(a6);
+	if (multic_addr_is_v4(addr)) {
+		NL_SET_BAD_ATTR(info->extack, a6);
+		compat_nlerr_fmt(err, "%s %pI6c is IPv4-mapped (give %pI4)",
+				 what, addr, &addr->s6_addr32[3]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int multic_nl_put_addr(struct sk_buff *skb, int attr4, int attr6,
+			      const struct in6_addr *addr)
+{
+	if (multic_addr_is_v4(addr))
+		return nla_put_in_addr(skb, attr4, addr->s6_addr32[3]);
+	return nla_put_in6_addr(skb, attr6, addr);
+}
+
 static int multic_nl_parse_key(struct genl_info *info,
 			       struct compat_nlerr *err,
 			       struct multic_key *key)
 {
-	struct nlattr *server, *port;
+	struct nlattr *port;
+	int ret;
 
-	server = multic_nl_require(info, err, MULTIC_A_SERVER_ADDR,
-				   "server address");
-	if (!server)
-		return -EINVAL;
+	*key = (struct multic_key){};
+	ret = multic_nl_get_addr(info, err, MULTIC_A_SERVER_ADDR,
+				 MULTIC_A_SERVER_ADDR6, "server", &key->server);
+	if (ret)
+		return ret == -ENODATA ? -EINVAL : ret;
 	port = multic_nl_require(info, err, MULTIC_A_PORT, "port");
 	if (!port)
 		return -EINVAL;
-	*key = (struct multic_key){
-		.server = nla_get_in_addr(server),
-		.port = htons(nla_get_u16(port)),
-	};
+	key->port = htons(nla_get_u16(port));
 	return 0;
 }
 
-/* An entry's counters; @pernet adds the namespace's own (NO_ENTRY). */
+/* An entry's counters; @pernet adds the namespace's own (NO_ENTRY, NOT_UDP). */
 static int multic_nl_put_stats(struct sk_buff *skb,
 			       const struct multic_stats *stats, bool pernet)
 {
@@ -98,8 +144,10 @@ static int multic_nl_put_stats(struct sk_buff *skb,
 	    nla_put_u64_64bit(skb, MULTIC_STATS_A_DROP_NOMEM,
 			      counters.drop_nomem, MULTIC_STATS_A_PAD) ||
 	    (pernet &&
-	     nla_put_u64_64bit(skb, MULTIC_STATS_A_NO_ENTRY, counters.no_entry,
-			       MULTIC_STATS_A_PAD))) {
+	     (nla_put_u64_64bit(skb, MULTIC_STATS_A_NO_ENTRY, counters.no_entry,
+				MULTIC_STATS_A_PAD) ||
+	      nla_put_u64_64bit(skb, MULTIC_STATS_A_NOT_UDP, counters.not_udp,
+				MULTIC_STATS_A_PAD)))) {
 		nla_nest_cancel(skb, nest);
 		return -EMSGSIZE;
 	}
@@ -107,32 +155,37 @@ static int multic_nl_put_stats(struct sk_buff *skb,
 	return 0;
 }
 
-static size_t multic_nl_stats_size(void)
+/* An entry's counters, or with @pernet the namespace's (two more). */
+static size_t multic_nl_stats_size(bool pernet)
 {
 	return nla_total_size(0) +			/* MULTIC_A_STATS */
-	       4 * nla_total_size_64bit(sizeof(u64));	/* its counters */
+	       (pernet ? 6 : 4) * nla_total_size_64bit(sizeof(u64));
 }
 
 static size_t multic_nl_entry_size(void)
 {
-	return nla_total_size(sizeof(__be32)) +		/* SERVER_ADDR */
+	return nla_total_size(sizeof(struct in6_addr)) + /* SERVER_ADDR(6) */
 	       nla_total_size(sizeof(u16)) +		/* PORT */
-	       nla_total_size(sizeof(__be32)) +		/* GROUP_ADDR */
+	       nla_total_size(sizeof(struct in6_addr)) + /* GROUP_ADDR(6) */
 	       nla_total_size(sizeof(u32)) +		/* ENTRY_FLAGS */
-	       multic_nl_stats_size();
+	       multic_nl_stats_size(false);
 }
 
 /* Caller holds multic_net.lock. */
-static int multic_nl_put_entry(struct sk_buff *skb,
+static int multic_nl_put_entry(struct sk_buff *skb, struct multic_net *mn,
 			       const struct multic_entry *entry)
 {
-	/* Only a broadcast entry can have a group that is not multicast. */
-	u32 flags = ipv4_is_multicast(entry->group) ?
-		    0 : MULTIC_ENTRY_F_BROADCAST;
+	const struct in6_addr *group = multic_entry_group(mn, entry);
+	u32 flags = 0;
 
-	if (nla_put_in_addr(skb, MULTIC_A_SERVER_ADDR, entry->key.server) ||
+	/* Only a broadcast entry (IPv4) can have a group that is not multicast. */
+	if (multic_addr_is_v4(group) && !ipv4_is_multicast(group->s6_addr32[3]))
+		flags = MULTIC_ENTRY_F_BROADCAST;
+	if (multic_nl_put_addr(skb, MULTIC_A_SERVER_ADDR, MULTIC_A_SERVER_ADDR6,
+			       &entry->key.server) ||
 	    nla_put_u16(skb, MULTIC_A_PORT, ntohs(entry->key.port)) ||
-	    nla_put_in_addr(skb, MULTIC_A_GROUP_ADDR, entry->group) ||
+	    multic_nl_put_addr(skb, MULTIC_A_GROUP_ADDR, MULTIC_A_GROUP_ADDR6,
+			       group) ||
 	    nla_put_u32(skb, MULTIC_A_ENTRY_FLAGS, flags))
 		return -EMSGSIZE;
 	return multic_nl_put_stats(skb, &entry->stats, false);
@@ -141,6 +194,7 @@ static int multic_nl_put_entry(struct sk_buff *skb,
 static int multic_nl_get_entry(struct sk_buff *skb, struct genl_info *info)
 {
 	struct multic_net *mn = multic_pernet(genl_info_net(info));
+	char key_str[MULTIC_KEYSTRLEN];
 	struct multic_entry *entry;
 	struct compat_nlerr err;
 	struct multic_key key;
@@ -168,10 +222,10 @@ static int multic_nl_get_entry(struct sk_buff *skb, struct genl_info *info)
 	mutex_lock(&mn->lock);
 	entry = multic_table_find(mn, &key);
 	if (entry) {
-		ret = multic_nl_put_entry(msg, entry);
+		ret = multic_nl_put_entry(msg, mn, entry);
 	} else {
-		compat_nlerr_fmt(&err, "no entry for %pI4:%u",
-				 &key.server, ntohs(key.port));
+		compat_nlerr_fmt(&err, "no entry for %s",
+				 multic_key_str(&key, key_str));
 		ret = -ENOENT;
 	}
 	mutex_unlock(&mn->lock);
@@ -216,7 +270,7 @@ static int multic_nl_dump_entries(struct sk_buff *skb,
 			break;
 		}
 		genl_dump_check_consistent(cb, hdr);
-		ret = multic_nl_put_entry(skb, entry);
+		ret = multic_nl_put_entry(skb, mn, entry);
 		if (ret) {
 			genlmsg_cancel(skb, hdr);
 			break;
@@ -233,28 +287,70 @@ static int multic_nl_dump_entries(struct sk_buff *skb,
 	return skb->len;
 }
 
-static bool multic_nl_valid_server(__be32 addr)
+/* A server is a unicast address of its family. */
+static int multic_nl_check_server(const struct in6_addr *server,
+				  const struct nlattr *attr,
+				  struct compat_nlerr *err)
 {
-	return !ipv4_is_multicast(addr) && !ipv4_is_lbcast(addr) &&
-	       !ipv4_is_zeronet(addr) && !ipv4_is_loopback(addr);
+	char buf[INET6_ADDRSTRLEN];
+
+	if (multic_addr_is_v4(server)) {
+		__be32 addr = server->s6_addr32[3];
+
+		if (!ipv4_is_multicast(addr) && !ipv4_is_lbcast(addr) &&
+		    !ipv4_is_zeronet(addr) && !ipv4_is_loopback(addr))
+			return 0;
+	} else if (!ipv6_addr_is_multicast(server) &&
+		   !ipv6_addr_loopback(server) && !ipv6_addr_any(server)) {
+		/* IPv4-mapped: refused when parsed. */
+		return 0;
+	}
+	NL_SET_BAD_ATTR(err->extack, attr);
+	compat_nlerr_fmt(err, "server %s is not a unicast address",
+			 multic_addr_str(server, buf));
+	return -EINVAL;
 }
 
-/* May copies be restored to @group, with entry flags @flags? */
-static int multic_nl_check_group(__be32 group, u32 flags,
+/*
+ * May copies from @server be restored to @group, with entry flags @flags?
+ * One family per entry; an IPv6 group is multicast beyond this host.
+ */
+static int multic_nl_check_group(const struct in6_addr *server,
+				 const struct in6_addr *group, u32 flags,
 				 const struct nlattr *attr,
 				 struct compat_nlerr *err)
 {
-	if (!(flags & MULTIC_ENTRY_F_BROADCAST)) {
-		if (ipv4_is_multicast(group))
-			return 0;
+	char group_str[INET6_ADDRSTRLEN], server_str[INET6_ADDRSTRLEN];
+	__be32 addr = group->s6_addr32[3];
+
+	multic_addr_str(group, group_str);
+	if (multic_addr_is_v4(server) != multic_addr_is_v4(group)) {
 		/* At most 79 characters: the extack message limit. */
+		compat_nlerr_fmt(err, "group %s: server %s is %s", group_str,
+				 multic_addr_str(server, server_str),
+				 multic_addr_is_v4(server) ? "IPv4" : "IPv6");
+	} else if (!multic_addr_is_v4(group)) {
+		if (flags & MULTIC_ENTRY_F_BROADCAST)
+			compat_nlerr_fmt(err, "group %s: IPv6 has no broadcast",
+					 group_str);
+		else if (!ipv6_addr_is_multicast(group))
+			compat_nlerr_fmt(err, "group %s is not multicast (ff00::/8)",
+					 group_str);
+		else if (IPV6_ADDR_MC_SCOPE(group) <= IPV6_ADDR_SCOPE_NODELOCAL)
+			compat_nlerr_fmt(err, "group %s: scope %x never leaves the host",
+					 group_str, IPV6_ADDR_MC_SCOPE(group));
+		else
+			return 0;
+	} else if (!(flags & MULTIC_ENTRY_F_BROADCAST)) {
+		if (ipv4_is_multicast(addr))
+			return 0;
 		compat_nlerr_fmt(err,
-				 "group %pI4 is not multicast (broadcast needs the broadcast flag)",
-				 &group);
-	} else if (ipv4_is_multicast(group) || ipv4_is_loopback(group) ||
-		   ipv4_is_zeronet(group)) {
-		compat_nlerr_fmt(err, "group %pI4 is not a broadcast address",
-				 &group);
+				 "group %s is not multicast (broadcast needs the broadcast flag)",
+				 group_str);
+	} else if (ipv4_is_multicast(addr) || ipv4_is_loopback(addr) ||
+		   ipv4_is_zeronet(addr)) {
+		compat_nlerr_fmt(err, "group %s is not a broadcast address",
+				 group_str);
 	} else {
 		return 0;
 	}
@@ -268,22 +364,23 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 	struct multic_net *mn = multic_pernet(net);
 	struct nlattr *group_attr, *flags_attr;
 	struct compat_nlerr err;
+	struct in6_addr group;
 	struct multic_key key;
 	u32 flags = 0;
-	__be32 group;
 	int ret;
 
 	compat_nlerr_init(&err, info->extack);
 	ret = multic_nl_parse_key(info, &err, &key);
 	if (ret)
 		goto out;
-	group_attr = multic_nl_require(info, &err, MULTIC_A_GROUP_ADDR,
-				       "group address");
-	if (!group_attr) {
+	ret = multic_nl_get_addr(info, &err, MULTIC_A_GROUP_ADDR,
+				 MULTIC_A_GROUP_ADDR6, "group", &group);
+	if (ret) {
 		ret = -EINVAL;
 		goto out;
 	}
-	group = nla_get_in_addr(group_attr);
+	group_attr = info->attrs[MULTIC_A_GROUP_ADDR] ?:
+		     info->attrs[MULTIC_A_GROUP_ADDR6];
 	flags_attr = info->attrs[MULTIC_A_ENTRY_FLAGS];
 	if (flags_attr)
 		flags = nla_get_u32(flags_attr);
@@ -295,26 +392,28 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 		goto out;
 	}
 
-	if (!multic_nl_valid_server(key.server)) {
-		NL_SET_BAD_ATTR(info->extack, info->attrs[MULTIC_A_SERVER_ADDR]);
-		compat_nlerr_fmt(&err, "server %pI4 is not a unicast address",
-				 &key.server);
-		ret = -EINVAL;
+	ret = multic_nl_check_server(&key.server,
+				     info->attrs[MULTIC_A_SERVER_ADDR] ?:
+				     info->attrs[MULTIC_A_SERVER_ADDR6], &err);
+	if (ret)
 		goto out;
-	}
-	ret = multic_nl_check_group(group, flags, group_attr, &err);
+	ret = multic_nl_check_group(&key.server, &group, flags, group_attr,
+				    &err);
 	if (ret)
 		goto out;
 
 	mutex_lock(&mn->lock);
 	ret = multic_nl_check_restored(mn, info, &err);
 	if (!ret) {
-		/* The first entry brings the hook in; a failed add takes it out. */
-		ret = multic_hook_attach(net, mn);
+		/*
+		 * The first entry of a family brings its hook in; a failed
+		 * add takes it out again.
+		 */
+		ret = multic_hook_attach(net, mn, multic_key_family(&key));
 		if (ret)
 			compat_nlerr_fmt(&err, "cannot register the netfilter hook");
 		else
-			ret = multic_table_add(mn, &key, group,
+			ret = multic_table_add(mn, &key, &group,
 					       info->nlhdr->nlmsg_flags & NLM_F_REPLACE,
 					       &err);
 		multic_hook_sync(net, mn);
@@ -382,7 +481,7 @@ static int multic_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int ret;
 
-	msg = genlmsg_new(multic_nl_stats_size() +
+	msg = genlmsg_new(multic_nl_stats_size(true) +
 			  4 * nla_total_size(sizeof(u32)) +
 			  2 * nla_total_size(sizeof(u8)), GFP_KERNEL);
 	if (!msg) {

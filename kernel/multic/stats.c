@@ -71,7 +71,7 @@ static void multic_stats_sum(const struct multic_stats *stats,
 	memset(sum, 0, sizeof(*sum));
 	for_each_possible_cpu(cpu) {
 		const struct multic_pcpu_stats *pcpu = per_cpu_ptr(stats->pcpu, cpu);
-		u64 packets, bytes, not_local, drop_nomem, no_entry;
+		u64 packets, bytes, not_local, drop_nomem, no_entry, not_udp;
 		unsigned int start;
 
 		do {
@@ -81,6 +81,7 @@ static void multic_stats_sum(const struct multic_stats *stats,
 			not_local = u64_stats_read(&pcpu->not_local);
 			drop_nomem = u64_stats_read(&pcpu->drop_nomem);
 			no_entry = u64_stats_read(&pcpu->no_entry);
+			not_udp = u64_stats_read(&pcpu->not_udp);
 		} while (u64_stats_fetch_retry(&pcpu->syncp, start));
 
 		sum->packets += packets;
@@ -88,6 +89,7 @@ static void multic_stats_sum(const struct multic_stats *stats,
 		sum->not_local += not_local;
 		sum->drop_nomem += drop_nomem;
 		sum->no_entry += no_entry;
+		sum->not_udp += not_udp;
 	}
 }
 
@@ -101,6 +103,7 @@ void multic_stats_read(const struct multic_stats *stats,
 	counters->not_local -= stats->base.not_local;
 	counters->drop_nomem -= stats->base.drop_nomem;
 	counters->no_entry -= stats->base.no_entry;
+	counters->not_udp -= stats->base.not_udp;
 }
 
 /* Caller holds multic_net.lock. */

@@ -20,6 +20,7 @@ struct multic_counters {
 	u64 not_local;		/* marked and matched, but not addressed to this host */
 	u64 drop_nomem;		/* could not be made writable: dropped */
 	u64 no_entry;		/* namespace only: marked, but no entry matched */
+	u64 not_udp;		/* namespace only: marked IPv6, not plain UDP: left alone */
 };
 
 struct multic_pcpu_stats {
@@ -28,6 +29,7 @@ struct multic_pcpu_stats {
 	u64_stats_t not_local;
 	u64_stats_t drop_nomem;
 	u64_stats_t no_entry;
+	u64_stats_t not_udp;
 	struct u64_stats_sync syncp;
 };
 
@@ -79,6 +81,15 @@ static inline void multic_stats_no_entry(struct multic_stats *stats)
 
 	u64_stats_update_begin(&pcpu->syncp);
 	u64_stats_inc(&pcpu->no_entry);
+	u64_stats_update_end(&pcpu->syncp);
+}
+
+static inline void multic_stats_not_udp(struct multic_stats *stats)
+{
+	struct multic_pcpu_stats *pcpu = this_cpu_ptr(stats->pcpu);
+
+	u64_stats_update_begin(&pcpu->syncp);
+	u64_stats_inc(&pcpu->not_udp);
 	u64_stats_update_end(&pcpu->syncp);
 }
 

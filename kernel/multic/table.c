@@ -4,7 +4,9 @@
  *
  * Entries live in a resizable hash table (RCU lookups on the data path) and,
  * in insertion order, on a list (dumps).  Each distinct group address has a
- * reference count, so the group limit is checked in constant time.
+ * reference-counted object in a second hash table, keyed by the 16-byte
+ * address (IPv4-mapped for IPv4), so the group limit counts both families
+ * and is checked in constant time.
  */
 
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
@@ -19,9 +21,8 @@
 #include <linux/rcupdate.h>
 #include <linux/rhashtable.h>
 #include <linux/slab.h>
-#include <linux/xarray.h>
 
-static_assert(sizeof(struct multic_key) == 8);
+static_assert(sizeof(struct multic_key) == 20);
 
 static const struct rhashtable_params multic_entry_params = {
 	.key_len = sizeof(struct multic_key),
@@ -30,20 +31,24 @@ static const struct rhashtable_params multic_entry_params = {
 	.automatic_shrinking = true,
 };
 
-/* How many entries map to one group address. */
-struct multic_group {
-	__be32 addr;
-	unsigned int refs;
+/* Only ever looked up under multic_net.lock: the data path has entries. */
+static const struct rhashtable_params multic_group_params = {
+	.key_len = sizeof(struct in6_addr),
+	.key_offset = offsetof(struct multic_group, addr),
+	.head_offset = offsetof(struct multic_group, node),
+	.automatic_shrinking = true,
 };
 
-static struct multic_group *multic_group_find(struct multic_net *mn, __be32 addr)
+static struct multic_group *multic_group_find(struct multic_net *mn,
+					      const struct in6_addr *addr)
 {
-	return xa_load(&mn->groups, ntohl(addr));
+	lockdep_assert_held(&mn->lock);
+	return rhashtable_lookup_fast(&mn->groups, addr, multic_group_params);
 }
 
 /* A reference to group @addr, created if it is new; the caller keeps it. */
 static struct multic_group *multic_group_get(struct multic_net *mn,
-					     __be32 addr)
+					     const struct in6_addr *addr)
 {
 	struct multic_group *group = multic_group_find(mn, addr);
 	int ret;
@@ -55,9 +60,10 @@ static struct multic_group *multic_group_get(struct multic_net *mn,
 	group = kzalloc(sizeof(*group), GFP_KERNEL_ACCOUNT);
 	if (!group)
 		return ERR_PTR(-ENOMEM);
-	group->addr = addr;
+	group->addr = *addr;
 	group->refs = 1;
-	ret = xa_insert(&mn->groups, ntohl(addr), group, GFP_KERNEL_ACCOUNT);
+	ret = rhashtable_insert_fast(&mn->groups, &group->node,
+				     multic_group_params);
 	if (ret) {
 		kfree(group);
 		return ERR_PTR(ret);
@@ -66,21 +72,41 @@ static struct multic_group *multic_group_get(struct multic_net *mn,
 	return group;
 }
 
-/* Drop the reference multic_group_get() returned: no lookup. */
+/*
+ * Drop a reference multic_group_get() returned: no lookup.  The data path
+ * may still read the address through an entry it found before the change:
+ * the object goes after a grace period.
+ */
 static void multic_group_put(struct multic_net *mn, struct multic_group *group)
 {
 	if (--group->refs)
 		return;
-	xa_erase(&mn->groups, ntohl(group->addr));
-	kfree(group);
+	rhashtable_remove_fast(&mn->groups, &group->node, multic_group_params);
+	kfree_rcu(group, rcu);
 	mn->group_count--;
+}
+
+/* @entry's group reference.  Caller holds multic_net.lock. */
+static struct multic_group *multic_entry_ref(struct multic_net *mn,
+					     const struct multic_entry *entry)
+{
+	return rcu_dereference_protected(entry->group,
+					 lockdep_is_held(&mn->lock));
+}
+
+/* The address @entry maps to.  Caller holds multic_net.lock. */
+const struct in6_addr *multic_entry_group(struct multic_net *mn,
+					  const struct multic_entry *entry)
+{
+	return &multic_entry_ref(mn, entry)->addr;
 }
 
 /*
  * May @addr become a group of this namespace?  @freed is 1 when the change
  * also drops the last reference to another group.
  */
-static int multic_group_check_limit(struct multic_net *mn, __be32 addr,
+static int multic_group_check_limit(struct multic_net *mn,
+				    const struct in6_addr *addr,
 				    unsigned int freed,
 				    struct compat_nlerr *err)
 {
@@ -92,8 +118,7 @@ static int multic_group_check_limit(struct multic_net *mn, __be32 addr,
 	return -ENOSPC;
 }
 
-static struct multic_entry *multic_entry_new(const struct multic_key *key,
-					     __be32 group)
+static struct multic_entry *multic_entry_new(const struct multic_key *key)
 {
 	struct multic_entry *entry = kzalloc(sizeof(*entry), GFP_KERNEL_ACCOUNT);
 
@@ -104,7 +129,6 @@ static struct multic_entry *multic_entry_new(const struct multic_key *key,
 		return NULL;
 	}
 	entry->key = *key;
-	entry->group = group;
 	return entry;
 }
 
@@ -128,13 +152,26 @@ static void multic_table_changed(struct multic_net *mn)
 
 int multic_table_init(struct multic_net *mn)
 {
+	int ret;
+
 	INIT_LIST_HEAD(&mn->entry_list);
-	xa_init(&mn->groups);
 	mn->entry_count = 0;
+	memset(mn->family_entries, 0, sizeof(mn->family_entries));
 	mn->group_count = 0;
 	mn->generation = 1;
 	mn->restored = false;
-	return rhashtable_init(&mn->entries, &multic_entry_params);
+	ret = rhashtable_init(&mn->groups, &multic_group_params);
+	if (ret)
+		return ret;
+	ret = rhashtable_init(&mn->entries, &multic_entry_params);
+	if (ret)
+		rhashtable_destroy(&mn->groups);
+	return ret;
+}
+
+static void multic_group_free(void *ptr, void *arg)
+{
+	kfree(ptr);
 }
 
 /*
@@ -144,16 +181,12 @@ int multic_table_init(struct multic_net *mn)
 void multic_table_uninit(struct multic_net *mn)
 {
 	struct multic_entry *entry, *tmp;
-	struct multic_group *group;
-	unsigned long index;
 
 	list_for_each_entry_safe(entry, tmp, &mn->entry_list, list)
 		multic_entry_free(entry);
 	INIT_LIST_HEAD(&mn->entry_list);
 	rhashtable_destroy(&mn->entries);
-	xa_for_each(&mn->groups, index, group)
-		kfree(group);
-	xa_destroy(&mn->groups);
+	rhashtable_free_and_destroy(&mn->groups, multic_group_free, NULL);
 }
 
 /*
@@ -161,9 +194,10 @@ void multic_table_uninit(struct multic_net *mn)
  * (@server, @port), else the any-port entry of @server.
  */
 struct multic_entry *multic_table_lookup(struct multic_net *mn,
-					 __be32 server, __be16 port)
+					 const struct in6_addr *server,
+					 __be16 port)
 {
-	struct multic_key key = { .server = server, .port = port };
+	struct multic_key key = { .server = *server, .port = port };
 	struct multic_entry *entry;
 
 	entry = rhashtable_lookup(&mn->entries, &key, multic_entry_params);
@@ -183,12 +217,13 @@ struct multic_entry *multic_table_find(struct multic_net *mn,
 
 /* NLM_F_REPLACE of an existing entry: map it to @group, keeping its counters. */
 static int multic_entry_move(struct multic_net *mn, struct multic_entry *entry,
-			     __be32 group, struct compat_nlerr *err)
+			     const struct in6_addr *group,
+			     struct compat_nlerr *err)
 {
-	struct multic_group *old = entry->ref, *ref;
+	struct multic_group *old = multic_entry_ref(mn, entry), *ref;
 	int ret;
 
-	if (old->addr == group)
+	if (ipv6_addr_equal(&old->addr, group))
 		return 0;
 	ret = multic_group_check_limit(mn, group, old->refs == 1, err);
 	if (ret)
@@ -198,8 +233,7 @@ static int multic_entry_move(struct multic_net *mn, struct multic_entry *entry,
 		compat_nlerr_fmt(err, "out of memory");
 		return PTR_ERR(ref);
 	}
-	entry->ref = ref;
-	WRITE_ONCE(entry->group, group);
+	rcu_assign_pointer(entry->group, ref);
 	multic_group_put(mn, old);
 	multic_table_changed(mn);
 	return 0;
@@ -207,10 +241,12 @@ static int multic_entry_move(struct multic_net *mn, struct multic_entry *entry,
 
 /* Caller holds multic_net.lock. */
 int multic_table_add(struct multic_net *mn, const struct multic_key *key,
-		     __be32 group, bool replace,
+		     const struct in6_addr *group, bool replace,
 		     struct compat_nlerr *err)
 {
 	unsigned int max_entries = READ_ONCE(multic_max_entries);
+	char server_str[MULTIC_KEYSTRLEN], group_str[INET6_ADDRSTRLEN];
+	struct multic_group *ref;
 	struct multic_entry *entry;
 	int ret;
 
@@ -218,8 +254,10 @@ int multic_table_add(struct multic_net *mn, const struct multic_key *key,
 	if (entry) {
 		if (replace)
 			return multic_entry_move(mn, entry, group, err);
-		compat_nlerr_fmt(err, "entry %pI4:%u already maps to %pI4",
-				 &key->server, ntohs(key->port), &entry->group);
+		compat_nlerr_fmt(err, "entry %s already maps to %s",
+				 multic_key_str(key, server_str),
+				 multic_addr_str(multic_entry_group(mn, entry),
+						 group_str));
 		return -EEXIST;
 	}
 
@@ -231,31 +269,34 @@ int multic_table_add(struct multic_net *mn, const struct multic_key *key,
 	if (ret)
 		return ret;
 
-	entry = multic_entry_new(key, group);
+	entry = multic_entry_new(key);
 	if (!entry) {
 		compat_nlerr_fmt(err, "out of memory");
 		return -ENOMEM;
 	}
-	entry->ref = multic_group_get(mn, group);
-	if (IS_ERR(entry->ref)) {
+	ref = multic_group_get(mn, group);
+	if (IS_ERR(ref)) {
 		compat_nlerr_fmt(err, "out of memory");
-		ret = PTR_ERR(entry->ref);
+		ret = PTR_ERR(ref);
 		goto err_free;
 	}
+	/* Not visible to the data path yet: no barrier needed. */
+	RCU_INIT_POINTER(entry->group, ref);
 	ret = rhashtable_insert_fast(&mn->entries, &entry->node,
 				     multic_entry_params);
 	if (ret) {
-		compat_nlerr_fmt(err, "cannot insert entry %pI4:%u: error %d",
-				 &key->server, ntohs(key->port), ret);
+		compat_nlerr_fmt(err, "cannot insert entry %s: error %d",
+				 multic_key_str(key, server_str), ret);
 		goto err_put;
 	}
 	list_add_tail(&entry->list, &mn->entry_list);
 	mn->entry_count++;
+	mn->family_entries[multic_key_family(key)]++;
 	multic_table_changed(mn);
 	return 0;
 
 err_put:
-	multic_group_put(mn, entry->ref);
+	multic_group_put(mn, ref);
 err_free:
 	multic_entry_free(entry);
 	return ret;
@@ -266,8 +307,9 @@ static void multic_entry_remove(struct multic_net *mn,
 {
 	rhashtable_remove_fast(&mn->entries, &entry->node, multic_entry_params);
 	list_del(&entry->list);
-	multic_group_put(mn, entry->ref);
+	multic_group_put(mn, multic_entry_ref(mn, entry));
 	mn->entry_count--;
+	mn->family_entries[multic_key_family(&entry->key)]--;
 	call_rcu(&entry->rcu, multic_entry_free_rcu);
 }
 
@@ -276,10 +318,11 @@ int multic_table_del(struct multic_net *mn, const struct multic_key *key,
 		     struct compat_nlerr *err)
 {
 	struct multic_entry *entry = multic_table_find(mn, key);
+	char key_str[MULTIC_KEYSTRLEN];
 
 	if (!entry) {
-		compat_nlerr_fmt(err, "no entry for %pI4:%u",
-				 &key->server, ntohs(key->port));
+		compat_nlerr_fmt(err, "no entry for %s",
+				 multic_key_str(key, key_str));
 		return -ENOENT;
 	}
 	multic_entry_remove(mn, entry);

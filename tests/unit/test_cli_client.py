@@ -95,6 +95,7 @@ def configured(multic_admin, multic_kernel):
         "NOT_LOCAL": 1,
         "DROP_NOMEM": 2,
         "NO_ENTRY": 3,
+        "NOT_UDP": 4,
     }
     return multic_kernel
 
@@ -125,6 +126,7 @@ def test_stats(multic_admin, configured):
             "  left alone: marked copies not addressed to this host    1",
             "  dropped: could not be made writable (out of memory)     2",
             "  left alone: marked copies no entry matches              3",
+            "  left alone: marked IPv6 packets, not plain UDP          4",
             "",
             "  entries     2 of 1024",
             "  groups      2 of 10",
@@ -179,7 +181,14 @@ def test_json_schema(multic_admin, configured):
     total = multic_admin("-P", "--json").json()
     assert total == {
         "version": 1,
-        "stats": {"packets": 5, "bytes": 500, "not_local": 1, "drop_nomem": 2, "no_entry": 3},
+        "stats": {
+            "packets": 5,
+            "bytes": 500,
+            "not_local": 1,
+            "drop_nomem": 2,
+            "no_entry": 3,
+            "not_udp": 4,
+        },
         "entry_count": 2,
         "group_count": 2,
         "max_groups": 10,

@@ -56,14 +56,23 @@ for p in "$MCP_REPO" "$(readlink -f "$MCP_REPO/.venv/bin/python3" 2>/dev/null)";
 	done
 done
 
-# Pin the IPv4 netfilter static keys on: an empty base chain on every IPv4
-# hook, in this (the initial) namespace only, where no test traffic flows.
-# Loading and unloading multis, multic and nf_defrag_ipv4 then never
-# patches the kernel's hook call sites, which multi-threaded TCG
-# mis-emulates (docs/kernels.md).  MCP_PIN_NF_KEYS=0 leaves them unpinned.
+# Pin the IPv4 and IPv6 netfilter static keys on: an empty base chain on
+# every hook of both families, in this (the initial) namespace only, where
+# no test traffic flows.  Loading and unloading multis, multic,
+# nf_defrag_ipv4 and nf_defrag_ipv6 (and multic's per-family hooks coming
+# and going) then never patches the kernel's hook call sites, which
+# multi-threaded TCG mis-emulates (docs/kernels.md).  MCP_PIN_NF_KEYS=0
+# leaves them unpinned.
 if [ "${MCP_PIN_NF_KEYS:-1}" = 1 ]; then
 	nft -f - <<-'EOF' || echo "guest-init: could not pin the netfilter keys" >&2
 	table ip mcp_pin {
+		chain c_pre { type filter hook prerouting priority 0; }
+		chain c_in { type filter hook input priority 0; }
+		chain c_fwd { type filter hook forward priority 0; }
+		chain c_out { type filter hook output priority 0; }
+		chain c_post { type filter hook postrouting priority 0; }
+	}
+	table ip6 mcp_pin {
 		chain c_pre { type filter hook prerouting priority 0; }
 		chain c_in { type filter hook input priority 0; }
 		chain c_fwd { type filter hook forward priority 0; }

@@ -48,7 +48,7 @@ def slim_module_tree(kver: str = KVER) -> Path:
 
     The packages' %post runs `depmod -a KVER`, which over Debian's 4000
     modules takes minutes under TCG: the tree gets the modules loaded now,
-    what multis/multic depend on (nf_defrag_ipv4), and the kernel's
+    what multis/multic depend on (nf_defrag_ipv4, nf_defrag_ipv6), and the kernel's
     modules.builtin files.
     """
     full = Path(os.environ["MCP_KIT"]) / "lib" / "modules" / kver
@@ -59,9 +59,10 @@ def slim_module_tree(kver: str = KVER) -> Path:
             (slim / name).write_bytes((full / name).read_bytes())
     names = {line.split()[0] for line in Path("/proc/modules").read_text().splitlines()}
     paths = {sh(f"modinfo -n {n}").strip() for n in names}
-    for line in sh("modprobe --show-depends nf_defrag_ipv4").splitlines():
-        if line.startswith("insmod "):
-            paths.add(line.split()[1])
+    for dep in ("nf_defrag_ipv4", "nf_defrag_ipv6"):
+        for line in sh(f"modprobe --show-depends {dep}").splitlines():
+            if line.startswith("insmod "):
+                paths.add(line.split()[1])
     for path in sorted(p for p in paths if p.startswith("/")):
         relative = Path(path).relative_to(f"/lib/modules/{kver}")
         (slim / relative).parent.mkdir(parents=True, exist_ok=True)

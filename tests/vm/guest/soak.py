@@ -47,7 +47,7 @@ facts = Facts()
 vpc = build_vpc(receivers=2)
 sender = vpc.sender
 receivers = vpc.receivers
-for dep in ("multis", "multic"):  # their dependencies, once (nf_defrag_ipv4)
+for dep in ("multis", "multic"):  # their dependencies, once (nf_defrag_ipv4, nf_defrag_ipv6)
     vpcmod.insmod(KO[dep])
 sh("rmmod multic multis")
 

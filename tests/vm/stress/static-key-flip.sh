@@ -25,7 +25,7 @@ while True:
     s.sendto(b"x" * 100, ("127.0.0.1", 9))
 ' &
 done
-[ "$mode" = modules ] && modprobe nf_defrag_ipv4
+[ "$mode" = modules ] && modprobe nf_defrag_ipv4 && modprobe nf_defrag_ipv6
 sleep 3
 i=0
 while [ $i -lt "$cycles" ]; do
