@@ -1,16 +1,21 @@
 """The agent: keeps this host's kernel and its own etcd keys equal to the domain's truth.
 
-One loop, one thread (plus the watch's reader):
+One loop, one thread, plus two of each session: the watch's reader and the
+lease's keep-alive (:class:`KeepAlive`):
 
 1. **Connect**: read a snapshot of the domain (its revision R), keep the
-   lease if it is still alive or grant a new one, start a watch at R + 1 (no
-   change missed or seen twice), publish this host's keys, reconcile.
+   lease if it is still alive or grant a new one, start the keep-alive and a
+   watch at R + 1 (no change missed or seen twice), publish this host's
+   keys, reconcile.
 2. **Run**: apply the watch's events, read the local IGMP joins every
-   ``poll`` seconds, refresh the lease every TTL/3; whenever something
-   changed, publish and reconcile again; and read the kernel every
-   ``kernel_check`` seconds anyway (a `service start` restore may have
-   cleared it).  etcd is never polled: only the lease is refreshed.
-3. **etcd gone** (a failed request, a broken watch, an expired lease): the
+   ``poll`` seconds; whenever something changed, publish and reconcile
+   again; and read the kernel every ``kernel_check`` seconds anyway (a
+   `service start` restore may have cleared it).  The keep-alive refreshes
+   the lease every TTL/3 on its own thread and connection, so a long
+   reconcile or a slow kernel call never delays it.  etcd is never polled:
+   only the lease is refreshed.
+3. **etcd gone** (a failed request, a broken watch, an expired lease or a
+   failed keep-alive): the
    kernel is left exactly as it is (fail static); retry with exponential
    backoff (0.2 s doubling to 3 s, jittered), then start at 1 with a fresh
    snapshot.
@@ -46,6 +51,9 @@ BACKOFF_MAX = 3.0
 """Short enough that a change made during an outage takes effect within 5 s of
 etcd's return; each wait is drawn from [backoff/2, backoff] so that a fleet
 does not come back in one burst."""
+KEEPALIVES_PER_TTL = 3
+"""The lease is refreshed every TTL/3: two refreshes may fail or be late
+before it lapses."""
 
 
 def default_address(settings: AgentSettings) -> IPv4Address:
@@ -60,6 +68,58 @@ def default_address(settings: AgentSettings) -> IPv4Address:
         raise StoreUnavailable(
             f"cannot find this host's address towards {endpoint}: {error}; give --address"
         ) from None
+
+
+class KeepAlive:
+    """Refreshes one lease every ``interval`` seconds on a thread of its own.
+
+    Owned by one session: started once the lease is known, stopped (and
+    joined) when the session ends, whatever ended it.  It uses a Store of its
+    own (its own HTTP connection), so it never waits for a request of the
+    loop's.  A refresh that fails or finds the lease gone (TTL <= 0) stops
+    it and sets :attr:`lost`; the loop then ends the session (fail static,
+    and the next session registers again).
+    """
+
+    def __init__(self, store: Store, lease: int, interval: float) -> None:
+        self.store = store
+        self.lease = lease
+        self.interval = interval
+        self.lost = threading.Event()
+        self.error: StoreUnavailable | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="etcd-keepalive", daemon=True)
+
+    def start(self) -> KeepAlive:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                ttl = self.store.keepalive(self.lease)
+            except StoreUnavailable as error:
+                self._fail(error)
+                return
+            if ttl <= 0:
+                self._fail(StoreUnavailable(f"lease {self.lease:x} expired"))
+                return
+
+    def _fail(self, error: StoreUnavailable) -> None:
+        if not self._stop.is_set():
+            self.error = error
+            self.lost.set()
+
+    def check(self) -> None:
+        """Raise the keep-alive's error once it lost the lease."""
+        if self.lost.is_set():
+            raise self.error or StoreUnavailable(f"lease {self.lease:x} lost")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.store.close()
 
 
 @dataclass
@@ -132,23 +192,30 @@ class Agent:
             self.published = {
                 k: v for k, v in view.values.items() if view.leases.get(k) == self.lease
             }
-        watch = self.store.watch(snapshot.revision + 1)
+        keepalive = KeepAlive(
+            self.store.twin(), self.lease, self.settings.ttl / KEEPALIVES_PER_TTL
+        ).start()
         try:
-            self.state.connected = True
-            log.info("etcd: connected, domain %s at revision %d", view.layout.domain, view.revision)
-            self._loop(stop, view, watch)
+            watch = self.store.watch(snapshot.revision + 1)
+            try:
+                self.state.connected = True
+                log.info(
+                    "etcd: connected, domain %s at revision %d", view.layout.domain, view.revision
+                )
+                self._loop(stop, view, watch, keepalive)
+            finally:
+                watch.close()
         finally:
-            watch.close()
+            keepalive.stop()
 
-    def _loop(self, stop: threading.Event, view: View, watch: Watch) -> None:
-        keepalive_every = self.settings.ttl / 3
-        next_keepalive = self.clock() + keepalive_every
+    def _loop(self, stop: threading.Event, view: View, watch: Watch, keepalive: KeepAlive) -> None:
         next_roles = 0.0
         next_retry = 0.0
         next_check = self.clock() + self.kernel_check
         joined: set[IPv4Address] | None = None
         changed = True
         while not stop.is_set():
+            keepalive.check()
             for event in watch.events(self.poll):
                 view.apply(event)
                 if self.published.get(event.key) is not None and event.value is None:
@@ -172,10 +239,6 @@ class Agent:
                 next_retry = now + self.retry
                 next_check = now + self.kernel_check
                 changed = False
-            if now >= next_keepalive:
-                if self.store.keepalive(self.lease) <= 0:
-                    raise StoreUnavailable(f"lease {self.lease:x} expired")
-                next_keepalive = now + keepalive_every
 
     # --- one round ---------------------------------------------------------
 

@@ -201,6 +201,11 @@ class Store:
         what = "etcd refused the request" if refused else "etcd unreachable"
         raise StoreUnavailable(f"{what} ({'; '.join(errors)})")
 
+    def twin(self) -> Store:
+        """Another connection to the same domain (for a thread of its own: a
+        Store is used by one thread at a time)."""
+        return Store(self.settings, self.timeout)
+
     def close(self) -> None:
         for client in self._clients.values():
             client.session.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -270,3 +271,53 @@ def test_nothing_is_added_before_the_service_restored_the_saved_state(fleet):
     assert a.multis.state() == {}
     a.multis.restored = True  # `service multis start` restored it
     wait_for(lambda: a.members(G) == [B])
+
+
+def test_a_kernel_call_longer_than_the_ttl_keeps_the_registration(fleet):
+    """The lease is refreshed on a thread of its own: a reconcile stuck in the
+    kernel (QEMU TCG, a busy host) for longer than the TTL loses nothing."""
+    store, host = fleet
+    a = host(A, ttl=2)
+    b = host(B)
+    wait_for(lambda: store.get(store.layout.agent(A)) is not None)
+    lease = store.get(store.layout.agent(A)).lease
+    stuck, release = threading.Event(), threading.Event()
+    apply_sender = a.agent.kernel.apply_sender
+
+    def slow(*args):
+        stuck.set()
+        release.wait(30)
+        return apply_sender(*args)
+
+    a.agent.kernel.apply_sender = slow
+    b.joins(G)  # a reconciles, and stays in the kernel call
+    assert stuck.wait(10)
+    try:
+        deadline = time.monotonic() + 3 * 2  # three TTLs
+        while time.monotonic() < deadline:
+            entry = store.get(store.layout.agent(A))
+            assert entry is not None, "the lease lapsed while the reconcile was blocked"
+            assert entry.lease == lease
+            time.sleep(0.1)
+    finally:
+        release.set()
+    wait_for(lambda: a.members(G) == [B])
+    assert store.get(store.layout.agent(A)).lease == lease  # the same registration throughout
+
+
+def test_a_lease_gone_under_the_keepalive_makes_the_agent_register_again(fleet):
+    store, host = fleet
+    a = host(A, ttl=2)
+    wait_for(lambda: store.get(store.layout.agent(A)) is not None)
+    lease = store.get(store.layout.agent(A)).lease
+    store.revoke(lease)  # as an expiry: the keep-alive finds TTL <= 0
+    wait_for(lambda: (e := store.get(store.layout.agent(A))) is not None and e.lease != lease)
+    assert a.thread.is_alive()
+    # one keep-alive per session: the lost session's ended with it, the agent's stop ends the last
+    assert len(_keepalives()) == 1
+    a.stop()
+    assert _keepalives() == []
+
+
+def _keepalives() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "etcd-keepalive"]
