@@ -32,13 +32,15 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import ip_address
 from typing import Callable
 
-from ..errors import MulticastProxyError
+from ..addresses import IPAddress, check_member, family_name, parse_ip
+from ..errors import InvalidArgument, MulticastProxyError
 from .backend import KernelBackend, Roles
-from .groups import GroupDefinition
+from .groups import GroupDefinition, ip_order
 from .membership import Membership
 from .settings import AgentSettings
 from .store import Store, StoreUnavailable, Watch, WatchBroken
@@ -56,18 +58,70 @@ KEEPALIVES_PER_TTL = 3
 before it lapses."""
 
 
-def default_address(settings: AgentSettings) -> IPv4Address:
-    """The source address of the route to the first etcd endpoint (no packet is sent)."""
+FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+
+def default_address(settings: AgentSettings, version: int = 4) -> IPAddress:
+    """The source address of the route to the first etcd endpoint, in family
+    ``version`` (no packet is sent); OSError when the endpoint has no address
+    of that family or no route leads there."""
     endpoint = settings.etcd.endpoints[0]
-    try:
-        info = socket.getaddrinfo(endpoint.host, endpoint.port, socket.AF_INET, socket.SOCK_DGRAM)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(info[0][4])
-            return IPv4Address(probe.getsockname()[0])
-    except OSError as error:
-        raise StoreUnavailable(
-            f"cannot find this host's address towards {endpoint}: {error}; give --address"
-        ) from None
+    family = FAMILIES[version]
+    info = socket.getaddrinfo(endpoint.host, endpoint.port, family, socket.SOCK_DGRAM)
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.connect(info[0][4])
+        return ip_address(probe.getsockname()[0].split("%")[0])
+
+
+def host_addresses(settings: AgentSettings) -> list[IPAddress]:
+    """This host's addresses, the agent's identity first.
+
+    At most one --address per family; a family without one gets the source
+    address of the route to the first etcd endpoint in that family, if the
+    endpoint has an address of that family (a name may have both).  The
+    first is the one given first, else the IPv4 one.  A family left without
+    an address is no part of this host's membership (the agent says so when
+    the domain has groups of it)."""
+    given: dict[int, IPAddress] = {}
+    for text in settings.addresses:
+        address = parse_ip(text, "--address")
+        if address.version in given:
+            raise InvalidArgument(
+                f"--address {address}: {given[address.version]} is already this host's "
+                f"IPv{address.version} address (give at most one per family)"
+            )
+        given[address.version] = address
+    for address in given.values():
+        try:
+            check_member(address)
+        except InvalidArgument as error:
+            raise InvalidArgument(f"address {address} of this host: {error}") from None
+    found = dict(given)
+    errors = []
+    refused = False
+    for version in (4, 6):
+        if version in found:
+            continue
+        try:
+            address = default_address(settings, version)
+            check_member(address)
+        except OSError as error:
+            errors.append(f"IPv{version}: {error.strerror or error}")
+            continue
+        except InvalidArgument as error:  # etcd on this host: its loopback address
+            errors.append(f"IPv{version}: address {address} of this host: {error}")
+            refused = True
+            continue
+        found[version] = address
+    if not found:
+        # no route (yet) is retried by the service; an unusable address is not
+        kind = InvalidArgument if refused else StoreUnavailable
+        raise kind(
+            f"no address of this host towards {settings.etcd.endpoints[0]} "
+            f"({'; '.join(errors)}): give --address"
+        )
+    first = list(given) + [v for v in (4, 6) if v not in given]
+    return [found[v] for v in first if v in found]
 
 
 class KeepAlive:
@@ -136,7 +190,7 @@ class Agent:
     def __init__(
         self,
         settings: AgentSettings,
-        address: IPv4Address,
+        addresses: Sequence[IPAddress],
         store: Store,
         kernel: KernelBackend,
         membership: Membership,
@@ -147,7 +201,12 @@ class Agent:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.address = address
+        self.address = addresses[0]
+        """The agent's identity: its key is agents/<address>."""
+        self.by_family = {a.version: a for a in addresses}
+        """This host's address in each family it has one (host_addresses)."""
+        if len(self.by_family) != len(addresses):
+            raise ValueError(f"one address per family: {list(map(str, addresses))}")
         self.store = store
         self.kernel = kernel
         self.membership = membership
@@ -158,7 +217,7 @@ class Agent:
         self.state = AgentState()
         self.lease = 0
         self.published: dict[str, str] = {}
-        self.static_joins = {IPv4Address(g) for g in settings.join}
+        self.static_joins = {parse_ip(g, "--join group") for g in settings.join}
         self.revoke_on_exit = True
         """False leaves the lease to expire, as a killed agent does (tests)."""
         self._logged: set[str] = set()
@@ -212,7 +271,7 @@ class Agent:
         next_roles = 0.0
         next_retry = 0.0
         next_check = self.clock() + self.kernel_check
-        joined: set[IPv4Address] | None = None
+        joined: set[IPAddress] | None = None
         changed = True
         while not stop.is_set():
             keepalive.check()
@@ -242,25 +301,32 @@ class Agent:
 
     # --- one round ---------------------------------------------------------
 
-    def _reconcile(self, view: View, joined: set[IPv4Address]) -> None:
-        definitions = view.definitions()
+    def _reconcile(self, view: View, joined: set[IPAddress]) -> None:
+        every = view.definitions()
+        # a family this host has no address of is no part of its membership
+        definitions = {g: d for g, d in every.items() if g.version in self.by_family}
         roles = self.state.roles
+        mine = set(self.by_family.values())
         problems = []
         if roles.sender:
             members = view.members()
-            wanted = {g: members.get(g, set()) - {self.address} for g in definitions}
+            wanted = {}
+            for group in definitions:
+                wanted[group], mixed = _same_family(group, members.get(group, set()) - mine)
+                problems += [_mixed(group, "member", m) for m in mixed]
             problems += self._kernel(lambda: self.kernel.apply_sender(wanted, definitions))
         if roles.receiver:
             sources = view.sources()
-            entries = {
-                (source, spec.port): group
-                for group, spec in definitions.items()
-                for source in sources.get(group, set()) - {self.address}
-            }
+            entries = {}
+            for group, spec in definitions.items():
+                good, mixed = _same_family(group, sources.get(group, set()) - mine)
+                problems += [_mixed(group, "source", s) for s in mixed]
+                entries.update({(source, spec.port): group for source in good})
             problems += self._kernel(lambda: self.kernel.apply_receiver(entries, definitions))
+        problems += self._missing_families(every, joined)
         if self.static_joins and not roles.receiver:
             problems.append("--join: multic is not loaded here, so this host is no member")
-        for group in sorted(self.static_joins - set(definitions)):
+        for group in sorted(self.static_joins - set(every), key=ip_order):
             problems.append(f"--join {group}: not a group defined in domain {view.layout.domain}")
         for text in problems:
             if text not in self._logged:
@@ -270,6 +336,29 @@ class Agent:
         self.state.reconciled_revision = view.revision
         self._publish(view, definitions, joined | self.static_joins)
 
+    def _missing_families(
+        self, definitions: dict[IPAddress, GroupDefinition], joined: set[IPAddress]
+    ) -> list[str]:
+        """The groups of a family this host has no address of, where it should
+        take part: all of them on a sender (every sender is a source), the
+        joined ones on a receiver."""
+        roles = self.state.roles
+        problems = []
+        for version in (4, 6):
+            if version in self.by_family:
+                continue
+            groups = [g for g in definitions if g.version == version]
+            if not roles.sender:
+                groups = [g for g in groups if roles.receiver and g in joined | self.static_joins]
+            if groups:
+                problems.append(
+                    f"IPv{version} group{'s' if len(groups) > 1 else ''} "
+                    f"{', '.join(map(str, groups))}: this host has no IPv{version} address "
+                    f"(give --address): it is neither a source nor a member of "
+                    f"{'them' if len(groups) > 1 else 'it'}"
+                )
+        return problems
+
     @staticmethod
     def _kernel(apply: Callable[[], list[str]]) -> list[str]:
         try:
@@ -278,15 +367,15 @@ class Agent:
             return [str(error)]
 
     def _publish(
-        self, view: View, definitions: dict[IPv4Address, GroupDefinition], joined: set[IPv4Address]
+        self, view: View, definitions: dict[IPAddress, GroupDefinition], joined: set[IPAddress]
     ) -> None:
         layout = self.store.layout
-        me = str(self.address)
         roles = self.state.roles
         keys = {
-            layout.agent(me): json.dumps(
+            layout.agent(str(self.address)): json.dumps(
                 {
-                    "address": me,
+                    "address": str(self.address),
+                    "addresses": [str(a) for a in self.by_family.values()],
                     "hostname": socket.gethostname(),
                     "roles": roles.names(),
                     "in_step": not self.state.problems,
@@ -296,6 +385,7 @@ class Agent:
             )
         }
         for group, spec in definitions.items():
+            me = str(self.by_family[group.version])
             if roles.sender:
                 keys[layout.source(str(group), me)] = ""
             # a broadcast reaches every host: no application joins it (no IGMP)
@@ -319,6 +409,21 @@ class Agent:
             except StoreUnavailable as error:
                 log.warning("etcd: could not revoke the lease (%s): it expires by itself", error)
         self.lease = 0
+
+
+def _same_family(group: IPAddress, hosts: set[IPAddress]) -> tuple[set[IPAddress], list[IPAddress]]:
+    """(the hosts of the group's family, the others sorted)."""
+    good = {h for h in hosts if h.version == group.version}
+    return good, sorted(hosts - good, key=ip_order)
+
+
+def _mixed(group: IPAddress, what: str, host: IPAddress) -> str:
+    """A key of another writer (the agents publish one family per group):
+    refused here as the kernel would, without holding the group's others."""
+    return (
+        f"group {group}: {what} {host} is {family_name(host)}, the group is "
+        f"{family_name(group)} (one family per group): left out"
+    )
 
 
 def _without_revision(value: str) -> str:

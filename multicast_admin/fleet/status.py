@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..addresses import IPAddress
+from .groups import ip_order
 from .store import Store, StoreUnavailable
 from .view import View
 
@@ -20,8 +22,8 @@ def fleet_status(store: Store) -> dict[str, Any]:
     groups = [
         {
             **spec.to_json(),
-            "sources": sorted(map(str, sources.get(group, set())), key=_ip_order),
-            "members": sorted(map(str, members.get(group, set())), key=_ip_order),
+            "sources": _texts(sources.get(group, set())),
+            "members": _texts(members.get(group, set())),
         }
         for group, spec in view.definitions().items()
     ]
@@ -39,6 +41,7 @@ def fleet_status(store: Store) -> dict[str, Any]:
         agents.append(
             {
                 "address": address,
+                "addresses": list(data.get("addresses", [address])),
                 "hostname": data.get("hostname", ""),
                 "roles": data.get("roles", []),
                 "alive": last_seen is not None,
@@ -56,5 +59,5 @@ def fleet_status(store: Store) -> dict[str, Any]:
     }
 
 
-def _ip_order(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
+def _texts(addresses: set[IPAddress]) -> list[str]:
+    return [str(a) for a in sorted(addresses, key=ip_order)]

@@ -70,13 +70,20 @@ def test_add_list_delete(proxy):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["239.1.1", "--port", "5000"], 2, "group '239.1.1' is not a valid IPv4 address"),
+        (["239.1.1", "--port", "5000"], 2, "group '239.1.1' is not a valid IP address"),
         (["10.1.1.1", "--port", "5000"], 2, "10.1.1.1"),
         (["239.1.1.9", "--port", "70000"], 2, "70000"),
         (["239.1.1.9", "--port", "x"], 2, "'x'"),
         (["239.1.1.9", "--port", "5000"], 2, "port 5000 is already group 239.1.1.1's"),
         (["239.1.1.1", "--port", "5001"], 8, "group 239.1.1.1 is already defined with port 5000"),
         (["239.1.1.9", "--port", "0"], 2, "port 0 (any port)"),
+        # IPv6: the same rule, and one port per group across both families
+        (["ff15::1:5", "--port", "5000"], 2, "port 5000 is already group 239.1.1.1's"),
+        (["ff15::1:5", "--port", "0"], 2, "port 0 (any port)"),
+        (["ff11::1", "--port", "5001"], 2, "group ff11::1 has scope 1"),
+        (["fd00::1", "--port", "5001"], 2, "group fd00::1 is not a multicast address (ff00::/8)"),
+        (["ff15::1:5", "--port", "5001", "--broadcast"], 2, "IPv6 has no broadcast"),
+        (["ff15::1:5:", "--port", "5001"], 2, "group 'ff15::1:5:' is not a valid IP address"),
     ],
 )
 def test_bad_group_definitions_change_nothing(proxy, keys, args, code, message):
@@ -87,6 +94,25 @@ def test_bad_group_definitions_change_nothing(proxy, keys, args, code, message):
     assert message in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert keys() == before
+
+
+def test_ipv6_groups_beside_ipv4_ones(proxy):
+    assert proxy("group", "add", "239.1.1.1", "--port", "5000").exit_code == 0
+    r = proxy("group", "add", "ff15::1:5", "--port", "5001")
+    assert r.exit_code == 0, r.stderr
+    assert "group ff15::1:5 port 5001: defined" in r.stdout
+    assert proxy("group", "add", "ff0e::10", "--port", "5002", "--vrrp").exit_code == 0
+    r = proxy("group", "add", "239.1.1.2", "--port", "5001")  # an IPv6 group's port
+    assert r.exit_code == 2
+    assert "port 5001 is already group ff15::1:5's" in r.stderr
+    listed = json.loads(proxy("group", "list", "--json").stdout)["groups"]
+    assert [(g["group"], g["port"]) for g in listed] == [
+        ("239.1.1.1", 5000),
+        ("ff0e::10", 5002),
+        ("ff15::1:5", 5001),
+    ]
+    assert proxy("group", "delete", "ff15::1:5").exit_code == 0
+    assert proxy("group", "delete", "ff15::1:5").exit_code == 3
 
 
 def test_delete_of_an_undefined_group(proxy):
