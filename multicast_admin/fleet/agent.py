@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from ipaddress import ip_address
 from typing import Callable
 
@@ -53,6 +54,8 @@ BACKOFF_MAX = 3.0
 """Short enough that a change made during an outage takes effect within 5 s of
 etcd's return; each wait is drawn from [backoff/2, backoff] so that a fleet
 does not come back in one burst."""
+WANTED_FROM = ("groups", "members", "sources")
+"""The kinds of keys the kernel's wanted state is made of."""
 KEEPALIVES_PER_TTL = 3
 """The lease is refreshed every TTL/3: two refreshes may fail or be late
 before it lapses."""
@@ -248,8 +251,11 @@ class Agent:
             self.lease = self.store.grant(self.settings.ttl)
             self.published = {}
         else:  # keys of a live lease are in the snapshot: published is what etcd has
+            host = self.store.layout.host(str(self.address))
             self.published = {
-                k: v for k, v in view.values.items() if view.leases.get(k) == self.lease
+                k: v
+                for k, v in view.values.items()
+                if view.leases.get(k) == self.lease or (k == host and self._mine(v))
             }
         keepalive = KeepAlive(
             self.store.twin(), self.lease, self.settings.ttl / KEEPALIVES_PER_TTL
@@ -279,7 +285,9 @@ class Agent:
                 view.apply(event)
                 if self.published.get(event.key) is not None and event.value is None:
                     del self.published[event.key]  # someone removed our key: publish again
-                changed = True
+                    changed = True
+                elif self.store.layout.split(event.key)[0] in WANTED_FROM:
+                    changed = True  # another agent's status is no reason to reconcile
             now = self.clock()
             if now >= next_roles:
                 roles = self.kernel.roles()
@@ -336,6 +344,14 @@ class Agent:
         self.state.reconciled_revision = view.revision
         self._publish(view, definitions, joined | self.static_joins)
 
+    def _mine(self, record: str) -> bool:
+        """A host record this session may keep: this agent's, not a stopped one."""
+        try:
+            data = json.loads(record)
+        except ValueError:
+            return False
+        return data.get("address") == str(self.address) and "stopped_at" not in data
+
     def _missing_families(
         self, definitions: dict[IPAddress, GroupDefinition], joined: set[IPAddress]
     ) -> list[str]:
@@ -371,18 +387,12 @@ class Agent:
     ) -> None:
         layout = self.store.layout
         roles = self.state.roles
+        status = self._status(view.revision)
+        host = layout.host(str(self.address))
         keys = {
-            layout.agent(str(self.address)): json.dumps(
-                {
-                    "address": str(self.address),
-                    "addresses": [str(a) for a in self.by_family.values()],
-                    "hostname": socket.gethostname(),
-                    "roles": roles.names(),
-                    "in_step": not self.state.problems,
-                    "problems": self.state.problems,
-                    "revision": view.revision,
-                }
-            )
+            layout.agent(str(self.address)): json.dumps(status),
+            # the same, kept when the lease goes: `status` shows the host expired
+            host: json.dumps({**status, "ttl": self.settings.ttl, "written_at": _now()}),
         }
         for group, spec in definitions.items():
             me = str(self.by_family[group.version])
@@ -391,24 +401,52 @@ class Agent:
             # a broadcast reaches every host: no application joins it (no IGMP)
             if roles.receiver and (group in joined or spec.broadcast):
                 keys[layout.member(str(group), me)] = ""
-        # the status's revision alone does not make a write: compare without it
-        for key, value in keys.items():
-            old = self.published.get(key)
-            if old is None or _without_revision(old) != _without_revision(value):
-                self.store.put(key, value, self.lease)
-                self.published[key] = value
-        for key in [k for k in self.published if k not in keys]:
-            self.store.delete(key)
+        # the revision and the time alone do not make a write: compared without them
+        puts = [
+            (key, value, 0 if key == host else self.lease)
+            for key, value in keys.items()
+            if key not in self.published or _comparable(self.published[key]) != _comparable(value)
+        ]
+        deletes = [k for k in self.published if k not in keys]
+        if puts or deletes:
+            self.store.write(puts, deletes)  # one request (a transaction), not one per key
+        for key, value, _lease in puts:
+            self.published[key] = value
+        for key in deletes:
             del self.published[key]
 
+    def _status(self, revision: int) -> dict:
+        return {
+            "address": str(self.address),
+            "addresses": [str(a) for a in self.by_family.values()],
+            "hostname": socket.gethostname(),
+            "roles": self.state.roles.names(),
+            "in_step": not self.state.problems,
+            "problems": self.state.problems,
+            "revision": revision,
+        }
+
     def _leave(self) -> None:
-        """Stop: revoke the lease so that peers drop this host now; the kernel stays as it is."""
+        """Stop: revoke the lease so that peers drop this host now; the kernel stays as it is.
+
+        The host's record says it stopped (and when), so `status` does not
+        show it as expired."""
         if self.lease and self.revoke_on_exit:
+            host = self.store.layout.host(str(self.address))
             try:
+                record = json.loads(self.published.get(host) or "{}")
+                record.update(self._status(record.get("revision", 0)), stopped_at=_now())
+                record.update(ttl=self.settings.ttl, written_at=record["stopped_at"])
+                self.store.write([(host, json.dumps(record), 0)], [])
                 self.store.revoke(self.lease)
             except StoreUnavailable as error:
                 log.warning("etcd: could not revoke the lease (%s): it expires by itself", error)
         self.lease = 0
+
+
+def _now() -> str:
+    """This host's wall clock, UTC, to the second (ISO 8601)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _same_family(group: IPAddress, hosts: set[IPAddress]) -> tuple[set[IPAddress], list[IPAddress]]:
@@ -426,9 +464,11 @@ def _mixed(group: IPAddress, what: str, host: IPAddress) -> str:
     )
 
 
-def _without_revision(value: str) -> str:
+def _comparable(value: str) -> str:
+    """A key's value less what changes without a real change (the revision, the time)."""
     if not value.startswith("{"):
         return value
     data = json.loads(value)
-    data.pop("revision", None)
+    for volatile in ("revision", "written_at"):
+        data.pop(volatile, None)
     return json.dumps(data, sort_keys=True)

@@ -76,8 +76,16 @@ class View:
         return self._by_group("sources")
 
     def agents(self) -> dict[str, dict[str, Any]]:
+        """The live agents' status keys (under their leases), by address."""
+        return self._records("agents")
+
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        """Every host's record (no lease: kept after its lease expired), by address."""
+        return self._records("hosts")
+
+    def _records(self, kind: str) -> dict[str, dict[str, Any]]:
         found = {}
-        for parts, value in self._parts("agents", 2):
+        for parts, value in self._parts(kind, 2):
             try:
                 found[parts[1]] = json.loads(value)
             except ValueError:
