@@ -54,8 +54,6 @@ BACKOFF_MAX = 3.0
 """Short enough that a change made during an outage takes effect within 5 s of
 etcd's return; each wait is drawn from [backoff/2, backoff] so that a fleet
 does not come back in one burst."""
-WANTED_FROM = ("groups", "members", "sources")
-"""The kinds of keys the kernel's wanted state is made of."""
 KEEPALIVES_PER_TTL = 3
 """The lease is refreshed every TTL/3: two refreshes may fail or be late
 before it lapses."""
@@ -128,20 +126,24 @@ def host_addresses(settings: AgentSettings) -> list[IPAddress]:
 
 
 class KeepAlive:
-    """Refreshes one lease every ``interval`` seconds on a thread of its own.
+    """Refreshes one lease every TTL/3 on a thread of its own.
 
     Owned by one session: started once the lease is known, stopped (and
     joined) when the session ends, whatever ended it.  It uses a Store of its
     own (its own HTTP connection), so it never waits for a request of the
-    loop's.  A refresh that fails or finds the lease gone (TTL <= 0) stops
-    it and sets :attr:`lost`; the loop then ends the session (fail static,
-    and the next session registers again).
+    loop's.  A refresh that fails (a timeout on a loaded etcd) is retried
+    every TTL/9 while the lease may still be alive; once a whole TTL passed
+    since the last refresh that succeeded, or when etcd answers that the
+    lease is gone (TTL <= 0), it stops and sets :attr:`lost`: the loop then
+    ends the session (fail static, and the next session registers again).
+    One late answer does not throw a live registration away.
     """
 
-    def __init__(self, store: Store, lease: int, interval: float) -> None:
+    def __init__(self, store: Store, lease: int, ttl: float) -> None:
         self.store = store
         self.lease = lease
-        self.interval = interval
+        self.ttl = ttl
+        self.interval = ttl / KEEPALIVES_PER_TTL
         self.lost = threading.Event()
         self.error: StoreUnavailable | None = None
         self._stop = threading.Event()
@@ -152,15 +154,22 @@ class KeepAlive:
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        last_ok = time.monotonic()
+        wait = self.interval
+        while not self._stop.wait(wait):
             try:
                 ttl = self.store.keepalive(self.lease)
             except StoreUnavailable as error:
-                self._fail(error)
-                return
+                if time.monotonic() - last_ok >= self.ttl:  # lapsed by now, for certain
+                    self._fail(error)
+                    return
+                wait = self.interval / KEEPALIVES_PER_TTL
+                continue
             if ttl <= 0:
                 self._fail(StoreUnavailable(f"lease {self.lease:x} expired"))
                 return
+            last_ok = time.monotonic()
+            wait = self.interval
 
     def _fail(self, error: StoreUnavailable) -> None:
         if not self._stop.is_set():
@@ -257,9 +266,7 @@ class Agent:
                 for k, v in view.values.items()
                 if view.leases.get(k) == self.lease or (k == host and self._mine(v))
             }
-        keepalive = KeepAlive(
-            self.store.twin(), self.lease, self.settings.ttl / KEEPALIVES_PER_TTL
-        ).start()
+        keepalive = KeepAlive(self.store.twin(), self.lease, self.settings.ttl).start()
         try:
             watch = self.store.watch(snapshot.revision + 1)
             try:
@@ -286,8 +293,8 @@ class Agent:
                 if self.published.get(event.key) is not None and event.value is None:
                     del self.published[event.key]  # someone removed our key: publish again
                     changed = True
-                elif self.store.layout.split(event.key)[0] in WANTED_FROM:
-                    changed = True  # another agent's status is no reason to reconcile
+                elif self._matters(event.key):
+                    changed = True
             now = self.clock()
             if now >= next_roles:
                 roles = self.kernel.roles()
@@ -343,6 +350,21 @@ class Agent:
         self.state.problems = problems
         self.state.reconciled_revision = view.revision
         self._publish(view, definitions, joined | self.static_joins)
+
+    def _matters(self, key: str) -> bool:
+        """Whether a change of ``key`` can change what this host's kernel
+        should hold: a definition always; a member only on a sender (multis
+        copies to members), a source only on a receiver (multic's entries).
+        Another agent's status or record never does.  At a fleet's start
+        every registration is an event for every agent: a receiver skips
+        the members' ones."""
+        kind = self.store.layout.split(key)[0]
+        roles = self.state.roles
+        return (
+            kind == "groups"
+            or (kind == "members" and roles.sender)
+            or (kind == "sources" and roles.receiver)
+        )
 
     def _mine(self, record: str) -> bool:
         """A host record this session may keep: this agent's, not a stopped one."""

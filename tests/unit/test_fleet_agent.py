@@ -12,7 +12,7 @@ from fleet_hosts import Host, wait_for
 
 from multicast_admin.fleet.groups import check_definition, define, undefine
 from multicast_admin.fleet.settings import EtcdSettings, parse_endpoints
-from multicast_admin.fleet.store import Store
+from multicast_admin.fleet.store import Store, StoreUnavailable
 
 G = "239.1.1.1"
 G2 = "239.1.1.2"
@@ -417,3 +417,47 @@ def test_a_host_without_an_ipv6_address_says_so(fleet):
     wait_for(lambda: _problems(store, B) == [why])
     assert a.members(G6) == []
     assert store.get(store.layout.member(G6, B)) is None
+
+
+def test_a_late_keepalive_is_retried_not_taken_for_a_lost_lease(etcd, domain, tmp_path):
+    """A refresh that times out (a loaded etcd) is retried while the lease may
+    live: the session and its registration go on.  Only a TTL without one
+    good refresh ends it."""
+    store = Store(EtcdSettings(parse_endpoints(etcd.url), domain))
+    define(store, check_definition(G, 5000))
+    failures = {"left": 0}
+
+    class Flaky(Store):
+        def keepalive(self, lease):
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                raise StoreUnavailable("etcd unreachable (timed out)")
+            return super().keepalive(lease)
+
+    sessions = []
+
+    class Agents(Store):
+        def twin(self):
+            return Flaky(self.settings, self.timeout)
+
+        def watch(self, start_revision):
+            sessions.append(start_revision)  # one watch per session
+            return super().watch(start_revision)
+
+    a = Host(tmp_path, A, etcd.url, domain, ttl=2)
+    a.start(Agents(a.settings.etcd, timeout=1))
+    try:
+        wait_for(lambda: store.get(store.layout.agent(A)) is not None)
+        lease = store.get(store.layout.agent(A)).lease
+        failures["left"] = 3  # ~1.1 s of failed refreshes: less than the TTL
+        wait_for(lambda: failures["left"] == 0, timeout=5)
+        time.sleep(2)
+        assert len(sessions) == 1  # the same session throughout
+        assert store.get(store.layout.agent(A)).lease == lease
+        failures["left"] = 1000  # no good refresh for a whole TTL: the lease is lost
+        wait_for(lambda: not a.agent.state.connected, timeout=2 + 2)
+        failures["left"] = 0
+        wait_for(lambda: (e := store.get(store.layout.agent(A))) is not None and e.lease != lease)
+    finally:
+        a.stop()
+        store.close()
