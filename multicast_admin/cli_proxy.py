@@ -13,10 +13,11 @@ collector, and exits.  ``diagnose`` says the first thing wrong for a group;
 
     multicast-proxy group add GROUP --port N [--broadcast] [--vrrp]
     multicast-proxy group delete GROUP | group list [--json]
-    multicast-proxy agent [--address IP] [--join GROUP ...]
+    multicast-proxy agent [--address IP ...] [--join GROUP ...]
     multicast-proxy status [--json]
+    multicast-proxy host forget ADDRESS
 
-The fleet commands (cli_group, cli_agent, cli_status; multicast_admin.fleet)
+The fleet commands (cli_group, cli_agent, cli_status, cli_host; multicast_admin.fleet)
 share a domain through etcd: docs/usage.md.
 """
 
@@ -33,6 +34,7 @@ from .cli_agent import agent
 from .cli_common import CONTEXT_SETTINGS, AdminGroup, Env, env_of
 from .cli_diagnose import diagnose
 from .cli_group import group
+from .cli_host import host
 from .cli_status import status
 from .cli_trace import trace
 from .errors import InvalidArgument, MulticastProxyError
@@ -117,6 +119,7 @@ cli.add_command(diagnose)
 cli.add_command(group)
 cli.add_command(agent)
 cli.add_command(status)
+cli.add_command(host)
 
 
 def main() -> None:

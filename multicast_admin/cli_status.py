@@ -37,18 +37,38 @@ def status(as_json: bool, conf: Conf, etcd: EtcdSettings) -> None:
     click.echo("")
     click.echo(
         table(
-            ["AGENT", "HOST", "ROLES", "LAST SEEN", "IN STEP"],
+            ["AGENT", "HOST", "ROLES", "STATE", "LAST SEEN", "IN STEP"],
             [
                 [
-                    a["address"],
+                    listing(a["addresses"]) or a["address"],
                     a["hostname"],
                     ",".join(a["roles"]) or "-",
-                    "-"
-                    if a["last_seen_seconds_ago"] is None
-                    else f"{a['last_seen_seconds_ago']}s ago",
-                    "yes" if a["in_step"] else "no: " + "; ".join(a["problems"]),
+                    a["state"],
+                    _seen(a),
+                    _in_step(a),
                 ]
                 for a in view["agents"]
             ],
         )
     )
+
+
+def _seen(agent: dict) -> str:
+    ago = agent["last_seen_seconds_ago"]
+    if agent["alive"]:
+        return f"{ago}s ago"
+    when = (agent["last_seen"] or "?").replace("T", " ").replace("Z", " UTC")
+    return when if ago is None else f"{when} ({_duration(ago)} ago)"
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _in_step(agent: dict) -> str:
+    if not agent["alive"]:
+        return "-"
+    return "yes" if agent["in_step"] else "no: " + "; ".join(agent["problems"])

@@ -114,10 +114,14 @@ def worker(  # noqa: PLR0915 (one scenario, read top to bottom)
                 raise ModuleNotLoaded("multic")
             return Client(MulticNetlink(multic))
 
-        settings = AgentSettings(EtcdSettings(parse_endpoints(url), DOMAIN), address(i), (), ttl)
+        settings = AgentSettings(EtcdSettings(parse_endpoints(url), DOMAIN), (address(i),), (), ttl)
         backend = KernelBackend(open_server, open_client, Ledger.load(Path(tmp) / f"{i}.json"))
         agent = Agent(
-            settings, IPv4Address(address(i)), Store(settings.etcd), backend, Membership(igmp)
+            settings,
+            [IPv4Address(address(i))],
+            Store(settings.etcd),
+            backend,
+            Membership(igmp, None),  # IPv4 only: not the host's /proc/net/igmp6
         )
         stop = threading.Event()
         thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from typing import Callable
 
+from ..addresses import IPAddress, host_port
 from ..client import Client
 from ..errors import ModuleNotLoaded, MulticastProxyError
 from ..server import Server
-from .groups import GroupDefinition
+from .groups import GroupDefinition, ip_order
 from .ledger import Ledger
 
-EntryMap = Mapping[tuple[IPv4Address, int], IPv4Address]
+EntryMap = Mapping[tuple[IPAddress, int], IPAddress]
+"""(source, port) -> group, each of the group's family (IPv4 or IPv6)."""
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ class KernelBackend:
 
     def apply_sender(
         self,
-        wanted: Mapping[IPv4Address, set[IPv4Address]],
-        definitions: Mapping[IPv4Address, GroupDefinition],
+        wanted: Mapping[IPAddress, set[IPAddress]],
+        definitions: Mapping[IPAddress, GroupDefinition],
     ) -> list[str]:
         """multis's members: the agent's own equal to ``wanted`` (group -> members)."""
         problems: list[str] = []
@@ -79,7 +80,7 @@ class KernelBackend:
         with self.open_server() as server, server.requiring_restored():
             kernel = {g.address: g for g in server.groups()}
             groups = set(wanted) | {g for g, _ in ledger.members} | ledger.created_groups
-            for group in sorted(groups):
+            for group in sorted(groups, key=ip_order):
                 present = kernel.get(group)
                 current = {m.address for m in server.members(group)} if present else set()
                 mine = {m for g, m in ledger.members if g == group}
@@ -87,11 +88,11 @@ class KernelBackend:
                 mine &= current
                 want = wanted.get(group, set())
                 try:
-                    gone = sorted(mine - want)
+                    gone = sorted(mine - want, key=ip_order)
                     if gone:
                         server.quit(group, gone)
                         ledger.members -= {(group, m) for m in gone}
-                    add = sorted(want - current)
+                    add = sorted(want - current, key=ip_order)
                     if add:
                         if present is None:
                             spec = definitions[group]
@@ -108,7 +109,7 @@ class KernelBackend:
             ledger.save()  # a failure stays a problem until a save succeeds
         return problems
 
-    def _drop_created(self, server: Server, group: IPv4Address, want: set[IPv4Address]) -> None:
+    def _drop_created(self, server: Server, group: IPAddress, want: set[IPAddress]) -> None:
         """A group the agent created goes when nobody is left in it and none is wanted."""
         if group not in self.ledger.created_groups or want:
             return
@@ -122,7 +123,7 @@ class KernelBackend:
     # --- receiver ----------------------------------------------------------
 
     def apply_receiver(
-        self, wanted: EntryMap, definitions: Mapping[IPv4Address, GroupDefinition]
+        self, wanted: EntryMap, definitions: Mapping[IPAddress, GroupDefinition]
     ) -> list[str]:
         """multic's entries: the agent's own equal to ``wanted`` ((source, port) -> group)."""
         problems: list[str] = []
@@ -131,21 +132,21 @@ class KernelBackend:
         with self.open_client() as client, client.requiring_restored():
             current = {e.key: e.group for e in client.entries()}
             ledger.entries = {e for e in ledger.entries if current.get(e[:2]) == e[2]}
-            for source, port, group in sorted(ledger.entries):
+            for source, port, group in sorted(ledger.entries, key=_entry_order):
                 if wanted.get((source, port)) != group:
                     try:
                         client.delete(source, port)
                         ledger.entries.discard((source, port, group))
                         del current[(source, port)]
                     except MulticastProxyError as error:
-                        problems.append(f"multic entry {source}:{port}: {error}")
-            for (source, port), group in sorted(wanted.items()):
+                        problems.append(f"multic entry {host_port(source, port)}: {error}")
+            for (source, port), group in sorted(wanted.items(), key=lambda i: _entry_order(i[0])):
                 have = current.get((source, port))
                 if have == group:
                     continue
                 if have is not None:
                     problems.append(
-                        f"multic entry {source}:{port} is static and restores to {have}, "
+                        f"multic entry {host_port(source, port)} is static and restores to {have}, "
                         f"not to group {group}: left as it is"
                     )
                     continue
@@ -153,8 +154,12 @@ class KernelBackend:
                     client.add(source, port, group, broadcast=definitions[group].broadcast)
                     ledger.entries.add((source, port, group))
                 except MulticastProxyError as error:
-                    problems.append(f"multic entry {source}:{port} -> {group}: {error}")
+                    problems.append(f"multic entry {host_port(source, port)} -> {group}: {error}")
         ledger.dirty |= ledger.entries != before
         if ledger.dirty:
             ledger.save()
         return problems
+
+
+def _entry_order(key: tuple) -> tuple:
+    return (ip_order(key[0]), key[1])

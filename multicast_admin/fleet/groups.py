@@ -8,23 +8,33 @@ apart.  The rule, checked against the whole domain in one transaction:
 - each group's port is used by no other group of the domain;
 - port 0 (any port, and VRRP) matches every port, so a group with port 0
   must be the only group of its domain.
+
+Groups are IPv4 (224.0.0.0/4, or a broadcast address) or IPv6 (ff00::/8,
+scope above interface-local); the rule counts both families together: a
+port is one group's in the whole domain.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import ip_address
 from typing import Any
 
-from ..addresses import check_group, parse_ipv4, parse_port
+from ..addresses import IPAddress, check_group, parse_ip, parse_port
 from ..errors import AlreadyExists, InvalidArgument, NotFound
 from .store import Snapshot, Store, b64
 
 
+def ip_order(address: IPAddress) -> tuple[int, int]:
+    """Addresses of both families in one order: IPv4 first (sorted() refuses to
+    compare an IPv4Address with an IPv6Address)."""
+    return (address.version, int(address))
+
+
 @dataclass(frozen=True)
 class GroupDefinition:
-    group: IPv4Address
+    group: IPAddress
     port: int
     broadcast: bool = False
     vrrp: bool = False
@@ -44,14 +54,14 @@ class GroupDefinition:
     def from_value(cls, group: str, value: str) -> GroupDefinition:
         data = json.loads(value)
         return cls(
-            IPv4Address(group), int(data["port"]), bool(data["broadcast"]), bool(data["vrrp"])
+            ip_address(group), int(data["port"]), bool(data["broadcast"]), bool(data["vrrp"])
         )
 
 
 def check_definition(
     group: str, port: int | str, *, broadcast: bool = False, vrrp: bool = False
 ) -> GroupDefinition:
-    address = parse_ipv4(group, "group")
+    address = parse_ip(group, "group")
     check_group(address, broadcast=broadcast)
     return GroupDefinition(address, parse_port(port), broadcast, vrrp)
 
@@ -75,7 +85,7 @@ def conflict(new: GroupDefinition, others: list[GroupDefinition]) -> str | None:
     return None
 
 
-def definitions(snapshot: Snapshot, store: Store) -> dict[IPv4Address, GroupDefinition]:
+def definitions(snapshot: Snapshot, store: Store) -> dict[IPAddress, GroupDefinition]:
     """The groups defined in a snapshot of the domain, by address."""
     found = {}
     for key, entry in snapshot.entries.items():
@@ -83,7 +93,7 @@ def definitions(snapshot: Snapshot, store: Store) -> dict[IPv4Address, GroupDefi
         if len(parts) == 2 and parts[0] == "groups":
             with_value = GroupDefinition.from_value(parts[1], entry.value)
             found[with_value.group] = with_value
-    return dict(sorted(found.items()))
+    return dict(sorted(found.items(), key=lambda item: ip_order(item[0])))
 
 
 def _version_compare(store: Store, snapshot: Snapshot) -> dict:
@@ -133,7 +143,7 @@ def define(store: Store, new: GroupDefinition) -> bool:
 
 def undefine(store: Store, group: str) -> None:
     """Delete a group's definition; its agents remove what they configured for it."""
-    address = parse_ipv4(group, "group")
+    address = parse_ip(group, "group")
     while True:
         snapshot = store.snapshot()
         if address not in definitions(snapshot, store):

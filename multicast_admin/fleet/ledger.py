@@ -13,15 +13,16 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import ip_address
 from pathlib import Path
 
+from ..addresses import IPAddress
 from ..errors import ConfigError
 
 DEFAULT_RUN_DIR = Path("/run/multicast-proxy")
 
-Member = tuple[IPv4Address, IPv4Address]  # (group, member)
-EntryKey = tuple[IPv4Address, int, IPv4Address]  # (source, port, group)
+Member = tuple[IPAddress, IPAddress]  # (group, member), of one family
+EntryKey = tuple[IPAddress, int, IPAddress]  # (source, port, group), of one family
 
 
 def run_dir() -> Path:
@@ -36,7 +37,7 @@ def ledger_path(domain: str, directory: Path | None = None) -> Path:
 class Ledger:
     path: Path
     members: set[Member] = field(default_factory=set)
-    created_groups: set[IPv4Address] = field(default_factory=set)
+    created_groups: set[IPAddress] = field(default_factory=set)
     entries: set[EntryKey] = field(default_factory=set)
     dirty: bool = False
     """Changed since the last successful save: saved again at the next chance."""
@@ -52,9 +53,9 @@ class Ledger:
         try:
             return cls(
                 path,
-                {(IPv4Address(g), IPv4Address(m)) for g, m in data["members"]},
-                {IPv4Address(g) for g in data["created_groups"]},
-                {(IPv4Address(s), int(p), IPv4Address(g)) for s, p, g in data["entries"]},
+                {(ip_address(g), ip_address(m)) for g, m in data["members"]},
+                {ip_address(g) for g in data["created_groups"]},
+                {(ip_address(s), int(p), ip_address(g)) for s, p, g in data["entries"]},
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ConfigError(f"{path}: unreadable agent ledger ({error})") from None

@@ -1,17 +1,21 @@
-"""The IPv4 multicast groups local applications joined: /proc/net/igmp of this namespace.
+"""The multicast groups local applications joined: /proc/net/igmp and /proc/net/igmp6.
 
-The kernel lists, per interface, each group with its number of users; a
-group is joined while any interface has it.  The file is read locally (the
-agent polls it, twice a second by default): it costs no etcd request.
+The kernel lists, per interface, each IPv4 group (IGMP) and each IPv6 group
+(MLD) with its number of users; a group is joined while any interface has
+it.  The files are read locally (the agent polls them, twice a second by
+default): they cost no etcd request.
 """
 
 from __future__ import annotations
 
 import sys
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
+from ..addresses import IPAddress
+
 PROC_IGMP = Path("/proc/net/igmp")
+PROC_IGMP6 = Path("/proc/net/igmp6")
 
 
 def parse_igmp(text: str) -> set[IPv4Address]:
@@ -32,14 +36,39 @@ def parse_igmp(text: str) -> set[IPv4Address]:
     return groups
 
 
-class Membership:
-    """Reads the joined groups of the namespace the agent runs in."""
-
-    def __init__(self, path: Path = PROC_IGMP) -> None:
-        self.path = path
-
-    def joined(self) -> set[IPv4Address]:
+def parse_igmp6(text: str) -> set[IPv6Address]:
+    """The groups of /proc/net/igmp6's text: one line per (interface, group),
+    ``index name address users flags timer``, the address as 32 hex digits in
+    network order (net/ipv6/mcast.c, igmp6_mc_seq_show)."""
+    groups = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 3 or len(fields[2]) != 32:
+            continue
         try:
-            return parse_igmp(self.path.read_text(encoding="ascii", errors="replace"))
-        except FileNotFoundError:
-            return set()
+            groups.add(IPv6Address(bytes.fromhex(fields[2])))
+        except ValueError:
+            continue
+    return groups
+
+
+class Membership:
+    """Reads the joined groups (both families) of the namespace the agent runs in."""
+
+    def __init__(self, path: Path = PROC_IGMP, path6: Path | None = PROC_IGMP6) -> None:
+        self.path = path
+        self.path6 = path6
+        """None: IPv4 only (no IPv6 in this namespace, or a test's IGMP file alone)."""
+
+    def joined(self) -> set[IPAddress]:
+        groups: set[IPAddress] = set(parse_igmp(_read(self.path)))
+        if self.path6 is not None:
+            groups |= parse_igmp6(_read(self.path6))
+        return groups
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:  # no IPv6 (ipv6.disable=1), or not there yet
+        return ""

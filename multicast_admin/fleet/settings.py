@@ -12,8 +12,8 @@ agent.conf is an INI file (docs/usage.md)::
     password = secret
 
     [agent]
-    address = 10.0.0.11
-    join = 239.1.1.1, 239.1.1.2
+    address = 10.0.0.11, 2001:db8::11
+    join = 239.1.1.1, 239.1.1.2, ff15::1:5
     ttl = 10
 
 A missing file is no error (options alone may be enough); a file that cannot
@@ -78,7 +78,8 @@ class AgentSettings:
     """What the agent itself needs beyond etcd."""
 
     etcd: EtcdSettings = field(default_factory=EtcdSettings)
-    address: str | None = None
+    addresses: tuple[str, ...] = ()
+    """This host's addresses, at most one per family (--address, [agent] address)."""
     join: tuple[str, ...] = ()
     ttl: int = DEFAULT_TTL
 
@@ -183,11 +184,14 @@ def agent_settings(
     conf: dict[str, dict[str, str]],
     etcd: EtcdSettings,
     *,
-    address: str | None = None,
+    addresses: tuple[str, ...] = (),
     join: tuple[str, ...] = (),
     ttl: int | None = None,
 ) -> AgentSettings:
     section = conf.get("agent", {})
+    given = addresses or tuple(
+        a.strip() for a in section.get("address", "").split(",") if a.strip()
+    )
     joined = join or tuple(g.strip() for g in section.get("join", "").split(",") if g.strip())
     ttl_text = section.get("ttl")
     if ttl is None and ttl_text is not None:
@@ -197,9 +201,7 @@ def agent_settings(
     ttl = DEFAULT_TTL if ttl is None else ttl
     if not 2 <= ttl <= 3600:
         raise InvalidArgument(f"--ttl {ttl}: give 2 to 3600 seconds")
-    return AgentSettings(
-        etcd=etcd, address=address or section.get("address") or None, join=joined, ttl=ttl
-    )
+    return AgentSettings(etcd=etcd, addresses=given, join=joined, ttl=ttl)
 
 
 def with_domain(settings: EtcdSettings, domain: str) -> EtcdSettings:

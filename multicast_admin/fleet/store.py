@@ -5,6 +5,8 @@ Everything of a domain lives under ``/multicast-proxy/<domain>/``:
     groups/<group>              {"port": P, "broadcast": b, "vrrp": b}   (no lease)
     groups-version              bumped by every group change, for the define rule
     agents/<address>            the agent's status (JSON), under its lease
+    hosts/<address>             the same and when it was written (no lease): what
+                                status shows of a host whose lease expired
     sources/<group>/<address>   "" under the sender's lease
     members/<group>/<address>   "" under the receiver's lease
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from etcd3gw.client import Etcd3Client
 
 API_PATH = "/v3/"  # etcd >= 3.4 (Debian 12 has 3.4.23)
+TXN_OPS = 64
 
 
 class StoreUnavailable(MulticastProxyError):
@@ -85,6 +88,9 @@ class Layout:
 
     def agent(self, address: str) -> str:
         return f"{self.root}agents/{address}"
+
+    def host(self, address: str) -> str:
+        return f"{self.root}hosts/{address}"
 
     def source(self, group: str, address: str) -> str:
         return f"{self.root}sources/{group}/{address}"
@@ -201,6 +207,11 @@ class Store:
         what = "etcd refused the request" if refused else "etcd unreachable"
         raise StoreUnavailable(f"{what} ({'; '.join(errors)})")
 
+    def twin(self) -> Store:
+        """Another connection to the same domain (for a thread of its own: a
+        Store is used by one thread at a time)."""
+        return Store(self.settings, self.timeout)
+
     def close(self) -> None:
         for client in self._clients.values():
             client.session.close()
@@ -229,6 +240,20 @@ class Store:
     def delete(self, key: str) -> None:
         self.call("/kv/deleterange", {"key": b64(key)})
 
+    def write(self, puts: list[tuple[str, str, int]], deletes: list[str]) -> None:
+        """Puts (key, value, lease: 0 for none) and deletes in as few requests as
+        can be: one transaction per TXN_OPS operations (etcd's --max-txn-ops
+        is 128 by default), each all or nothing."""
+        ops: list[dict] = []
+        for key, value, lease in puts:
+            put: dict[str, Any] = {"key": b64(key), "value": b64(value)}
+            if lease:
+                put["lease"] = lease
+            ops.append({"request_put": put})
+        ops += [{"request_delete_range": {"key": b64(key)}} for key in deletes]
+        for start in range(0, len(ops), TXN_OPS):
+            self.txn([], ops[start : start + TXN_OPS])
+
     def txn(self, compare: list[dict], success: list[dict]) -> bool:
         reply = self.call("/kv/txn", {"compare": compare, "success": success, "failure": []})
         return bool(reply.get("succeeded", False))
@@ -247,9 +272,12 @@ class Store:
         self.call("/kv/lease/revoke", {"ID": lease})
 
     def time_to_live(self, lease: int) -> tuple[int, int]:
-        """(seconds left, granted TTL) of a lease; (-1, 0) when it has expired."""
+        """(seconds left, granted TTL) of a lease; (-1, 0) when it has expired.
+
+        The gateway leaves out a field that is 0 (proto3 JSON): a live lease
+        with less than a second left has no "TTL" (an expired one has -1)."""
         reply = self.call("/kv/lease/timetolive", {"ID": lease})
-        return int(reply.get("TTL", -1)), int(reply.get("grantedTTL", 0))
+        return int(reply.get("TTL", 0)), int(reply.get("grantedTTL", 0))
 
     # --- watch -------------------------------------------------------------
 

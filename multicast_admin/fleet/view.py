@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, ip_address
+from ipaddress import ip_address
 from typing import Any
 
-from .groups import GroupDefinition
+from ..addresses import IPAddress
+from .groups import GroupDefinition, ip_order
 from .store import Event, Layout, Snapshot
 
 
@@ -46,7 +47,7 @@ class View:
                 found.append((parts, value))
         return found
 
-    def definitions(self) -> dict[IPv4Address, GroupDefinition]:
+    def definitions(self) -> dict[IPAddress, GroupDefinition]:
         found = {}
         for parts, value in self._parts("groups", 2):
             try:
@@ -54,28 +55,37 @@ class View:
             except (ValueError, KeyError, TypeError):
                 continue  # not ours to judge: `group list` shows only valid ones
             found[spec.group] = spec
-        return dict(sorted(found.items()))
+        return dict(sorted(found.items(), key=lambda item: ip_order(item[0])))
 
-    def _by_group(self, kind: str) -> dict[IPv4Address, set[IPv4Address]]:
-        found: dict[IPv4Address, set[IPv4Address]] = {}
+    def _by_group(self, kind: str) -> dict[IPAddress, set[IPAddress]]:
+        """Every (group, host) key of ``kind``, of either family; a host of
+        the other family than its group's is kept: the agent reports it."""
+        found: dict[IPAddress, set[IPAddress]] = {}
         for parts, _ in self._parts(kind, 3):
             try:
-                group, host = IPv4Address(parts[1]), ip_address(parts[2])
+                group, host = ip_address(parts[1]), ip_address(parts[2])
             except ValueError:
                 continue
-            if isinstance(host, IPv4Address):
-                found.setdefault(group, set()).add(host)
+            found.setdefault(group, set()).add(host)
         return found
 
-    def members(self) -> dict[IPv4Address, set[IPv4Address]]:
+    def members(self) -> dict[IPAddress, set[IPAddress]]:
         return self._by_group("members")
 
-    def sources(self) -> dict[IPv4Address, set[IPv4Address]]:
+    def sources(self) -> dict[IPAddress, set[IPAddress]]:
         return self._by_group("sources")
 
     def agents(self) -> dict[str, dict[str, Any]]:
+        """The live agents' status keys (under their leases), by address."""
+        return self._records("agents")
+
+    def hosts(self) -> dict[str, dict[str, Any]]:
+        """Every host's record (no lease: kept after its lease expired), by address."""
+        return self._records("hosts")
+
+    def _records(self, kind: str) -> dict[str, dict[str, Any]]:
         found = {}
-        for parts, value in self._parts("agents", 2):
+        for parts, value in self._parts(kind, 2):
             try:
                 found[parts[1]] = json.loads(value)
             except ValueError:

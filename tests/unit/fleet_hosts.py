@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +40,18 @@ def igmp_text(groups: list[str]) -> str:
     return "".join(lines)
 
 
+def igmp6_text(groups: list[str]) -> str:
+    """/proc/net/igmp6 as the kernel prints it: lo's and eth0's all-nodes, eth0 with ``groups``."""
+    lines = [
+        "1    lo              ff020000000000000000000000000001     1 0000000C 0\n",
+        "2    eth0            ff020000000000000000000000000001     1 0000000C 0\n",
+        "2    eth0            ff0200000000000000000001ff000002     1 00000004 0\n",
+    ]
+    for group in groups:
+        lines.append(f"2    eth0            {IPv6Address(group).packed.hex()}     1 00000004 0\n")
+    return "".join(lines)
+
+
 def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> float:
     """Seconds until ``check()`` held; AssertionError after ``timeout`` (generous:
     a loaded machine; the tests that bound a time give their own)."""
@@ -67,18 +79,25 @@ class Host:
         receiver: bool = True,
         join: tuple[str, ...] = (),
         ttl: int = 2,
+        address6: str | None = None,
         multis: FakeMultisKernel | None = None,
         multic: FakeMulticKernel | None = None,
     ) -> None:
         self.address = address
+        self.address6 = address6
         self.multis = multis or FakeMultisKernel()
         self.multic = multic or FakeMulticKernel()
         self.igmp = tmp / f"{address}.igmp"
         self.igmp.write_text(igmp_text([]))
+        self.igmp6 = tmp / f"{address}.igmp6"
+        self.igmp6.write_text(igmp6_text([]))
         self.ledger_path = tmp / f"{address}.ledger.json"
         self.sender, self.receiver = sender, receiver
         self.settings = AgentSettings(
-            EtcdSettings(parse_endpoints(etcd_url), domain), address, join, ttl
+            EtcdSettings(parse_endpoints(etcd_url), domain),
+            (address, address6) if address6 else (address,),
+            join,
+            ttl,
         )
         self.thread: threading.Thread | None = None
         self.agent: Agent | None = None
@@ -97,10 +116,10 @@ class Host:
         backend = KernelBackend(self.open_server, self.open_client, Ledger.load(self.ledger_path))
         self.agent = Agent(
             self.settings,
-            IPv4Address(self.address),
+            [ip_address(a) for a in self.settings.addresses],
             store or Store(self.settings.etcd, timeout=1),
             backend,
-            Membership(self.igmp),
+            Membership(self.igmp, self.igmp6),
             poll=0.1,
             retry=0.5,
             kernel_check=1.0,
@@ -120,8 +139,9 @@ class Host:
         self.thread = None
 
     def joins(self, *groups: str) -> None:
-        """The local applications' groups now (what /proc/net/igmp shows)."""
-        self.igmp.write_text(igmp_text(list(groups)))
+        """The local applications' groups now (what /proc/net/igmp and igmp6 show)."""
+        self.igmp.write_text(igmp_text([g for g in groups if ":" not in g]))
+        self.igmp6.write_text(igmp6_text([g for g in groups if ":" in g]))
 
     def members(self, group: str) -> list[str]:
         return self.multis.state().get(group, (0, []))[1]

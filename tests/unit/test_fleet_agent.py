@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from fleet_hosts import Host, wait_for
 
 from multicast_admin.fleet.groups import check_definition, define, undefine
 from multicast_admin.fleet.settings import EtcdSettings, parse_endpoints
-from multicast_admin.fleet.store import Store
+from multicast_admin.fleet.store import Store, StoreUnavailable
 
 G = "239.1.1.1"
 G2 = "239.1.1.2"
@@ -270,3 +271,193 @@ def test_nothing_is_added_before_the_service_restored_the_saved_state(fleet):
     assert a.multis.state() == {}
     a.multis.restored = True  # `service multis start` restored it
     wait_for(lambda: a.members(G) == [B])
+
+
+def test_a_kernel_call_longer_than_the_ttl_keeps_the_registration(fleet):
+    """The lease is refreshed on a thread of its own: a reconcile stuck in the
+    kernel (QEMU TCG, a busy host) for longer than the TTL loses nothing."""
+    store, host = fleet
+    a = host(A, ttl=2)
+    b = host(B)
+    wait_for(lambda: store.get(store.layout.agent(A)) is not None)
+    lease = store.get(store.layout.agent(A)).lease
+    stuck, release = threading.Event(), threading.Event()
+    apply_sender = a.agent.kernel.apply_sender
+
+    def slow(*args):
+        stuck.set()
+        release.wait(30)
+        return apply_sender(*args)
+
+    a.agent.kernel.apply_sender = slow
+    b.joins(G)  # a reconciles, and stays in the kernel call
+    assert stuck.wait(10)
+    try:
+        deadline = time.monotonic() + 3 * 2  # three TTLs
+        while time.monotonic() < deadline:
+            entry = store.get(store.layout.agent(A))
+            assert entry is not None, "the lease lapsed while the reconcile was blocked"
+            assert entry.lease == lease
+            time.sleep(0.1)
+    finally:
+        release.set()
+    wait_for(lambda: a.members(G) == [B])
+    assert store.get(store.layout.agent(A)).lease == lease  # the same registration throughout
+
+
+def test_a_lease_gone_under_the_keepalive_makes_the_agent_register_again(fleet):
+    store, host = fleet
+    a = host(A, ttl=2)
+    wait_for(lambda: store.get(store.layout.agent(A)) is not None)
+    lease = store.get(store.layout.agent(A)).lease
+    store.revoke(lease)  # as an expiry: the keep-alive finds TTL <= 0
+    wait_for(lambda: (e := store.get(store.layout.agent(A))) is not None and e.lease != lease)
+    assert a.thread.is_alive()
+    # one keep-alive per session: the lost session's ended with it, the agent's stop ends the last
+    assert len(_keepalives()) == 1
+    a.stop()
+    assert _keepalives() == []
+
+
+def _keepalives() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "etcd-keepalive"]
+
+
+# --- IPv6: MLD joins, IPv6 members and entries, both families at once --------
+
+G6 = "ff15::1:5"
+A6, B6, C6 = "fd00::1", "fd00::2", "fd00::3"
+
+
+def _problems(store, address: str) -> list:
+    entry = store.get(store.layout.agent(address))
+    return json.loads(entry.value)["problems"] if entry else []
+
+
+def test_an_mld_join_makes_an_ipv6_member_and_a_leave_removes_it(fleet):
+    store, host = fleet
+    define(store, check_definition(G6, 5001))
+    a = host(A, address6=A6, receiver=False)
+    b = host(B, address6=B6, sender=False)
+    # the receiver restores the sender's copies of both families, each from its own address
+    wait_for(lambda: b.entries() == {f"{A}:5000": G, f"{A6}:5001": G6})
+    assert ("fd00::1", 5001) in {(str(s), p) for s, p in b.multic.entries}
+    b.joins(G6)  # an MLD join: /proc/net/igmp6
+    wait_for(lambda: a.members(G6) == [B6])
+    assert a.members(G) == []
+    assert store.get(store.layout.member(G6, B6)) is not None
+    assert store.get(store.layout.member(G6, B)) is None  # its IPv6 address, not its IPv4 one
+    b.joins()
+    wait_for(lambda: G6 not in a.multis.state())
+    assert store.get(store.layout.member(G6, B6)) is None
+    wait_for(lambda: _problems(store, A) == [] and _problems(store, B) == [])
+
+
+def test_ipv4_and_ipv6_groups_at_once(fleet):
+    store, host = fleet
+    define(store, check_definition(G6, 5001))
+    define(store, check_definition("ff0e::42", 5002))
+    a = host(A, address6=A6)
+    b = host(B, address6=B6)
+    c = host(C, address6=C6)
+    b.joins(G, G6)
+    c.joins(G6, "ff0e::42")
+    wait_for(lambda: a.multis.state() == {G: (0, [B]), G6: (0, [B6, C6]), "ff0e::42": (0, [C6])})
+    wait_for(lambda: c.multis.state() == {G: (0, [B]), G6: (0, [B6])})  # never to itself
+    wait_for(
+        lambda: (
+            b.entries()
+            == {
+                f"{A}:5000": G,
+                f"{C}:5000": G,
+                f"{A6}:5001": G6,
+                f"{C6}:5001": G6,
+                f"{A6}:5002": "ff0e::42",
+                f"{C6}:5002": "ff0e::42",
+            }
+        )
+    )
+    agent = json.loads(store.get(store.layout.agent(A)).value)
+    assert agent["addresses"] == [A, A6]
+    c.joins(G6)  # leaves one IPv6 group, keeps the other
+    wait_for(lambda: a.multis.state() == {G: (0, [B]), G6: (0, [B6, C6])})
+    want = sorted([[G, B], [G6, B6], [G6, C6]])  # saved once the reconcile's kernel calls are done
+    wait_for(lambda: sorted(json.loads(a.ledger_path.read_text())["members"]) == want)
+    assert json.loads(a.ledger_path.read_text())["created_groups"] == [G, G6]
+
+
+def test_an_ipv4_member_of_an_ipv6_group_is_reported_not_configured(fleet):
+    store, host = fleet
+    define(store, check_definition(G6, 5001))
+    a = host(A, address6=A6, receiver=False)
+    b = host(B, address6=B6, sender=False)
+    b.joins(G6)
+    wait_for(lambda: a.members(G6) == [B6])
+    store.put(store.layout.member(G6, C), "")  # another writer's key: one family per group
+    why = f"group {G6}: member {C} is IPv4, the group is IPv6 (one family per group): left out"
+    wait_for(lambda: why in _problems(store, A))
+    assert a.members(G6) == [B6]  # the good member kept; the group not held back by the bad one
+    assert json.loads(store.get(store.layout.agent(A)).value)["in_step"] is False
+    store.delete(store.layout.member(G6, C))
+    wait_for(lambda: _problems(store, A) == [])
+
+
+def test_a_host_without_an_ipv6_address_says_so(fleet):
+    store, host = fleet
+    define(store, check_definition(G6, 5001))
+    a = host(A, address6=A6, receiver=False)
+    b = host(B, sender=False)  # IPv4 only
+    wait_for(lambda: b.entries() == {f"{A}:5000": G})  # no IPv6 entry: no IPv6 copy can reach it
+    assert _problems(store, B) == []  # not joined to the IPv6 group: nothing missing
+    b.joins(G6)
+    why = (
+        f"IPv6 group {G6}: this host has no IPv6 address (give --address): "
+        "it is neither a source nor a member of it"
+    )
+    wait_for(lambda: _problems(store, B) == [why])
+    assert a.members(G6) == []
+    assert store.get(store.layout.member(G6, B)) is None
+
+
+def test_a_late_keepalive_is_retried_not_taken_for_a_lost_lease(etcd, domain, tmp_path):
+    """A refresh that times out (a loaded etcd) is retried while the lease may
+    live: the session and its registration go on.  Only a TTL without one
+    good refresh ends it."""
+    store = Store(EtcdSettings(parse_endpoints(etcd.url), domain))
+    define(store, check_definition(G, 5000))
+    failures = {"left": 0}
+
+    class Flaky(Store):
+        def keepalive(self, lease):
+            if failures["left"] > 0:
+                failures["left"] -= 1
+                raise StoreUnavailable("etcd unreachable (timed out)")
+            return super().keepalive(lease)
+
+    sessions = []
+
+    class Agents(Store):
+        def twin(self):
+            return Flaky(self.settings, self.timeout)
+
+        def watch(self, start_revision):
+            sessions.append(start_revision)  # one watch per session
+            return super().watch(start_revision)
+
+    a = Host(tmp_path, A, etcd.url, domain, ttl=2)
+    a.start(Agents(a.settings.etcd, timeout=1))
+    try:
+        wait_for(lambda: store.get(store.layout.agent(A)) is not None)
+        lease = store.get(store.layout.agent(A)).lease
+        failures["left"] = 3  # ~1.1 s of failed refreshes: less than the TTL
+        wait_for(lambda: failures["left"] == 0, timeout=5)
+        time.sleep(2)
+        assert len(sessions) == 1  # the same session throughout
+        assert store.get(store.layout.agent(A)).lease == lease
+        failures["left"] = 1000  # no good refresh for a whole TTL: the lease is lost
+        wait_for(lambda: not a.agent.state.connected, timeout=2 + 2)
+        failures["left"] = 0
+        wait_for(lambda: (e := store.get(store.layout.agent(A))) is not None and e.lease != lease)
+    finally:
+        a.stop()
+        store.close()

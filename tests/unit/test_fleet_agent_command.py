@@ -12,11 +12,14 @@ import signal
 import subprocess
 import sys
 import time
+from ipaddress import ip_address
 
 import pytest
 from fleet_hosts import wait_for
 
-from multicast_admin.fleet.settings import EtcdSettings, parse_endpoints
+from multicast_admin.errors import InvalidArgument
+from multicast_admin.fleet.agent import host_addresses
+from multicast_admin.fleet.settings import AgentSettings, EtcdSettings, parse_endpoints
 from multicast_admin.fleet.store import Store
 
 
@@ -82,8 +85,15 @@ def test_sigkill_leaves_the_lease_to_expire_within_ttl_plus_one_second(run_agent
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--address", "10.0.0.300"], "--address '10.0.0.300' is not a valid IPv4 address"),
+        (["--address", "10.0.0.300"], "--address '10.0.0.300' is not a valid IP address"),
         (["--address", "127.0.0.1"], "address 127.0.0.1 of this host"),
+        ([], "IPv4: address 127.0.0.1 of this host: member 127.0.0.1 is a loopback address"),
+        (["--address", "::1"], "address ::1 of this host: member ::1 is a loopback address"),
+        (
+            ["--address", "10.0.0.9", "--address", "10.0.0.10"],
+            "--address 10.0.0.10: 10.0.0.9 is already this host's IPv4 address",
+        ),
+        (["--address", "10.0.0.9", "--join", "ff15::1:5:"], "--join group 'ff15::1:5:'"),
         (["--address", "10.0.0.9", "--ttl", "1"], "--ttl 1: give 2 to 3600 seconds"),
         (["--address", "10.0.0.9", "--join", "239.1"], "--join group '239.1'"),
     ],
@@ -94,3 +104,19 @@ def test_bad_agent_options(run_agent, store, args, message):
     assert proc.returncode == 2
     assert message in err.decode()
     assert store.snapshot().entries == {}
+
+
+def test_the_default_address_of_an_ipv6_endpoint_is_ipv6(etcd):
+    """The route to an IPv6 endpoint gives an IPv6 address (here ::1, refused:
+    another host could not reach it); a family without one is left out."""
+    settings = AgentSettings(EtcdSettings(parse_endpoints("http://[::1]:2379")))
+    with pytest.raises(InvalidArgument) as refused:
+        host_addresses(settings)
+    assert "IPv6: address ::1 of this host: member ::1 is a loopback address" in str(refused.value)
+    assert "IPv4: " in str(refused.value)  # [::1] has no IPv4 address
+    given = AgentSettings(EtcdSettings(parse_endpoints("http://[::1]:2379")), ("10.0.0.9",))
+    assert host_addresses(given) == [ip_address("10.0.0.9")]
+    both = AgentSettings(
+        EtcdSettings(parse_endpoints("http://[::1]:2379")), ("fd00::9", "10.0.0.9")
+    )
+    assert host_addresses(both) == [ip_address("fd00::9"), ip_address("10.0.0.9")]

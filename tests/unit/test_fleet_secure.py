@@ -68,7 +68,7 @@ def test_an_agent_over_tls_converges(etcd_tls, certs, domain, tmp_path):
     a = Host(tmp_path, "10.0.0.1", etcd_tls.url, domain)
     b = Host(tmp_path, "10.0.0.2", etcd_tls.url, domain)
     for h in (a, b):
-        h.settings = type(h.settings)(settings, h.address, (), 2)
+        h.settings = type(h.settings)(settings, (h.address,), (), 2)
         h.start()
     try:
         b.joins("239.1.1.1")  # seen through the watch stream, over TLS too

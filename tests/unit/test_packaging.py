@@ -604,7 +604,7 @@ def test_the_agent_service(tmp_path):
     conf_read = read_conf(filled)
     settings = agent_settings(conf_read, etcd_settings(conf_read))
     assert str(settings.etcd.endpoints[0]) == "https://10.0.0.5:2379"
-    assert (str(settings.address), settings.ttl) == ("10.0.0.11", 10)
+    assert (settings.addresses, settings.ttl) == (("10.0.0.11", "2001:db8::11"), 10)
 
 
 @pytest.mark.parametrize("svc", ["multis", "multic"])
