@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import errno
 
+import pytest
+
 GUEST = "tests/vm/guest/ipv6.py"
 
 RECEIVERS = ("recv1", "recv2", "recv3")
@@ -265,6 +267,19 @@ def test_ipv4_and_ipv6_groups_at_once(facts):
         assert step["entry6"][name]["packets"] == COUNT
     for stats in (step["stats4"], step["stats6"]):
         assert (stats["datagrams"], stats["packets"]) == (COUNT, COUNT * 3)
+
+
+@pytest.mark.parametrize("mode", ["csum", "zero_csum"])
+def test_vxlan_over_an_ipv6_underlay_reaches_every_overlay(facts, mode):
+    """Encapsulated IPv6: the outer UDP checksum right after both rewrites (zero stays zero)."""
+    step = facts["vxlan6"][mode]
+    assert step["group_stats"]["datagrams"] == 5, step
+    for name in ("recv1", "recv2", "recv3"):
+        assert step[name] == {"count": 5, "intact": True}, (name, step)
+        assert step["udp6_errors"][name] == {"Udp6InErrors": 0, "Udp6InCsumErrors": 0}, step
+        assert step["entry"][name]["packets"] == 5, step
+    if mode == "zero_csum":
+        assert "udp6zerocsumtx" in step["details"]
 
 
 def test_iperf2_receives_the_group_through_multic(facts):

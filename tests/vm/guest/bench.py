@@ -21,8 +21,10 @@ Then the fast path's cost:
 
 - ``scale``: copies/s of 64-byte messages to groups of 16, 128 and 1024
   members (addresses of the receiving host behind one gateway route, so the
-  sender has one neighbour for all of them), rotated, TRIALS times each: the
-  cost per copy should not grow with the group.
+  sender has one neighbour for all of them), and to a group of none (what a
+  message costs without its copies: the system call, the original's own way
+  out, the hook), rotated, TRIALS times each: the cost per copy should not
+  grow with the group.
 - ``unrelated``: unicast UDP from the sender to a socket of the receiving
   host, with both modules loaded and 10 groups (and 10 client entries)
   configured, against the same with neither module loaded, alternated,
@@ -70,7 +72,7 @@ RELAY_GRACE = 0.25  # s: in the loss test, how late the relay may still deliver
 SCALE_SIZES = (16, 128, 1024)
 SCALE_MEMBERS = [f"10.0.{4 + i // 256}.{i % 256}" for i in range(max(SCALE_SIZES))]
 SCALE_PREFIX = "10.0.4.0/22"
-SCALE_GROUP = "239.1.3.{}"  # .1, .2, .3 in SCALE_SIZES order
+SCALE_GROUP = "239.1.3.{}"  # .1, .2, .3 in SCALE_SIZES order; .9 has no member
 SCALE_PAYLOAD = 64
 # the unrelated traffic: unicast UDP to the receiving host, 10 groups configured
 UNRELATED_PORT = 6000
@@ -180,7 +182,7 @@ class Bench:
 
     def scale_trial(self, members: int) -> Run:
         """64-byte messages as fast as they go to the group of ``members`` members."""
-        group = SCALE_GROUP.format(SCALE_SIZES.index(members) + 1)
+        group = scale_group(members)
         self.server.reset_stats()
         before = self.rx_packets()
         args = [BLAST, "group", str(SECONDS), str(SCALE_PAYLOAD), self.sender.addr, group]
@@ -198,7 +200,7 @@ class Bench:
         r["multis"] = self.server.get_group(IPv4Address(group)).stats.to_json()
         r["copies_per_second"] = r["delivered"] / r["seconds"]
         r["messages_per_second"] = r["datagrams"] / r["seconds"]
-        r["ns_per_copy"] = r["ns_per_datagram"] / members
+        r["ns_per_copy"] = r["ns_per_datagram"] / members if members else None
         return r
 
     def unrelated_trial(self, loaded: bool) -> Run:
@@ -368,15 +370,20 @@ def loss(bench: Bench, runs: list[Run], f: dict[str, Any]) -> list[Run]:
     return rate_runs
 
 
+def scale_group(members: int) -> str:
+    return SCALE_GROUP.format(SCALE_SIZES.index(members) + 1 if members else 9)
+
+
 def scale(bench: Bench) -> list[Run]:
-    """Copies/s and sender time per copy at 16, 128 and 1024 members, rotated."""
-    for i, members in enumerate(SCALE_SIZES):
-        group = IPv4Address(SCALE_GROUP.format(i + 1))
+    """Copies/s and sender time per copy at 0, 16, 128 and 1024 members, rotated."""
+    sizes = (0, *SCALE_SIZES)
+    for members in sizes:
+        group = IPv4Address(scale_group(members))
         bench.server.join(group, [IPv4Address(m) for m in SCALE_MEMBERS[:members]])
     runs = []
     for trial in range(TRIALS):
-        shift = trial % len(SCALE_SIZES)
-        for members in SCALE_SIZES[shift:] + SCALE_SIZES[:shift]:
+        shift = trial % len(sizes)
+        for members in sizes[shift:] + sizes[:shift]:
             r = bench.scale_trial(members)
             runs.append(r)
             print(json.dumps(r), flush=True)
