@@ -107,8 +107,12 @@ def test_the_installed_agent_runs_with_its_vendored_etcd_client(facts):
     assert [a["address"] for a in agents] == ["192.0.2.7"], step["log"]
     assert "multicast-proxy-agent: stopped" in ok(step["init_stop"])
     assert step["init_status_after"]["rc"] == 3  # LSB: not running
-    # SIGTERM revoked the lease: the agent is gone at once
-    assert json.loads(ok(step["status_after"]))["agents"] == []
+    # SIGTERM revoked the lease: the agent is no longer alive at once, and
+    # its host is listed as stopped (not expired, not gone)
+    after = json.loads(ok(step["status_after"]))["agents"]
+    assert [(a["address"], a["state"], a["alive"]) for a in after] == [
+        ("192.0.2.7", "stopped", False)
+    ], after
 
 
 def test_nothing_flows_before_the_service_starts(facts):
