@@ -300,7 +300,7 @@ def test_statistics_after_the_guides_traffic_are_exact(facts):
     restored = {**copies, "not_local": 0, "drop_nomem": 0}
     for host in ("recv1", "recv2"):
         client = _json(step["client_stats_json"][host])
-        namespace = {**restored, "no_entry": 0}
+        namespace = {**restored, "no_entry": 0, "not_udp": 0}
         assert (client["stats"], client["entry_count"]) == (namespace, 1), client
         entries = _json(step["client_list_json"][host])["entries"]
         assert entries == [
