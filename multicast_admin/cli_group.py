@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import click
 
 from .cli_common import CONTEXT_SETTINGS, echo_json, table
@@ -28,11 +30,8 @@ def add(
 ) -> None:
     """Define GROUP with its port: every agent of the domain configures it."""
     spec = check_definition(address, port, broadcast=broadcast, vrrp=vrrp)
-    store = Store(etcd)
-    try:
+    with closing(Store(etcd)) as store:
         created = define(store, spec)
-    finally:
-        store.close()
     what = "defined" if created else "already defined so: unchanged"
     click.echo(f"group {spec.group} port {spec.port}: {what} (domain {etcd.domain})")
 
@@ -42,11 +41,8 @@ def add(
 @etcd_options
 def delete(address: str, conf: Conf, etcd: EtcdSettings) -> None:
     """Delete GROUP's definition; the agents remove what they configured for it."""
-    store = Store(etcd)
-    try:
+    with closing(Store(etcd)) as store:
         undefine(store, address)
-    finally:
-        store.close()
     click.echo(f"group {address}: deleted (domain {etcd.domain})")
 
 
@@ -55,11 +51,8 @@ def delete(address: str, conf: Conf, etcd: EtcdSettings) -> None:
 @etcd_options
 def list_groups(as_json: bool, conf: Conf, etcd: EtcdSettings) -> None:
     """The groups defined in the domain."""
-    store = Store(etcd)
-    try:
+    with closing(Store(etcd)) as store:
         definitions = View.of(store.layout, store.snapshot()).definitions()
-    finally:
-        store.close()
     if as_json:
         echo_json({"domain": etcd.domain, "groups": [d.to_json() for d in definitions.values()]})
         return

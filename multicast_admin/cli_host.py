@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import click
 
 from .cli_common import CONTEXT_SETTINGS
@@ -21,9 +23,6 @@ def host() -> None:
 @etcd_options
 def forget(address: str, conf: Conf, etcd: EtcdSettings) -> None:
     """Remove the record of ADDRESS's host (expired or stopped): `status` no longer lists it."""
-    store = Store(etcd)
-    try:
+    with closing(Store(etcd)) as store:
         forget_host(store, address)
-    finally:
-        store.close()
     click.echo(f"host {address}: forgotten (domain {etcd.domain})")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
+
 import click
 
 from .cli_common import CONTEXT_SETTINGS, echo_json, listing, table
@@ -16,11 +18,8 @@ from .fleet.store import Store
 @etcd_options
 def status(as_json: bool, conf: Conf, etcd: EtcdSettings) -> None:
     """The domain's groups and agents, as etcd has them now."""
-    store = Store(etcd)
-    try:
+    with closing(Store(etcd)) as store:
         view = fleet_status(store)
-    finally:
-        store.close()
     if as_json:
         echo_json(view)
         return
