@@ -1,10 +1,11 @@
 #!/bin/sh
-# Debian packages needed to build the modules, boot the test VM and build RPMs.
+# Debian packages needed to build the modules, boot the test VM and build RPMs
+# (ccache: tests/vm/guest/dkms.py puts it in front of its repeated builds).
 # Idempotent: installs only what is missing.
 set -eu
 pkgs="qemu-system-x86 linux-headers-amd64 busybox-static kmod make gcc nftables
 iproute2 util-linux rpm python3-venv procps ethtool dkms python3-bpfcc linux-perf openssl
-iperf"
+iperf ccache"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||

@@ -67,8 +67,10 @@ def rpms(kver: str) -> list[Path]:
 @pytest.fixture(scope="module")
 def facts(rpms: list[Path], kver: str, kver2: str) -> GuestFacts:
     kdir2 = harness.BUILD / "kit" / kver2 / "build"
-    # four module builds under TCG (two kernels), each several minutes: dkms
-    # runs make -j2, so a host thread per vCPU, except on the 6.12 series,
+    # four module builds under TCG (two kernels), each several minutes, the
+    # three of the first kernel's through ccache (the guest's
+    # compiler_cache()): dkms runs make -j2, so a host thread per vCPU,
+    # except on the 6.12 series,
     # whose code patching multi-threaded TCG mis-emulates (harness.run)
     thread = "single" if kver.startswith("6.12.") else "multi"
     args = (*map(str, rpms), kver2, str(kdir2))
