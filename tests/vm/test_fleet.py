@@ -156,3 +156,21 @@ def test_the_agents_lived_and_the_kernel_log_is_clean(facts):
     logs = step(facts, "logs")
     assert logs["alive"] == {"sender": True, "recv1": True, "recv2": False, "recv3": True}, logs
     facts.assert_clean_end()
+
+
+def test_an_ipv6_group_is_configured_from_mld_joins(facts):
+    """The agents given an IPv6 address each: an application's MLD join on recv1
+    makes it the sender's member, and the datagrams arrive, across a switch
+    that drops IPv6 multicast; its leave removes it."""
+    step = facts["ipv6"]
+    assert step["add"]["rc"] == 0, step["add"]
+    assert step["entry"][0], step["entry"]  # recv1's multic: the sender's IPv6 source
+    assert step["sender"][0], step["sender"]
+    assert step["switch_saw_the_originals"] >= 20  # and dropped them (SWITCH6_RULES)
+    assert step["received"] == {
+        "sent": 20,
+        "count": 20,
+        "intact": True,
+        "sources": ["[2001:db8::1]:40006"],
+    }, step["received"]
+    assert step["left"][0], step["left"]

@@ -24,12 +24,14 @@ import base64
 import json
 import os
 import signal
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import threading
 import time
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
@@ -43,11 +45,13 @@ from tests.vm.guest.vpc import (
     PortCapture,
     Receiver,
     Sender,
+    add_ipv6,
     build_vpc,
     inside,
     insmod,
     payloads,
     sh,
+    switch6,
 )
 
 CYCLES = int(sys.argv[1]) if len(sys.argv) > 1 else 10
@@ -56,6 +60,7 @@ REPO = Path(__file__).resolve().parents[3]
 PYTHON = REPO / ".venv" / "bin" / "python"
 KO_DIR = Path(os.environ.get("MULTICAST_PROXY_KO_DIR") or REPO / "kernel")
 GROUP, PORT = "239.1.1.1", 5000
+GROUP6, PORT6 = "ff15::1:7", 5001  # an IPv6 group, learned from MLD
 TTL = 10  # the default: a shorter lease lapses under TCG when the VM is busy
 DOMAIN = "vm"
 ETCD_ADDR = "10.0.0.5"
@@ -81,6 +86,9 @@ vpc = build_vpc(receivers=3)
 sender_host = vpc.sender
 recv1, recv2, recv3 = vpc.receivers
 hosts = [sender_host, *vpc.receivers]
+ADDR6 = {"sender": "2001:db8::1"}
+ADDR6.update({h.name: f"2001:db8::{10 + i}" for i, h in enumerate(vpc.receivers, 1)})
+add_ipv6(vpc, ADDR6)
 etcd_host = add_host("etcd", ETCD_ADDR)
 etcd = GuestEtcd("fleet", ETCD_ADDR, netns="etcd")
 ETCD = etcd.url
@@ -121,7 +129,8 @@ class Agent:
             self.proc = subprocess.Popen(
                 ["nsenter", f"--net=/run/netns/{self.host.name}", str(PYTHON), "-m",
                  "multicast_admin.cli_proxy", "agent", "--etcd", ETCD, "--domain", DOMAIN,
-                 "--ttl", str(TTL)],
+                 "--ttl", str(TTL), "--address", self.host.addr,
+                 "--address", ADDR6[self.host.name]],
                 stdout=log, stderr=log, env=host_env(self.host),
             )  # fmt: skip
 
@@ -165,6 +174,14 @@ def sender_members() -> list[str]:
         if not any(str(g.address) == GROUP for g in server.groups()):
             return []
         return sorted(str(m.address) for m in server.members(IPv4Address(GROUP)))
+
+
+def sender_members6() -> list[str]:
+    """The sender's multis members of GROUP6."""
+    with sender_host.inside(), MultisNetlink.open() as server:
+        if not any(str(g.address) == GROUP6 for g in server.groups()):
+            return []
+        return sorted(str(m.address) for m in server.members(IPv6Address(GROUP6)))
 
 
 def entries(host: Host) -> list[str]:
@@ -422,6 +439,58 @@ with facts.step("convergence") as f:
 
 with facts.step("status") as f:
     f["status"] = cli(recv1, "status", "--json", "--etcd", ETCD, "--domain", DOMAIN)
+
+
+def joined6(host: Host) -> socket.socket:
+    """An application's socket on ``host`` joined to GROUP6 (MLD)."""
+    with host.inside():
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        ifindex = socket.if_nametoindex("eth0")
+    sock.bind((GROUP6, PORT6))
+    mreq = socket.inet_pton(socket.AF_INET6, GROUP6) + struct.pack("@I", ifindex)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+    sock.settimeout(2.0)
+    return sock
+
+
+with facts.step("ipv6") as f:
+    # an IPv6 group: the agents (each given its IPv6 address) learn the join
+    # from MLD (/proc/net/igmp6) and configure both modules for it
+    f["add"] = cli(sender_host, "group", "add", GROUP6, "--port", str(PORT6), "--etcd", ETCD,
+                   "--domain", DOMAIN)  # fmt: skip
+    want = f"{ADDR6['sender']}:{PORT6}>{GROUP6}"
+    f["entry"] = wait_for(lambda: want in entries(recv1), True, 60, 0.5)
+    started = time.monotonic()
+    app = joined6(recv1)
+    f["sender"] = wait_for(sender_members6, [ADDR6["recv1"]], 30)
+    f["join_seconds"] = round(time.monotonic() - started, 2)
+    with sender_host.inside():
+        out = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        ifindex = socket.if_nametoindex("eth0")
+    out.bind((ADDR6["sender"], 40006))
+    out.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+    out.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+    out.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+    data = payloads("ipv6", 20, 200)
+    seen = switch6(vpc)["udp6_multicast"]
+    for payload in data:
+        out.sendto(payload, (GROUP6, PORT6))
+    got, sources = [], set()
+    try:
+        while len(got) < len(data):
+            payload, source = app.recvfrom(65536)
+            got.append(payload)
+            sources.add(f"[{source[0]}]:{source[1]}")
+    except TimeoutError:
+        pass
+    f["switch_saw_the_originals"] = switch6(vpc)["udp6_multicast"] - seen
+    f["received"] = {"sent": len(data), "count": len(got), "intact": sorted(got) == sorted(data),
+                     "sources": sorted(sources)}  # fmt: skip
+    out.close()
+    started = time.monotonic()
+    app.close()  # the application leaves (MLD done)
+    f["left"] = wait_for(sender_members6, [], 30)
+    f["leave_seconds"] = round(time.monotonic() - started, 2)
 
 with facts.step("logs") as f:
     for name, agent in agents.items():

@@ -34,7 +34,17 @@ from multicast_admin.cli_common import Env
 from multicast_admin.errors import MulticastProxyError
 from multicast_admin.netlink import MulticNetlink, MultisNetlink
 from tests.vm.guest.facts import Facts
-from tests.vm.guest.vpc import Host, Receiver, Sender, build_vpc, insmod, payloads, sh
+from tests.vm.guest.vpc import (
+    Host,
+    Receiver,
+    Sender,
+    add_ipv6,
+    build_vpc,
+    insmod,
+    payloads,
+    sh,
+    switch6,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 BIN = REPO / ".venv" / "bin"
@@ -46,26 +56,6 @@ G6 = "ff15::1:5"
 G4 = "239.1.1.1"
 PORT = 5000
 COUNT = 20
-
-SWITCH6_RULES = """
-table bridge vpc6 {
-    chain seen {
-        type filter hook prerouting priority -10;
-        ip6 daddr ff00::/8 meta l4proto udp counter comment "udp6_multicast"
-        ip6 dscp cs7 meta l4proto udp counter comment "udp6_marked"
-    }
-    chain drop_mcast6 {
-        type filter hook forward priority 0;
-        ip6 daddr ff02::1:ff00:0/104 accept
-        icmpv6 type nd-router-solicit accept
-        icmpv6 type nd-router-advert accept
-        icmpv6 type nd-neighbor-solicit accept
-        icmpv6 type nd-neighbor-advert accept
-        icmpv6 type nd-redirect accept
-        ip6 daddr ff00::/8 counter drop
-    }
-}
-"""
 
 IPV6_RECVPKTINFO = 49
 IPV6_PKTINFO = 50
@@ -80,19 +70,7 @@ sender_host = vpc.sender
 receivers = vpc.receivers
 ADDR6 = {sender_host.name: "2001:db8::1"}
 ADDR6.update({h.name: f"2001:db8::{10 + i}" for i, h in enumerate(receivers, 1)})
-sh(f"ip netns exec {vpc.switch} nft -f - <<'EOF'\n{SWITCH6_RULES}\nEOF")
-for host in (sender_host, *receivers):
-    host.sh(f"ip -6 addr add {ADDR6[host.name]}/64 dev eth0 nodad")
-    host.sh("ip -6 route add ff15::/16 dev eth0")
-
-
-def switch6() -> dict[str, int]:
-    out = sh(f"ip netns exec {vpc.switch} nft list chain bridge vpc6 seen")
-    return {
-        line.split('comment "')[1].split('"')[0]: int(line.split("counter packets")[1].split()[0])
-        for line in out.splitlines()
-        if "counter packets" in line
-    }
+add_ipv6(vpc, ADDR6)
 
 
 class Receiver6:
@@ -222,9 +200,9 @@ A4, A6 = IPv4Address, IPv6Address
 MEMBERS6 = [A6(ADDR6[h.name]) for h in receivers]
 
 with facts.step("baseline") as f:
-    before = switch6()
+    before = switch6(vpc)
     f["received"] = exchange6(payloads("base", COUNT))
-    after = switch6()
+    after = switch6(vpc)
     f["switch"] = {k: after[k] - before[k] for k in after}
 
 with facts.step("load") as f:
@@ -243,10 +221,10 @@ with facts.step("configure") as f:
 with facts.step("delivery") as f:
     server.reset_stats()
     errors_before = udp6_errors()
-    before = switch6()
+    before = switch6(vpc)
     data = payloads("six", COUNT, size=200)
     f["received"] = exchange6(data)
-    after = switch6()
+    after = switch6(vpc)
     f["switch"] = {k: after[k] - before[k] for k in after}
     f["group_stats"] = server.get_group(A6(G6)).stats.to_json()
     f["member_stats"] = {str(m.address): m.stats.member_json() for m in server.members(A6(G6))}

@@ -167,6 +167,49 @@ def build_vpc(receivers: int = 3, mtu: int = 1500) -> Vpc:
     return Vpc(hosts[0], hosts[1:], sw)
 
 
+#: The switch's IPv6 table: a cloud VPC's switch drops IPv6 multicast but
+#: neighbour discovery (which it answers itself); ``seen`` counts what enters.
+SWITCH6_RULES = """
+table bridge vpc6 {
+    chain seen {
+        type filter hook prerouting priority -10;
+        ip6 daddr ff00::/8 meta l4proto udp counter comment "udp6_multicast"
+        ip6 dscp cs7 meta l4proto udp counter comment "udp6_marked"
+    }
+    chain drop_mcast6 {
+        type filter hook forward priority 0;
+        ip6 daddr ff02::1:ff00:0/104 accept
+        icmpv6 type nd-router-solicit accept
+        icmpv6 type nd-router-advert accept
+        icmpv6 type nd-neighbor-solicit accept
+        icmpv6 type nd-neighbor-advert accept
+        icmpv6 type nd-redirect accept
+        ip6 daddr ff00::/8 counter drop
+    }
+}
+"""
+
+
+def add_ipv6(vpc: Vpc, addresses: dict[str, str]) -> None:
+    """IPv6 on the VPC: each host named in ``addresses`` gets its address
+    (/64, no DAD) and a route for ff15::/16; the switch drops IPv6 multicast."""
+    sh(f"ip netns exec {vpc.switch} nft -f - <<'EOF'\n{SWITCH6_RULES}\nEOF")
+    for host in (vpc.sender, *vpc.receivers):
+        if host.name in addresses:
+            host.sh(f"ip -6 addr add {addresses[host.name]}/64 dev eth0 nodad")
+            host.sh("ip -6 route add ff15::/16 dev eth0")
+
+
+def switch6(vpc: Vpc) -> dict[str, int]:
+    """The IPv6 frames that entered the switch so far, by kind (SWITCH6_RULES)."""
+    out = sh(f"ip netns exec {vpc.switch} nft list chain bridge vpc6 seen")
+    return {
+        line.split('comment "')[1].split('"')[0]: int(line.split("counter packets")[1].split()[0])
+        for line in out.splitlines()
+        if "counter packets" in line
+    }
+
+
 # --------------------------------------------------------------------------- traffic
 
 IP_PKTINFO = 8
