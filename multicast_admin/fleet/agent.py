@@ -8,9 +8,14 @@ lease's keep-alive (:class:`KeepAlive`):
    watch at R + 1 (no change missed or seen twice), publish this host's
    keys, reconcile.
 2. **Run**: apply the watch's events, read the local IGMP joins every
-   ``poll`` seconds; whenever something changed, publish and reconcile
-   again; and read the kernel every ``kernel_check`` seconds anyway (a
-   `service start` restore may have cleared it).  The keep-alive refreshes
+   ``poll`` seconds and each module's GET_STATS every ``retry`` seconds
+   (which modules are loaded, and their configuration generation);
+   whenever something changed, publish and reconcile again.  A generation
+   other than the one the last reconcile left means someone else changed
+   the kernel (an operator, a `service start` restore, a module reload):
+   reconcile.  At rest nothing is dumped.  A module too old to report a
+   generation is dumped every ``kernel_check`` seconds instead, as before.
+   The keep-alive refreshes
    the lease every TTL/3 on its own thread and connection, so a long
    reconcile or a slow kernel call never delays it.  etcd is never polled:
    only the lease is refreshed.
@@ -40,7 +45,7 @@ from typing import Callable
 
 from ..addresses import IPAddress, check_member, family_name, parse_ip
 from ..errors import InvalidArgument, MulticastProxyError
-from .backend import KernelBackend, Roles
+from .backend import KernelBackend, Probe, Roles
 from .groups import GroupDefinition, ip_order
 from .membership import Membership
 from .settings import AgentSettings
@@ -281,9 +286,10 @@ class Agent:
             keepalive.stop()
 
     def _loop(self, stop: threading.Event, view: View, watch: Watch, keepalive: KeepAlive) -> None:
-        next_roles = 0.0
+        next_probe = 0.0
         next_retry = 0.0
         next_check = self.clock() + self.kernel_check
+        blind = False  # a loaded module reports no generation: dump every kernel_check
         joined: set[IPAddress] | None = None
         changed = True
         while not stop.is_set():
@@ -296,17 +302,18 @@ class Agent:
                 elif self._matters(event.key):
                     changed = True
             now = self.clock()
-            if now >= next_roles:
-                roles = self.kernel.roles()
-                changed |= roles != self.state.roles
-                self.state.roles = roles
-                next_roles = now + self.retry
+            if now >= next_probe:
+                probe = self.kernel.probe()
+                changed |= probe.roles != self.state.roles or self._moved(probe)
+                self.state.roles = probe.roles
+                blind = None in probe.generations.values()
+                next_probe = now + self.retry
             seen = self.membership.joined()
             if seen != joined:
                 joined, changed = seen, True
             if self.state.problems and now >= next_retry:
                 changed = True
-            if now >= next_check:  # the kernel changed under us (a restore cleared it)
+            if blind and now >= next_check:  # an old module: it may have changed unseen
                 changed = True
             if changed:
                 self._reconcile(view, joined)
@@ -350,6 +357,16 @@ class Agent:
         self.state.problems = problems
         self.state.reconciled_revision = view.revision
         self._publish(view, definitions, joined | self.static_joins)
+
+    def _moved(self, probe: Probe) -> bool:
+        """Whether a module's configuration changed since the last reconcile
+        left it (or that reconcile could not tell: None).  A module that
+        reports no generation never says so: ``kernel_check`` covers it."""
+        left = self.kernel.left
+        return any(
+            generation is not None and generation != left.get(side)
+            for side, generation in probe.generations.items()
+        )
 
     def _matters(self, key: str) -> bool:
         """Whether a change of ``key`` can change what this host's kernel

@@ -8,6 +8,15 @@ REQUIRE_RESTORED, so nothing is added to a namespace whose saved state the
 service has not restored yet.  A refusal (a limit, a conflicting static
 entry) is a *problem*: reported, logged, retried later, never half applied
 (a group's missing members go in one all-or-nothing join).
+
+Each module reports its configuration's generation in GET_STATS (one more
+per request that changed the namespace's configuration, random at a load).
+:meth:`KernelBackend.probe` reads it with the roles; each apply notes in
+:attr:`KernelBackend.left` the generation it left the module at, if nothing
+but its own requests changed it while it ran (after == before + its own
+changes), else None.  The agent reconciles again only when a probe's
+generation differs from what the last round left (docs/design.md, "One
+loop per agent").
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..addresses import IPAddress, host_port
-from ..client import Client
+from ..client import AddOutcome, Client
 from ..errors import ModuleNotLoaded, MulticastProxyError
 from ..server import Server
 from .groups import GroupDefinition, ip_order
@@ -38,6 +47,34 @@ class Roles:
         return [name for name, on in (("sender", self.sender), ("receiver", self.receiver)) if on]
 
 
+SENDER = "multis"
+RECEIVER = "multic"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What one look at the two modules' GET_STATS says."""
+
+    roles: Roles
+    generations: dict[str, int | None]
+    """Each loaded module's configuration generation (SENDER, RECEIVER); None
+    from a module that does not report one."""
+
+
+class _Counted:
+    """A round's own successful changes, between two generation reads."""
+
+    def __init__(self, before: int | None) -> None:
+        self.before = before
+        self.changes = 0
+
+    def left(self, after: int | None) -> int | None:
+        """``after`` if only the round's own changes moved the generation, else None."""
+        if self.before is None or after is None or after != self.before + self.changes:
+            return None
+        return after
+
+
 class KernelBackend:
     def __init__(
         self,
@@ -48,23 +85,27 @@ class KernelBackend:
         self.open_server = open_server
         self.open_client = open_client
         self.ledger = ledger
+        self.left: dict[str, int | None] = {}
+        """The generation each module was left at by the last apply (None: unknown)."""
 
     def roles(self) -> Roles:
-        return Roles(self._available(self.open_server), self._available(self.open_client))
+        return self.probe().roles
+
+    def probe(self) -> Probe:
+        """The roles (which modules are loaded) and their generations: one
+        GET_STATS each, no dump."""
+        generations: dict[str, int | None] = {}
+        for name, opener in ((SENDER, self.open_server), (RECEIVER, self.open_client)):
+            try:
+                generations[name] = self._generation(opener)
+            except ModuleNotLoaded:
+                continue
+        return Probe(Roles(SENDER in generations, RECEIVER in generations), generations)
 
     @staticmethod
-    def _available(opener: Callable[[], Server | Client]) -> bool:
-        try:
-            side = opener()
-        except ModuleNotLoaded:
-            return False
-        try:
-            side.stats()
-        except ModuleNotLoaded:
-            return False
-        finally:
-            side.close()
-        return True
+    def _generation(opener: Callable[[], Server | Client]) -> int | None:
+        with opener() as side:
+            return side.stats().generation
 
     # --- sender ------------------------------------------------------------
 
@@ -77,7 +118,9 @@ class KernelBackend:
         problems: list[str] = []
         ledger = self.ledger
         before = (set(ledger.members), set(ledger.created_groups))
+        self.left[SENDER] = None
         with self.open_server() as server, server.requiring_restored():
+            round_ = _Counted(server.stats().generation)
             kernel = {g.address: g for g in server.groups()}
             groups = set(wanted) | {g for g, _ in ledger.members} | ledger.created_groups
             for group in sorted(groups, key=ip_order):
@@ -91,6 +134,7 @@ class KernelBackend:
                     gone = sorted(mine - want, key=ip_order)
                     if gone:
                         server.quit(group, gone)
+                        round_.changes += 1
                         ledger.members -= {(group, m) for m in gone}
                     add = sorted(want - current, key=ip_order)
                     if add:
@@ -100,25 +144,31 @@ class KernelBackend:
                             ledger.created_groups.add(group)
                         else:
                             server.join(group, add, broadcast=present.broadcast, vrrp=present.vrrp)
+                        round_.changes += 1
                         ledger.members |= {(group, m) for m in add}
                 except MulticastProxyError as error:
                     problems.append(f"multis group {group}: {error}")
-                self._drop_created(server, group, want)
+                round_.changes += self._drop_created(server, group, want)
+            self.left[SENDER] = round_.left(server.stats().generation)
         ledger.dirty |= (ledger.members, ledger.created_groups) != before
         if ledger.dirty:
             ledger.save()  # a failure stays a problem until a save succeeds
         return problems
 
-    def _drop_created(self, server: Server, group: IPAddress, want: set[IPAddress]) -> None:
-        """A group the agent created goes when nobody is left in it and none is wanted."""
+    def _drop_created(self, server: Server, group: IPAddress, want: set[IPAddress]) -> int:
+        """A group the agent created goes when nobody is left in it and none is
+        wanted; the number of changes made (0 or 1)."""
         if group not in self.ledger.created_groups or want:
-            return
+            return 0
+        deleted = 0
         try:
             if server.group(group).member_count == 0:
                 server.delete(group)
+                deleted = 1
             self.ledger.created_groups.discard(group)
         except MulticastProxyError:
             self.ledger.created_groups.discard(group)  # gone already
+        return deleted
 
     # --- receiver ----------------------------------------------------------
 
@@ -129,13 +179,16 @@ class KernelBackend:
         problems: list[str] = []
         ledger = self.ledger
         before = set(ledger.entries)
+        self.left[RECEIVER] = None
         with self.open_client() as client, client.requiring_restored():
+            round_ = _Counted(client.stats().generation)
             current = {e.key: e.group for e in client.entries()}
             ledger.entries = {e for e in ledger.entries if current.get(e[:2]) == e[2]}
             for source, port, group in sorted(ledger.entries, key=_entry_order):
                 if wanted.get((source, port)) != group:
                     try:
                         client.delete(source, port)
+                        round_.changes += 1
                         ledger.entries.discard((source, port, group))
                         del current[(source, port)]
                     except MulticastProxyError as error:
@@ -151,10 +204,13 @@ class KernelBackend:
                     )
                     continue
                 try:
-                    client.add(source, port, group, broadcast=definitions[group].broadcast)
+                    added = client.add(source, port, group, broadcast=definitions[group].broadcast)
+                    # a race with an operator's add makes it UNCHANGED or MOVED (one change)
+                    round_.changes += added.outcome is not AddOutcome.UNCHANGED
                     ledger.entries.add((source, port, group))
                 except MulticastProxyError as error:
                     problems.append(f"multic entry {host_port(source, port)} -> {group}: {error}")
+            self.left[RECEIVER] = round_.left(client.stats().generation)
         ledger.dirty |= ledger.entries != before
         if ledger.dirty:
             ledger.save()

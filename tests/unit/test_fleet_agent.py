@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from ipaddress import ip_address
 
 import pytest
 from fakes import FakeMulticKernel, FakeMultisKernel
@@ -13,6 +14,8 @@ from fleet_hosts import Host, wait_for
 from multicast_admin.fleet.groups import check_definition, define, undefine
 from multicast_admin.fleet.settings import EtcdSettings, parse_endpoints
 from multicast_admin.fleet.store import Store, StoreUnavailable
+from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from multicast_admin.server import Server
 
 G = "239.1.1.1"
 G2 = "239.1.1.2"
@@ -203,10 +206,108 @@ def test_a_change_right_after_the_snapshot_is_not_missed(etcd, domain, tmp_path)
 
 def test_a_kernel_cleared_under_the_agent_is_configured_again(fleet):
     _, host = fleet
-    a, b = host(A), host(B)
+    a, b = host(A, kernel_check=60), host(B)
     b.joins(G)
     wait_for(lambda: a.members(G) == [B])
-    a.multis.groups.clear()  # as a restore of the saved (static) state does
+    MultisNetlink(a.multis).clear()  # as a restore of the saved (static) state does
+    wait_for(lambda: a.members(G) == [B], timeout=3)  # its generation moved on: seen
+
+
+def _settled(h: Host) -> tuple[int, int]:
+    """The dumps both fake kernels of ``h`` have seen, once they stopped growing."""
+    last = (-1, -1)
+    while (now := (h.multis.dumps(), h.multic.dumps())) != last:
+        last = now
+        time.sleep(0.6)  # more than the agent's retry: a pending reconcile is done
+    return now
+
+
+def test_an_idle_agent_dumps_nothing(fleet):
+    """At rest the agent reads each module's GET_STATS every retry (0.5 s
+    here) and no dump: the configuration's generation has not moved."""
+    _, host = fleet
+    a, b = host(A), host(B)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B] and b.entries() == {f"{A}:5000": G})
+    before = _settled(a)
+    stats = len(a.multis.requests) - a.multis.dumps()
+    time.sleep(3)  # six probes, three kernel_checks of the old rule
+    assert (a.multis.dumps(), a.multic.dumps()) == before
+    assert len(a.multis.requests) - a.multis.dumps() >= stats + 4  # the probes went on
+
+
+def test_a_module_without_a_generation_is_still_read_every_kernel_check(fleet):
+    """An older module (no GENERATION): the agent dumps it every kernel_check
+    (1 s here), as before, so a restore that cleared it is still repaired."""
+    _, host = fleet
+    multis = FakeMultisKernel()
+    multis.reports_generation = False
+    a, b = host(A, multis=multis), host(B)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B])
+    dumps = _settled(a)[1]  # multic reports one: only multis is read blind
+    multis.groups.clear()  # unseen: no generation tells
+    wait_for(lambda: a.members(G) == [B], timeout=3)
+    assert a.multis.dumps() > dumps
+
+
+def test_a_change_after_the_reconcile_is_picked_up(fleet):
+    _, host = fleet
+    a, b = host(A, kernel_check=60), host(B, sender=False)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B] and b.entries() == {f"{A}:5000": G})
+    _settled(a)
+    MultisNetlink(a.multis).quit(ip_address(G), [ip_address(B)])  # an operator's multis_admin
+    MulticNetlink(b.multic).delete(ip_address(A), 5000)
+    wait_for(lambda: a.members(G) == [B] and b.entries() == {f"{A}:5000": G}, timeout=3)
+
+
+def test_a_change_during_the_reconcile_is_picked_up(fleet):
+    """An operator's change between the agent's two generation reads of one
+    reconcile: the generation moved by more than the agent's own changes, so
+    the next probe reconciles again."""
+    _, host = fleet
+    a, b = host(A, kernel_check=60), host(B)
+    wait_for(lambda: store_has_agent(a))
+    operator = MultisNetlink(a.multis)
+    raced = threading.Event()
+    open_server = a.agent.kernel.open_server
+
+    def racy_server() -> Server:
+        server = open_server()
+        join = server.join
+
+        def join_then_race(group, members, **flags):
+            result = join(group, members, **flags)
+            if not raced.is_set():
+                raced.set()
+                operator.quit(ip_address(G), [ip_address(B)])  # right after the agent's join
+            return result
+
+        server.join = join_then_race
+        return server
+
+    a.agent.kernel.open_server = racy_server
+    b.joins(G)
+    assert raced.wait(10)
+    wait_for(lambda: a.members(G) == [B], timeout=3)
+
+
+def store_has_agent(h: Host) -> bool:
+    return h.agent is not None and h.agent.state.connected and bool(h.agent.published)
+
+
+def test_a_module_reload_is_picked_up(fleet):
+    _, host = fleet
+    a, b = host(A, kernel_check=60), host(B)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B] and a.entries() == {f"{B}:5000": G})
+    _settled(a)
+    a.multis.reload()  # modprobe -r; modprobe: empty, another generation, not restored
+    a.multic.reload(restored=True)  # and restored (an empty saved state) already
+    wait_for(lambda: a.entries() == {f"{B}:5000": G}, timeout=3)
+    assert a.multis.state() == {}  # refused until the service restored it
+    MultisNetlink(a.multis).set_restored()  # `service multis start`
     wait_for(lambda: a.members(G) == [B], timeout=3)
 
 
