@@ -189,8 +189,8 @@ def test_a_change_right_after_the_snapshot_is_not_missed(etcd, domain, tmp_path)
     class Racy(Store):
         raced = False
 
-        def snapshot(self):
-            seen = super().snapshot()
+        def snapshot(self, ranges=None):
+            seen = super().snapshot(ranges)
             if not Racy.raced:
                 Racy.raced = True
                 store.put(store.layout.member(G, B), "")  # after the snapshot, before the watch
@@ -541,9 +541,9 @@ def test_a_late_keepalive_is_retried_not_taken_for_a_lost_lease(etcd, domain, tm
         def twin(self):
             return Flaky(self.settings, self.timeout)
 
-        def watch(self, start_revision):
+        def watch(self, start_revision, ranges=None):
             sessions.append(start_revision)  # one watch per session
-            return super().watch(start_revision)
+            return super().watch(start_revision, ranges)
 
     a = Host(tmp_path, A, etcd.url, domain, ttl=2)
     a.start(Agents(a.settings.etcd, timeout=1))
@@ -562,3 +562,86 @@ def test_a_late_keepalive_is_retried_not_taken_for_a_lost_lease(etcd, domain, tm
     finally:
         a.stop()
         store.close()
+
+
+# --- what an agent watches: only what can change its kernel ------------------
+
+
+class _Counting(Store):
+    """A Store whose watches record the keys of the events they deliver."""
+
+    def __init__(self, *args, seen: list, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen = seen
+
+    def watch(self, start_revision, ranges=None):
+        watch = super().watch(start_revision, ranges)
+        self.seen.append(("session", start_revision))
+        events = watch.events
+
+        def counted(timeout):
+            for event in events(timeout):
+                self.seen.append(self.layout.split(event.key)[0])
+                yield event
+
+        watch.events = counted
+        return watch
+
+
+def test_a_receiver_sees_no_other_hosts_registration(fleet, tmp_path, etcd, domain):
+    """The O(N^2) of a fleet's start: a receiver watches the definitions and
+    the sources, not the members, hosts and agents every other host writes."""
+    _, host = fleet
+    sender = host(A, receiver=False)
+    seen: list = []
+    r = Host(tmp_path, B, etcd.url, domain, sender=False)
+    r.start(_Counting(r.settings.etcd, timeout=1, seen=seen))
+    try:
+        others = [host(f"10.0.1.{i}", sender=False) for i in range(1, 6)]
+        for other in others:
+            other.joins(G)
+        wait_for(lambda: sender.members(G) == [f"10.0.1.{i}" for i in range(1, 6)])
+        wait_for(lambda: r.entries() == {f"{A}:5000": G})
+        time.sleep(0.5)
+        kinds = [k for k in seen if isinstance(k, str)]
+        assert set(kinds) <= {"groups", "sources"}, kinds
+    finally:
+        r.stop()
+
+
+def test_a_sender_sees_members_not_hosts(fleet, tmp_path, etcd, domain):
+    _, host = fleet
+    seen: list = []
+    s = Host(tmp_path, A, etcd.url, domain, receiver=False)
+    s.start(_Counting(s.settings.etcd, timeout=1, seen=seen))
+    try:
+        b = host(B, sender=False)
+        b.joins(G)
+        wait_for(lambda: s.members(G) == [B])
+        kinds = [k for k in seen if isinstance(k, str)]
+        assert "members" in kinds
+        assert set(kinds) <= {"groups", "members"}, kinds
+    finally:
+        s.stop()
+
+
+def test_a_role_change_starts_a_session_with_the_new_keys(fleet, tmp_path, etcd, domain):
+    """multis loaded under a running receiver: a new session, which watches
+    the members now, so the host copies to them."""
+    _, host = fleet
+    seen: list = []
+    a = Host(tmp_path, A, etcd.url, domain, sender=False)
+    a.start(_Counting(a.settings.etcd, timeout=1, seen=seen))
+    try:
+        b = host(B, sender=False)
+        wait_for(lambda: store_has_agent(a))
+        assert len([s for s in seen if isinstance(s, tuple)]) == 1
+        lease = a.agent.lease
+        a.sender = True  # modprobe multis
+        wait_for(lambda: a.agent.state.roles.sender)
+        b.joins(G)
+        wait_for(lambda: a.members(G) == [B])
+        assert len([s for s in seen if isinstance(s, tuple)]) == 2  # one new session
+        assert a.agent.lease == lease  # the same registration: the lease kept
+    finally:
+        a.stop()
