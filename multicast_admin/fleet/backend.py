@@ -87,6 +87,13 @@ class KernelBackend:
         self.ledger = ledger
         self.left: dict[str, int | None] = {}
         """The generation each module was left at by the last apply (None: unknown)."""
+        self._groups: dict[IPAddress, tuple[bool, bool]] = {}
+        self._members: dict[IPAddress, set[IPAddress]] = {}
+        self._entries: dict[tuple[IPAddress, int], IPAddress] = {}
+        """What the kernel held when the last apply left it (groups with their
+        (broadcast, vrrp), the members of the groups it read, multic's
+        entries): valid while the module's generation is still the one that
+        apply left, so the next apply reads no dump."""
 
     def roles(self) -> Roles:
         return self.probe().roles
@@ -118,14 +125,21 @@ class KernelBackend:
         problems: list[str] = []
         ledger = self.ledger
         before = (set(ledger.members), set(ledger.created_groups))
-        self.left[SENDER] = None
+        left, self.left[SENDER] = self.left.get(SENDER), None
         with self.open_server() as server, server.requiring_restored():
             round_ = _Counted(server.stats().generation)
-            kernel = {g.address: g for g in server.groups()}
+            if round_.before is None or round_.before != left:
+                self._groups = {g.address: (g.broadcast, g.vrrp) for g in server.groups()}
+                self._members = {}
+            kernel, held = self._groups, self._members
             groups = set(wanted) | {g for g, _ in ledger.members} | ledger.created_groups
             for group in sorted(groups, key=ip_order):
                 present = kernel.get(group)
-                current = {m.address for m in server.members(group)} if present else set()
+                if present is None:
+                    held[group] = set()
+                elif group not in held:
+                    held[group] = {m.address for m in server.members(group)}
+                current = held[group]
                 mine = {m for g, m in ledger.members if g == group}
                 ledger.members -= {(group, m) for m in mine - current}  # removed by an operator
                 mine &= current
@@ -135,16 +149,20 @@ class KernelBackend:
                     if gone:
                         server.quit(group, gone)
                         round_.changes += 1
+                        current -= set(gone)
                         ledger.members -= {(group, m) for m in gone}
                     add = sorted(want - current, key=ip_order)
                     if add:
                         if present is None:
                             spec = definitions[group]
-                            server.join(group, add, broadcast=spec.broadcast, vrrp=spec.vrrp)
+                            server.create(group, add, broadcast=spec.broadcast, vrrp=spec.vrrp)
+                            kernel[group] = (spec.broadcast, spec.vrrp)
                             ledger.created_groups.add(group)
                         else:
-                            server.join(group, add, broadcast=present.broadcast, vrrp=present.vrrp)
+                            # no read: the members are known, and JOIN keeps those in
+                            server.create(group, add, broadcast=present[0], vrrp=present[1])
                         round_.changes += 1
+                        current |= set(add)
                         ledger.members |= {(group, m) for m in add}
                 except MulticastProxyError as error:
                     problems.append(f"multis group {group}: {error}")
@@ -164,6 +182,8 @@ class KernelBackend:
         try:
             if server.group(group).member_count == 0:
                 server.delete(group)
+                self._groups.pop(group, None)
+                self._members.pop(group, None)
                 deleted = 1
             self.ledger.created_groups.discard(group)
         except MulticastProxyError:
@@ -179,10 +199,12 @@ class KernelBackend:
         problems: list[str] = []
         ledger = self.ledger
         before = set(ledger.entries)
-        self.left[RECEIVER] = None
+        left, self.left[RECEIVER] = self.left.get(RECEIVER), None
         with self.open_client() as client, client.requiring_restored():
             round_ = _Counted(client.stats().generation)
-            current = {e.key: e.group for e in client.entries()}
+            if round_.before is None or round_.before != left:
+                self._entries = {e.key: e.group for e in client.entries()}
+            current = self._entries
             ledger.entries = {e for e in ledger.entries if current.get(e[:2]) == e[2]}
             for source, port, group in sorted(ledger.entries, key=_entry_order):
                 if wanted.get((source, port)) != group:
@@ -207,6 +229,7 @@ class KernelBackend:
                     added = client.add(source, port, group, broadcast=definitions[group].broadcast)
                     # a race with an operator's add makes it UNCHANGED or MOVED (one change)
                     round_.changes += added.outcome is not AddOutcome.UNCHANGED
+                    current[(source, port)] = group
                     ledger.entries.add((source, port, group))
                 except MulticastProxyError as error:
                     problems.append(f"multic entry {host_port(source, port)} -> {group}: {error}")

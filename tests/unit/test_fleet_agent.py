@@ -236,6 +236,26 @@ def test_an_idle_agent_dumps_nothing(fleet):
     assert len(a.multis.requests) - a.multis.dumps() >= stats + 4  # the probes went on
 
 
+def test_a_reconcile_of_an_unchanged_kernel_reads_no_dump(fleet):
+    """A new member (an etcd event) on a sender whose kernel nobody else
+    changed: the generation is the one its last reconcile left, so what that
+    reconcile left is what the kernel holds; the join goes in without a dump."""
+    _, host = fleet
+    a, b = host(A, receiver=False), host(B, sender=False)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B])
+    before = _settled(a)
+    c = host(C, sender=False)
+    c.joins(G)
+    wait_for(lambda: a.members(G) == [B, C])
+    c.joins()
+    wait_for(lambda: a.members(G) == [B])
+    assert (a.multis.dumps(), a.multic.dumps()) == before
+    MultisNetlink(a.multis).quit(ip_address(G), [ip_address(B)])  # an operator: dumped again
+    wait_for(lambda: a.members(G) == [B], timeout=3)
+    assert a.multis.dumps() > before[0]
+
+
 def test_a_module_without_a_generation_is_still_read_every_kernel_check(fleet):
     """An older module (no GENERATION): the agent dumps it every kernel_check
     (1 s here), as before, so a restore that cleared it is still repaired."""
@@ -275,7 +295,7 @@ def test_a_change_during_the_reconcile_is_picked_up(fleet):
 
     def racy_server() -> Server:
         server = open_server()
-        join = server.join
+        join = server.create  # the agent's JOIN (no read: it knows the group)
 
         def join_then_race(group, members, **flags):
             result = join(group, members, **flags)
@@ -284,7 +304,7 @@ def test_a_change_during_the_reconcile_is_picked_up(fleet):
                 operator.quit(ip_address(G), [ip_address(B)])  # right after the agent's join
             return result
 
-        server.join = join_then_race
+        server.create = join_then_race
         return server
 
     a.agent.kernel.open_server = racy_server
