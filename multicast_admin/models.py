@@ -123,6 +123,10 @@ class ServerStatus:
     marker_tos: int
     restored: bool = False
     """The namespace's configuration was restored from the saved state (SET_RESTORED)."""
+    generation: int | None = None
+    """The configuration's generation (GENERATION): random when the namespace's
+    state was made, one more per request that changed it; None from a module
+    that does not report it.  Not in to_json(): it says nothing to a reader."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -174,6 +178,10 @@ class ClientStatus:
     marker_tos: int
     restored: bool = False
     """The namespace's configuration was restored from the saved state (SET_RESTORED)."""
+    generation: int | None = None
+    """The configuration's generation (GENERATION): random when the namespace's
+    state was made, one more per request that changed it; None from a module
+    that does not report it.  Not in to_json(): it says nothing to a reader."""
 
     def to_json(self) -> dict[str, Any]:
         return {

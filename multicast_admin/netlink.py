@@ -133,6 +133,7 @@ class multismsg(genlmsg):
             "RESTORED": "uint8",
             "REQUIRE_RESTORED": "flag",
             "GROUP_ADDR6": "ip6addr",
+            "GENERATION": "uint64",
         },
     )
     stats = multis_stats
@@ -180,6 +181,7 @@ class multicmsg(genlmsg):
             "REQUIRE_RESTORED": "flag",
             "SERVER_ADDR6": "ip6addr",
             "GROUP_ADDR6": "ip6addr",
+            "GENERATION": "uint64",
         },
     )
     stats = multic_stats
@@ -474,6 +476,13 @@ def _attr(msg: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
+def _generation(msg: Any, name: str) -> int | None:
+    """The configuration's generation of a GET_STATS reply; None from a module
+    older than the attribute."""
+    value = msg.get_attr(name)
+    return None if value is None else int(value)
+
+
 def _counters(nest: Any, prefix: str, names: Iterable[str]) -> dict[str, int]:
     if nest is None:
         return {}
@@ -610,6 +619,7 @@ class MultisNetlink(_Family):
             max_members=int(_attr(msg, "MULTIS_A_MAX_MEMBERS", 0)),
             marker_tos=int(_attr(msg, "MULTIS_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS)),
             restored=bool(_attr(msg, "MULTIS_A_RESTORED", 0)),
+            generation=_generation(msg, "MULTIS_A_GENERATION"),
         )
 
     def reset_stats(self) -> None:
@@ -684,6 +694,7 @@ class MulticNetlink(_Family):
             max_entries=int(_attr(msg, "MULTIC_A_MAX_ENTRIES", 0)),
             marker_tos=int(_attr(msg, "MULTIC_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS)),
             restored=bool(_attr(msg, "MULTIC_A_RESTORED", 0)),
+            generation=_generation(msg, "MULTIC_A_GENERATION"),
         )
 
     def reset_stats(self) -> None:

@@ -157,7 +157,8 @@ class Server(RestoredMark):
         vrrp: bool = False,
     ) -> None:
         """One JOIN and no read: a group with its members, for a restore into an
-        empty kernel (an existing group is joined as the kernel does it)."""
+        empty kernel, or the agent, which knows what the group holds (an
+        existing group is joined as the kernel does it)."""
         address, wanted, _ = check_join(group, members, broadcast=broadcast)
         flags = group_flags(broadcast=broadcast, vrrp=vrrp)
         self.backend.join(address, wanted, flags=flags or None)

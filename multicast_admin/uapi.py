@@ -47,7 +47,8 @@ MULTIS_A_MARKER_TOS: Final = 10
 MULTIS_A_RESTORED: Final = 11
 MULTIS_A_REQUIRE_RESTORED: Final = 12
 MULTIS_A_GROUP_ADDR6: Final = 13
-__MULTIS_A_MAX: Final = 14
+MULTIS_A_GENERATION: Final = 14
+__MULTIS_A_MAX: Final = 15
 MULTIS_A_MAX: Final = __MULTIS_A_MAX - 1
 
 # Inside MULTIS_A_MEMBERS: each element is a nest of enum multis_member_attr.
@@ -111,7 +112,8 @@ MULTIC_A_RESTORED: Final = 12
 MULTIC_A_REQUIRE_RESTORED: Final = 13
 MULTIC_A_SERVER_ADDR6: Final = 14
 MULTIC_A_GROUP_ADDR6: Final = 15
-__MULTIC_A_MAX: Final = 16
+MULTIC_A_GENERATION: Final = 16
+__MULTIC_A_MAX: Final = 17
 MULTIC_A_MAX: Final = __MULTIC_A_MAX - 1
 
 # Entry flags.

@@ -21,6 +21,8 @@ receiver i joins group i mod G.  It reports:
   only, no polling);
 - one join (receiver 0 joins one more group): until every sender has it;
   and one leave, until none has it;
+- CPU: the seconds the workers and etcd used for the start, and per second
+  at rest (a 2-core machine has 2 to give);
 - memory: the resident size of one agent alone in a process of its own (a
   receiver of the same domain), and of the workers per agent.
 
@@ -69,6 +71,12 @@ def rss_kib(pid: int | str = "self") -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far (every thread)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- workers
@@ -242,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario)
             wait(lambda view: len(view) == args.senders and all(v == want for v in view.values()),
                  "start")  # fmt: skip
             report["start_seconds"] = round(time.monotonic() - started, 2)
+            pids = [proc.pid for proc, _parent, _n in workers]
+
+            def cpu() -> tuple[float, float]:
+                return sum(map(cpu_seconds, pids)), cpu_seconds(etcd.proc.pid)
+
+            report["start_cpu_seconds"] = dict(zip(("workers", "etcd"), map(round, cpu())))
             # one agent alone in its own process: its memory in this domain
             parent, child = ctx.Pipe()
             solo = ctx.Process(
@@ -258,9 +272,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario)
             report["one_agent_rss_mib"] = round(parent.recv() / 1024, 1)
             # at rest
             time.sleep(2)
-            before, t0 = grpc_counts(url), time.monotonic()
+            before, cpu0, t0 = grpc_counts(url), cpu(), time.monotonic()
             time.sleep(args.rest)
-            after, t1 = grpc_counts(url), time.monotonic()
+            after, cpu1, t1 = grpc_counts(url), cpu(), time.monotonic()
+            report["cpu_per_second_at_rest"] = {
+                name: round((b - a) / (t1 - t0), 3)
+                for name, a, b in zip(("workers", "etcd"), cpu0, cpu1)
+            }
             rates = {
                 m: round((after.get(m, 0) - before.get(m, 0)) / (t1 - t0), 2)
                 for m in sorted(set(before) | set(after))

@@ -55,6 +55,12 @@ struct multic_net {
 	unsigned int group_count;
 	/* Moves on with every change of the entries; never 0. */
 	u32 generation;
+	/*
+	 * The configuration's generation (GET_STATS, see the uapi header):
+	 * random at first, one more per request that changed the entries or
+	 * the restored mark.
+	 */
+	u64 config_gen;
 	/* MULTIC_CMD_SET_RESTORED was sent (see the uapi header). */
 	bool restored;
 	/*

@@ -64,6 +64,18 @@ static int multic_nl_check_restored(struct multic_net *mn,
 }
 
 /*
+ * A request changed the configuration when it moved the entries' generation
+ * on from @before (read when it took the lock): the configuration's
+ * generation moves on by one, however many entries the request touched.
+ */
+static void multic_nl_changed(struct multic_net *mn, u32 before)
+{
+	lockdep_assert_held(&mn->lock);
+	if (mn->generation != before)
+		mn->config_gen++;
+}
+
+/*
  * The address of exactly one of @a4 (IPv4, kept IPv4-mapped) and @a6
  * (IPv6, which must not be IPv4-mapped); -ENODATA when neither is given.
  */
@@ -409,6 +421,8 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 		 * The first entry of a family brings its hook in; a failed
 		 * add takes it out again.
 		 */
+		u32 before = mn->generation;
+
 		ret = multic_hook_attach(net, mn, multic_key_family(&key));
 		if (ret)
 			compat_nlerr_fmt(&err, "cannot register the netfilter hook");
@@ -416,6 +430,7 @@ static int multic_nl_add(struct sk_buff *skb, struct genl_info *info)
 			ret = multic_table_add(mn, &key, &group,
 					       info->nlhdr->nlmsg_flags & NLM_F_REPLACE,
 					       &err);
+		multic_nl_changed(mn, before);
 		multic_hook_sync(net, mn);
 	}
 	mutex_unlock(&mn->lock);
@@ -437,7 +452,10 @@ static int multic_nl_del(struct sk_buff *skb, struct genl_info *info)
 		mutex_lock(&mn->lock);
 		ret = multic_nl_check_restored(mn, info, &err);
 		if (!ret) {
+			u32 before = mn->generation;
+
 			ret = multic_table_del(mn, &key, &err);
+			multic_nl_changed(mn, before);
 			multic_hook_sync(net, mn);
 		}
 		mutex_unlock(&mn->lock);
@@ -456,7 +474,10 @@ static int multic_nl_clear(struct sk_buff *skb, struct genl_info *info)
 	mutex_lock(&mn->lock);
 	ret = multic_nl_check_restored(mn, info, &err);
 	if (!ret) {
+		u32 before = mn->generation;
+
 		multic_table_clear(mn);
+		multic_nl_changed(mn, before);
 		multic_hook_sync(net, mn);
 	}
 	mutex_unlock(&mn->lock);
@@ -469,7 +490,10 @@ static int multic_nl_set_restored(struct sk_buff *skb, struct genl_info *info)
 	struct multic_net *mn = multic_pernet(genl_info_net(info));
 
 	mutex_lock(&mn->lock);
-	mn->restored = true;
+	if (!mn->restored) {
+		mn->restored = true;
+		mn->config_gen++;
+	}
 	mutex_unlock(&mn->lock);
 	return 0;
 }
@@ -483,7 +507,8 @@ static int multic_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 
 	msg = genlmsg_new(multic_nl_stats_size(true) +
 			  4 * nla_total_size(sizeof(u32)) +
-			  2 * nla_total_size(sizeof(u8)), GFP_KERNEL);
+			  2 * nla_total_size(sizeof(u8)) +
+			  nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
 	if (!msg) {
 		NL_SET_ERR_MSG(info->extack, "out of memory");
 		return -ENOMEM;
@@ -500,7 +525,9 @@ static int multic_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 	if (!ret &&
 	    (nla_put_u32(msg, MULTIC_A_ENTRY_COUNT, mn->entry_count) ||
 	     nla_put_u32(msg, MULTIC_A_GROUP_COUNT, mn->group_count) ||
-	     nla_put_u8(msg, MULTIC_A_RESTORED, mn->restored)))
+	     nla_put_u8(msg, MULTIC_A_RESTORED, mn->restored) ||
+	     nla_put_u64_64bit(msg, MULTIC_A_GENERATION, mn->config_gen,
+			       MULTIC_A_PAD)))
 		ret = -EMSGSIZE;
 	mutex_unlock(&mn->lock);
 	if (ret)

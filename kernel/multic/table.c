@@ -18,6 +18,7 @@
 #include <linux/build_bug.h>
 #include <linux/err.h>
 #include <linux/lockdep.h>
+#include <linux/random.h>
 #include <linux/rcupdate.h>
 #include <linux/rhashtable.h>
 #include <linux/slab.h>
@@ -159,6 +160,7 @@ int multic_table_init(struct multic_net *mn)
 	memset(mn->family_entries, 0, sizeof(mn->family_entries));
 	mn->group_count = 0;
 	mn->generation = 1;
+	mn->config_gen = get_random_u64();
 	mn->restored = false;
 	ret = rhashtable_init(&mn->groups, &multic_group_params);
 	if (ret)

@@ -16,6 +16,7 @@
 
 #include <linux/overflow.h>
 #include <linux/percpu.h>
+#include <linux/random.h>
 #include <linux/slab.h>
 #include <linux/sort.h>
 #include <net/ipv6.h>
@@ -26,6 +27,7 @@ void multis_group_init(struct multis_net *pn)
 	INIT_LIST_HEAD(&pn->group_list);
 	pn->group_count = 0;
 	pn->generation = 1;
+	pn->config_gen = get_random_u64();
 	pn->restored = false;
 }
 

@@ -41,6 +41,12 @@ struct multis_net {
 	unsigned int group_count;
 	/* Moves on with every change of the groups; never 0. */
 	u32 generation;
+	/*
+	 * The configuration's generation (GET_STATS, see the uapi header):
+	 * random at first, one more per request that changed the groups, their
+	 * members or the restored mark.
+	 */
+	u64 config_gen;
 	/* MULTIS_CMD_SET_RESTORED was sent (see the uapi header). */
 	bool restored;
 	/* LOCAL_OUT hook registered (groups exist): hook.c. */

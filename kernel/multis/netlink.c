@@ -201,6 +201,18 @@ static int multis_nl_check_restored(struct multis_nl_req *req,
 	return -ESTALE;
 }
 
+/*
+ * A request changed the configuration when it moved the groups' generation
+ * on from @before (read when it took the lock): the configuration's
+ * generation moves on by one, however many groups the request touched.
+ */
+static void multis_nl_changed(struct multis_net *pn, u32 before)
+{
+	lockdep_assert_held(&pn->lock);
+	if (pn->generation != before)
+		pn->config_gen++;
+}
+
 /* req->group_addr from MULTIS_A_GROUP_ADDR or _ADDR6: one is required. */
 static int multis_nl_get_group_addr(struct multis_nl_req *req,
 				    struct nlattr **attrs)
@@ -577,11 +589,14 @@ static int multis_nl_members_do(struct sk_buff *skb, struct genl_info *info,
 {
 	struct multis_nl_req req;
 	struct in6_addr *members = NULL;
+	u32 before;
 	int ret;
 
 	multis_nl_req_init(&req, genl_info_net(info), info->extack);
 	mutex_lock(&req.pn->lock);
+	before = req.pn->generation;
 	ret = locked(&req, info, &members);
+	multis_nl_changed(req.pn, before);
 	multis_hook_sync(req.net, req.pn);
 	mutex_unlock(&req.pn->lock);
 	kvfree(members);
@@ -609,7 +624,10 @@ static int multis_nl_del_group(struct sk_buff *skb, struct genl_info *info)
 	if (!ret)
 		ret = multis_nl_find_group(&req, info->attrs);
 	if (!ret) {
+		u32 before = req.pn->generation;
+
 		multis_group_delete(req.pn, req.group);
+		multis_nl_changed(req.pn, before);
 		multis_hook_sync(req.net, req.pn);
 	}
 	mutex_unlock(&req.pn->lock);
@@ -625,7 +643,10 @@ static int multis_nl_clear(struct sk_buff *skb, struct genl_info *info)
 	mutex_lock(&req.pn->lock);
 	ret = multis_nl_check_restored(&req, info->attrs);
 	if (!ret) {
+		u32 before = req.pn->generation;
+
 		multis_group_clear(req.pn);
+		multis_nl_changed(req.pn, before);
 		multis_hook_sync(req.net, req.pn);
 	}
 	mutex_unlock(&req.pn->lock);
@@ -638,7 +659,10 @@ static int multis_nl_set_restored(struct sk_buff *skb, struct genl_info *info)
 	struct multis_net *pn = multis_pernet(genl_info_net(info));
 
 	mutex_lock(&pn->lock);
-	pn->restored = true;
+	if (!pn->restored) {
+		pn->restored = true;
+		pn->config_gen++;
+	}
 	mutex_unlock(&pn->lock);
 	return 0;
 }
@@ -705,7 +729,9 @@ static int multis_nl_get_stats(struct sk_buff *skb, struct genl_info *info)
 	      nla_put_u32(msg, MULTIS_A_MAX_MEMBERS,
 			  READ_ONCE(multis_max_members)) ||
 	      nla_put_u8(msg, MULTIS_A_MARKER_TOS, READ_ONCE(multis_marker_tos)) ||
-	      nla_put_u8(msg, MULTIS_A_RESTORED, pn->restored);
+	      nla_put_u8(msg, MULTIS_A_RESTORED, pn->restored) ||
+	      nla_put_u64_64bit(msg, MULTIS_A_GENERATION, pn->config_gen,
+				MULTIS_A_PAD);
 	mutex_unlock(&pn->lock);
 	if (ret) {
 		nlmsg_free(msg);

@@ -3,14 +3,27 @@
 One loop, one thread, plus two of each session: the watch's reader and the
 lease's keep-alive (:class:`KeepAlive`):
 
-1. **Connect**: read a snapshot of the domain (its revision R), keep the
-   lease if it is still alive or grant a new one, start the keep-alive and a
-   watch at R + 1 (no change missed or seen twice), publish this host's
-   keys, reconcile.
+1. **Connect**: read the modules' roles, then, in one transaction (its
+   revision R), what can change this host's kernel: the definitions
+   always, the members on a sender, the sources on a receiver; and this
+   agent's status and record.  Never the other hosts' records or
+   statuses, nor the members on a receiver (most of a fleet): each agent
+   reading every other's registration made a fleet's start O(N^2).  Keep
+   the lease if it is still alive (its keys are what this agent has
+   published) or grant a new one, start the keep-alive and a watch of the
+   kernel's keys at R + 1 (no change missed or seen twice; two streams),
+   publish this host's keys, reconcile.  When the roles change (a module
+   loaded or unloaded), the session ends and a new one starts at once with
+   the new set of keys.
 2. **Run**: apply the watch's events, read the local IGMP joins every
-   ``poll`` seconds; whenever something changed, publish and reconcile
-   again; and read the kernel every ``kernel_check`` seconds anyway (a
-   `service start` restore may have cleared it).  The keep-alive refreshes
+   ``poll`` seconds and each module's GET_STATS every ``retry`` seconds
+   (which modules are loaded, and their configuration generation);
+   whenever something changed, publish and reconcile again.  A generation
+   other than the one the last reconcile left means someone else changed
+   the kernel (an operator, a `service start` restore, a module reload):
+   reconcile.  At rest nothing is dumped.  A module too old to report a
+   generation is dumped every ``kernel_check`` seconds instead, as before.
+   The keep-alive refreshes
    the lease every TTL/3 on its own thread and connection, so a long
    reconcile or a slow kernel call never delays it.  etcd is never polled:
    only the lease is refreshed.
@@ -40,11 +53,11 @@ from typing import Callable
 
 from ..addresses import IPAddress, check_member, family_name, parse_ip
 from ..errors import InvalidArgument, MulticastProxyError
-from .backend import KernelBackend, Roles
+from .backend import KernelBackend, Probe, Roles
 from .groups import GroupDefinition, ip_order
 from .membership import Membership
 from .settings import AgentSettings
-from .store import Store, StoreUnavailable, Watch, WatchBroken
+from .store import KeyRange, Store, StoreUnavailable, Watch, WatchBroken
 from .view import View
 
 log = logging.getLogger("multicast-proxy.agent")
@@ -254,21 +267,22 @@ class Agent:
         self._leave()
 
     def _session(self, stop: threading.Event) -> None:
-        snapshot = self.store.snapshot()
+        self.state.roles = self.kernel.probe().roles
+        watched = self._watched()
+        host = self.store.layout.host(str(self.address))
+        mine = [KeyRange(self.store.layout.agent(str(self.address))), KeyRange(host)]
+        snapshot = self.store.snapshot(watched + mine)  # one transaction: one revision
         view = View.of(self.store.layout, snapshot)
         if not self.lease or self.store.keepalive(self.lease) <= 0:
             self.lease = self.store.grant(self.settings.ttl)
-            self.published = {}
-        else:  # keys of a live lease are in the snapshot: published is what etcd has
-            host = self.store.layout.host(str(self.address))
-            self.published = {
-                k: v
-                for k, v in view.values.items()
-                if view.leases.get(k) == self.lease or (k == host and self._mine(v))
-            }
+            self.published = {h: v for h, v in view.values.items() if h == host and self._mine(v)}
+        else:  # a live lease's keys are what etcd has of ours (a member or source key is "")
+            self.published = {k: view.values.get(k, "") for k in self.store.lease_keys(self.lease)}
+            if host in view.values and self._mine(view.values[host]):
+                self.published[host] = view.values[host]
         keepalive = KeepAlive(self.store.twin(), self.lease, self.settings.ttl).start()
         try:
-            watch = self.store.watch(snapshot.revision + 1)
+            watch = self.store.watch(snapshot.revision + 1, watched)
             try:
                 self.state.connected = True
                 log.info(
@@ -281,9 +295,10 @@ class Agent:
             keepalive.stop()
 
     def _loop(self, stop: threading.Event, view: View, watch: Watch, keepalive: KeepAlive) -> None:
-        next_roles = 0.0
+        next_probe = 0.0
         next_retry = 0.0
         next_check = self.clock() + self.kernel_check
+        blind = False  # a loaded module reports no generation: dump every kernel_check
         joined: set[IPAddress] | None = None
         changed = True
         while not stop.is_set():
@@ -296,17 +311,20 @@ class Agent:
                 elif self._matters(event.key):
                     changed = True
             now = self.clock()
-            if now >= next_roles:
-                roles = self.kernel.roles()
-                changed |= roles != self.state.roles
-                self.state.roles = roles
-                next_roles = now + self.retry
+            if now >= next_probe:
+                probe = self.kernel.probe()
+                if probe.roles != self.state.roles:
+                    log.info("roles now %s: watching anew", "+".join(probe.roles.names()) or "none")
+                    return  # another set of keys to watch: a new session (no backoff)
+                changed |= self._moved(probe)
+                blind = None in probe.generations.values()
+                next_probe = now + self.retry
             seen = self.membership.joined()
             if seen != joined:
                 joined, changed = seen, True
             if self.state.problems and now >= next_retry:
                 changed = True
-            if now >= next_check:  # the kernel changed under us (a restore cleared it)
+            if blind and now >= next_check:  # an old module: it may have changed unseen
                 changed = True
             if changed:
                 self._reconcile(view, joined)
@@ -350,6 +368,39 @@ class Agent:
         self.state.problems = problems
         self.state.reconciled_revision = view.revision
         self._publish(view, definitions, joined | self.static_joins)
+
+    def _watched(self) -> list[KeyRange]:
+        """What this session watches, for its roles: the definitions, and the
+        members on a sender, the sources on a receiver (both: one range, the
+        two are adjacent).  One HTTP stream per range (store.Watch): two.
+
+        Not another host's status or record, nor, on a receiver only, the
+        members: each agent watching every other's registration made a
+        fleet's start O(N^2).  Nor this agent's own status, record and (on a
+        host of one role) member or source keys: those change only by its
+        own writes, or by a removal by hand (etcdctl), which is put back at
+        the next session or the next change of that key, not at once
+        (docs/design.md, "One loop per agent")."""
+        layout = self.store.layout
+        roles = self.state.roles
+        ranges = [layout.kind("groups")]
+        if roles.sender and roles.receiver:
+            ranges.append(layout.kinds("members", "sources"))
+        elif roles.sender:
+            ranges.append(layout.kind("members"))
+        elif roles.receiver:
+            ranges.append(layout.kind("sources"))
+        return ranges
+
+    def _moved(self, probe: Probe) -> bool:
+        """Whether a module's configuration changed since the last reconcile
+        left it (or that reconcile could not tell: None).  A module that
+        reports no generation never says so: ``kernel_check`` covers it."""
+        left = self.kernel.left
+        return any(
+            generation is not None and generation != left.get(side)
+            for side, generation in probe.generations.items()
+        )
 
     def _matters(self, key: str) -> bool:
         """Whether a change of ``key`` can change what this host's kernel

@@ -25,7 +25,7 @@ import json
 import queue
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from .settings import Endpoint, EtcdSettings
 
 if TYPE_CHECKING:
     from etcd3gw.client import Etcd3Client
+    from requests import Response, Session
 
 API_PATH = "/v3/"  # etcd >= 3.4 (Debian 12 has 3.4.23)
 TXN_OPS = 64
@@ -70,6 +71,25 @@ def prefix_end(prefix: str) -> str:
 
 
 @dataclass(frozen=True)
+class KeyRange:
+    """Keys from ``key`` to ``end`` (excluded); ``end`` None: the one key ``key``."""
+
+    key: str
+    end: str | None = None
+
+    @classmethod
+    def prefix(cls, prefix: str) -> KeyRange:
+        return cls(prefix, prefix_end(prefix))
+
+    def request(self) -> dict[str, str]:
+        """The key and range_end fields of a range or watch request."""
+        fields = {"key": b64(self.key)}
+        if self.end is not None:
+            fields["range_end"] = b64(self.end)
+        return fields
+
+
+@dataclass(frozen=True)
 class Layout:
     """The keys of one domain."""
 
@@ -97,6 +117,15 @@ class Layout:
 
     def member(self, group: str, address: str) -> str:
         return f"{self.root}members/{group}/{address}"
+
+    def kind(self, kind: str) -> KeyRange:
+        """Every key of one kind: groups, agents, hosts, sources or members."""
+        return KeyRange.prefix(f"{self.root}{kind}/")
+
+    def kinds(self, first: str, last: str) -> KeyRange:
+        """Every key of the kinds from ``first`` to ``last`` in key order:
+        ("members", "sources") is those two alone (no kind sorts between)."""
+        return KeyRange(self.kind(first).key, self.kind(last).end)
 
     def split(self, key: str) -> tuple[str, ...]:
         """A key of the domain as its parts after the root: ('groups', G), ('members', G, A)."""
@@ -219,11 +248,21 @@ class Store:
 
     # --- keys --------------------------------------------------------------
 
-    def snapshot(self) -> Snapshot:
-        """Every key of the domain and the revision they are read at."""
-        root = self.layout.root
-        reply = self.call("/kv/range", {"key": b64(root), "range_end": b64(prefix_end(root))})
-        entries = {e.key: e for e in map(_entry, reply.get("kvs", []))}
+    def snapshot(self, ranges: Sequence[KeyRange] | None = None) -> Snapshot:
+        """Every key of the domain (or of ``ranges``: read in one transaction,
+        so at one revision) and the revision they are read at."""
+        if ranges is None:
+            reply = self.call("/kv/range", KeyRange.prefix(self.layout.root).request())
+            kvs = reply.get("kvs", [])
+        else:
+            ops = [{"request_range": r.request()} for r in ranges]
+            reply = self.call("/kv/txn", {"compare": [], "success": ops, "failure": []})
+            kvs = [
+                kv
+                for response in reply.get("responses", [])
+                for kv in response.get("response_range", {}).get("kvs", [])
+            ]
+        entries = {e.key: e for e in map(_entry, kvs)}
         return Snapshot(int(reply["header"]["revision"]), entries)
 
     def get(self, key: str) -> Entry | None:
@@ -271,6 +310,11 @@ class Store:
     def revoke(self, lease: int) -> None:
         self.call("/kv/lease/revoke", {"ID": lease})
 
+    def lease_keys(self, lease: int) -> list[str]:
+        """The keys attached to a lease now (none once it has expired)."""
+        reply = self.call("/kv/lease/timetolive", {"ID": lease, "keys": True})
+        return [unb64(key) for key in reply.get("keys", [])]
+
     def time_to_live(self, lease: int) -> tuple[int, int]:
         """(seconds left, granted TTL) of a lease; (-1, 0) when it has expired.
 
@@ -281,11 +325,14 @@ class Store:
 
     # --- watch -------------------------------------------------------------
 
-    def watch(self, start_revision: int) -> Watch:
-        """The domain's changes from ``start_revision`` on."""
+    def watch(self, start_revision: int, ranges: Sequence[KeyRange] | None = None) -> Watch:
+        """The domain's changes (or those of ``ranges``) from ``start_revision`` on:
+        one stream, whatever the number of ranges."""
         endpoint = self.settings.endpoints[self._current]
         client = self._client(endpoint)
-        return Watch(client, self.layout.root, start_revision, self.timeout)
+        if ranges is None:
+            ranges = [KeyRange.prefix(self.layout.root)]
+        return Watch(client, ranges, start_revision, self.timeout)
 
 
 def _reason(error: BaseException) -> str:
@@ -309,46 +356,68 @@ class WatchBroken(Exception):
 
 
 class Watch:
-    """One gRPC-gateway watch stream read by a thread into a queue.
+    """The gRPC-gateway watch streams of some key ranges, one per range, each
+    read by a thread of its own into one queue.
+
+    One stream per range, not one stream with a create request per range:
+    the gateway forwards a request body's messages to etcd while it already
+    writes the first answer, and over HTTP/1.1 a body is not readable once
+    the answer has begun, so on a loaded host the later create requests
+    were lost (watches never made, changes never seen: tests/unit caught
+    it).  The ranges do not overlap, so no key's events are mixed: each
+    range's come in revision order.  A broken or cancelled stream breaks the
+    whole.
 
     :meth:`events` yields the events that arrived (without blocking longer
-    than asked) and raises WatchBroken once the stream is gone.
+    than asked) and raises WatchBroken once a stream is gone.
     """
 
     def __init__(
-        self, client: Etcd3Client, prefix: str, start_revision: int, timeout: float
+        self,
+        client: Etcd3Client,
+        ranges: Sequence[KeyRange],
+        start_revision: int,
+        timeout: float,
     ) -> None:
+        self._queue: queue.Queue[Event | WatchBroken] = queue.Queue()
+        self._closed = threading.Event()
+        self._streams: list[tuple[Session, Response]] = []
+        try:
+            for key_range in ranges:
+                self._streams.append(self._open(client, key_range, start_revision, timeout))
+        except WatchBroken:
+            self.close()
+            raise
+        for _session, response in self._streams:
+            threading.Thread(
+                target=self._read, args=(response,), name="etcd-watch", daemon=True
+            ).start()
+
+    @staticmethod
+    def _open(
+        client: Etcd3Client, key_range: KeyRange, start_revision: int, timeout: float
+    ) -> tuple[Session, Response]:
         import requests  # noqa: PLC0415
 
-        self._queue: queue.Queue[Event | WatchBroken] = queue.Queue()
         session = requests.Session()
         session.trust_env = False
         session.verify = client.session.verify
         session.cert = client.session.cert
         session.headers.update(client.session.headers)
-        self._session = session
-        request = {
-            "create_request": {
-                "key": b64(prefix),
-                "range_end": b64(prefix_end(prefix)),
-                "start_revision": start_revision,
-            }
-        }
+        request = {"create_request": {**key_range.request(), "start_revision": start_revision}}
         try:
-            self._response = session.post(
+            response = session.post(
                 client.get_url("/watch"), json=request, stream=True, timeout=(timeout, None)
             )
-            self._response.raise_for_status()
+            response.raise_for_status()
         except (requests.RequestException, OSError) as error:
             session.close()
             raise WatchBroken(_reason(error)) from None
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="etcd-watch", daemon=True)
-        self._thread.start()
+        return session, response
 
-    def _read(self) -> None:
+    def _read(self, response: Response) -> None:
         try:
-            for line in self._response.iter_lines():
+            for line in response.iter_lines():
                 if not line.strip():
                     continue
                 result = json.loads(line).get("result", {})
@@ -386,15 +455,16 @@ class Watch:
             yield item
 
     def close(self) -> None:
-        """Stop the stream (the reading thread ends with it)."""
+        """Stop the streams (the reading threads end with them)."""
         if self._closed.is_set():
             return
         self._closed.set()
-        with contextlib.suppress(Exception):
-            fd = self._response.raw._fp.fileno()  # as etcd3gw's Watcher does
-            sock = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)
-            sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-        with contextlib.suppress(Exception):
-            self._response.close()
-        self._session.close()
+        for session, response in self._streams:
+            with contextlib.suppress(Exception):
+                fd = response.raw._fp.fileno()  # as etcd3gw's Watcher does
+                sock = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            with contextlib.suppress(Exception):
+                response.close()
+            session.close()

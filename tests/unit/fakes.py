@@ -13,6 +13,7 @@ socket is fake.
 from __future__ import annotations
 
 import errno
+import secrets
 import socket
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
@@ -175,6 +176,27 @@ class _FakeKernel:
         """The namespace's SET_RESTORED mark.  True (the default) is a namespace
         the service has restored, which most tests start from; False is a
         module just loaded (by modprobe), as the real kernel starts."""
+        self.generation = secrets.randbits(64)
+        """The configuration's generation, as the module keeps it: random at
+        first, one more per request that changed the configuration."""
+        self.reports_generation = True
+        """False: a module older than GENERATION (GET_STATS without it)."""
+
+    def reload(self, *, restored: bool = False) -> None:
+        """A module reload: the configuration gone, an unrelated generation,
+        not restored (``restored=True``: and the service has restored an
+        empty saved state already)."""
+        self.clear_state()
+        self.restored = restored
+        self.generation = secrets.randbits(64)
+
+    def changed(self) -> None:
+        """A change made outside netlink (a test's helper: an operator's)."""
+        self.generation += 1
+
+    def dumps(self) -> int:
+        """The dump requests seen so far."""
+        return sum((r.flags & NLM_F_DUMP) == NLM_F_DUMP for r in self.requests)
 
     def request(self, msg: Any, flags: int) -> Reply:
         seen = wire(kernel_view(self.msg_class), msg, flags)
@@ -191,7 +213,15 @@ class _FakeKernel:
                 for m in messages[-1:]:
                     m["header"]["flags"] |= NLM_F_DUMP_INTR
             return Reply(messages, interrupted)
-        return Reply(self.do(seen, flags))
+        before = (self.state(), self.restored)
+        messages = self.do(seen, flags)
+        if (self.state(), self.restored) != before:  # refused: raised, no new generation
+            self.generation += 1
+        return Reply(messages)
+
+    def generation_attr(self, prefix: str) -> list:
+        """GET_STATS's GENERATION, or none from an older module."""
+        return [[f"{prefix}GENERATION", self.generation]] if self.reports_generation else []
 
     def changes(self) -> list[Request]:
         """The requests that asked for a change (neither a get nor a dump)."""
@@ -213,6 +243,12 @@ class _FakeKernel:
         self.closed = True
 
     read_commands: tuple = ()
+
+    def state(self) -> dict:
+        raise NotImplementedError
+
+    def clear_state(self) -> None:
+        raise NotImplementedError
 
     def dump(self, msg: Any) -> list:
         raise NotImplementedError
@@ -262,6 +298,10 @@ class FakeMultisKernel(_FakeKernel):
             flags, sorted((ip_address(m) for m in members), key=order)
         )
         self.groups = dict(sorted(self.groups.items(), key=lambda item: order(item[0])))
+        self.changed()
+
+    def clear_state(self) -> None:
+        self.groups.clear()
 
     # --- commands ----------------------------------------------------------
 
@@ -282,6 +322,7 @@ class FakeMultisKernel(_FakeKernel):
                         ["MULTIS_A_MAX_MEMBERS", self.max_members],
                         ["MULTIS_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS],
                         ["MULTIS_A_RESTORED", int(self.restored)],
+                        *self.generation_attr("MULTIS_A_"),
                     ],
                 )
             ]
@@ -487,6 +528,10 @@ class FakeMulticKernel(_FakeKernel):
 
     def set_entry(self, server: str, port: int, group: str) -> None:
         self.entries[(ip_address(server), port)] = FakeEntry(ip_address(group))
+        self.changed()
+
+    def clear_state(self) -> None:
+        self.entries.clear()
 
     def do(self, msg: Any, flags: int) -> list:
         cmd = msg["cmd"]
@@ -510,6 +555,7 @@ class FakeMulticKernel(_FakeKernel):
                         ["MULTIC_A_MAX_ENTRIES", self.max_entries],
                         ["MULTIC_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS],
                         ["MULTIC_A_RESTORED", int(self.restored)],
+                        *self.generation_attr("MULTIC_A_"),
                     ],
                 )
             ]

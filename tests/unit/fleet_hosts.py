@@ -82,6 +82,7 @@ class Host:
         address6: str | None = None,
         multis: FakeMultisKernel | None = None,
         multic: FakeMulticKernel | None = None,
+        kernel_check: float = 1.0,
     ) -> None:
         self.address = address
         self.address6 = address6
@@ -93,6 +94,7 @@ class Host:
         self.igmp6.write_text(igmp6_text([]))
         self.ledger_path = tmp / f"{address}.ledger.json"
         self.sender, self.receiver = sender, receiver
+        self.kernel_check = kernel_check
         self.settings = AgentSettings(
             EtcdSettings(parse_endpoints(etcd_url), domain),
             (address, address6) if address6 else (address,),
@@ -122,7 +124,7 @@ class Host:
             Membership(self.igmp, self.igmp6),
             poll=0.1,
             retry=0.5,
-            kernel_check=1.0,
+            kernel_check=self.kernel_check,
         )
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.agent.run, args=(self.stop_event,), daemon=True)

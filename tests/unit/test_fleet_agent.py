@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from ipaddress import ip_address
 
 import pytest
 from fakes import FakeMulticKernel, FakeMultisKernel
@@ -13,6 +14,8 @@ from fleet_hosts import Host, wait_for
 from multicast_admin.fleet.groups import check_definition, define, undefine
 from multicast_admin.fleet.settings import EtcdSettings, parse_endpoints
 from multicast_admin.fleet.store import Store, StoreUnavailable
+from multicast_admin.netlink import MulticNetlink, MultisNetlink
+from multicast_admin.server import Server
 
 G = "239.1.1.1"
 G2 = "239.1.1.2"
@@ -186,8 +189,8 @@ def test_a_change_right_after_the_snapshot_is_not_missed(etcd, domain, tmp_path)
     class Racy(Store):
         raced = False
 
-        def snapshot(self):
-            seen = super().snapshot()
+        def snapshot(self, ranges=None):
+            seen = super().snapshot(ranges)
             if not Racy.raced:
                 Racy.raced = True
                 store.put(store.layout.member(G, B), "")  # after the snapshot, before the watch
@@ -203,10 +206,128 @@ def test_a_change_right_after_the_snapshot_is_not_missed(etcd, domain, tmp_path)
 
 def test_a_kernel_cleared_under_the_agent_is_configured_again(fleet):
     _, host = fleet
-    a, b = host(A), host(B)
+    a, b = host(A, kernel_check=60), host(B)
     b.joins(G)
     wait_for(lambda: a.members(G) == [B])
-    a.multis.groups.clear()  # as a restore of the saved (static) state does
+    MultisNetlink(a.multis).clear()  # as a restore of the saved (static) state does
+    wait_for(lambda: a.members(G) == [B], timeout=3)  # its generation moved on: seen
+
+
+def _settled(h: Host) -> tuple[int, int]:
+    """The dumps both fake kernels of ``h`` have seen, once they stopped growing."""
+    last = (-1, -1)
+    while (now := (h.multis.dumps(), h.multic.dumps())) != last:
+        last = now
+        time.sleep(0.6)  # more than the agent's retry: a pending reconcile is done
+    return now
+
+
+def test_an_idle_agent_dumps_nothing(fleet):
+    """At rest the agent reads each module's GET_STATS every retry (0.5 s
+    here) and no dump: the configuration's generation has not moved."""
+    _, host = fleet
+    a, b = host(A), host(B)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B] and b.entries() == {f"{A}:5000": G})
+    before = _settled(a)
+    stats = len(a.multis.requests) - a.multis.dumps()
+    time.sleep(3)  # six probes, three kernel_checks of the old rule
+    assert (a.multis.dumps(), a.multic.dumps()) == before
+    assert len(a.multis.requests) - a.multis.dumps() >= stats + 4  # the probes went on
+
+
+def test_a_reconcile_of_an_unchanged_kernel_reads_no_dump(fleet):
+    """A new member (an etcd event) on a sender whose kernel nobody else
+    changed: the generation is the one its last reconcile left, so what that
+    reconcile left is what the kernel holds; the join goes in without a dump."""
+    _, host = fleet
+    a, b = host(A, receiver=False), host(B, sender=False)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B])
+    before = _settled(a)
+    c = host(C, sender=False)
+    c.joins(G)
+    wait_for(lambda: a.members(G) == [B, C])
+    c.joins()
+    wait_for(lambda: a.members(G) == [B])
+    assert (a.multis.dumps(), a.multic.dumps()) == before
+    MultisNetlink(a.multis).quit(ip_address(G), [ip_address(B)])  # an operator: dumped again
+    wait_for(lambda: a.members(G) == [B], timeout=3)
+    assert a.multis.dumps() > before[0]
+
+
+def test_a_module_without_a_generation_is_still_read_every_kernel_check(fleet):
+    """An older module (no GENERATION): the agent dumps it every kernel_check
+    (1 s here), as before, so a restore that cleared it is still repaired."""
+    _, host = fleet
+    multis = FakeMultisKernel()
+    multis.reports_generation = False
+    a, b = host(A, multis=multis), host(B)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B])
+    dumps = _settled(a)[1]  # multic reports one: only multis is read blind
+    multis.groups.clear()  # unseen: no generation tells
+    wait_for(lambda: a.members(G) == [B], timeout=3)
+    assert a.multis.dumps() > dumps
+
+
+def test_a_change_after_the_reconcile_is_picked_up(fleet):
+    _, host = fleet
+    a, b = host(A, kernel_check=60), host(B, sender=False)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B] and b.entries() == {f"{A}:5000": G})
+    _settled(a)
+    MultisNetlink(a.multis).quit(ip_address(G), [ip_address(B)])  # an operator's multis_admin
+    MulticNetlink(b.multic).delete(ip_address(A), 5000)
+    wait_for(lambda: a.members(G) == [B] and b.entries() == {f"{A}:5000": G}, timeout=3)
+
+
+def test_a_change_during_the_reconcile_is_picked_up(fleet):
+    """An operator's change between the agent's two generation reads of one
+    reconcile: the generation moved by more than the agent's own changes, so
+    the next probe reconciles again."""
+    _, host = fleet
+    a, b = host(A, kernel_check=60), host(B)
+    wait_for(lambda: store_has_agent(a))
+    operator = MultisNetlink(a.multis)
+    raced = threading.Event()
+    open_server = a.agent.kernel.open_server
+
+    def racy_server() -> Server:
+        server = open_server()
+        join = server.create  # the agent's JOIN (no read: it knows the group)
+
+        def join_then_race(group, members, **flags):
+            result = join(group, members, **flags)
+            if not raced.is_set():
+                raced.set()
+                operator.quit(ip_address(G), [ip_address(B)])  # right after the agent's join
+            return result
+
+        server.create = join_then_race
+        return server
+
+    a.agent.kernel.open_server = racy_server
+    b.joins(G)
+    assert raced.wait(10)
+    wait_for(lambda: a.members(G) == [B], timeout=3)
+
+
+def store_has_agent(h: Host) -> bool:
+    return h.agent is not None and h.agent.state.connected and bool(h.agent.published)
+
+
+def test_a_module_reload_is_picked_up(fleet):
+    _, host = fleet
+    a, b = host(A, kernel_check=60), host(B)
+    b.joins(G)
+    wait_for(lambda: a.members(G) == [B] and a.entries() == {f"{B}:5000": G})
+    _settled(a)
+    a.multis.reload()  # modprobe -r; modprobe: empty, another generation, not restored
+    a.multic.reload(restored=True)  # and restored (an empty saved state) already
+    wait_for(lambda: a.entries() == {f"{B}:5000": G}, timeout=3)
+    assert a.multis.state() == {}  # refused until the service restored it
+    MultisNetlink(a.multis).set_restored()  # `service multis start`
     wait_for(lambda: a.members(G) == [B], timeout=3)
 
 
@@ -440,9 +561,9 @@ def test_a_late_keepalive_is_retried_not_taken_for_a_lost_lease(etcd, domain, tm
         def twin(self):
             return Flaky(self.settings, self.timeout)
 
-        def watch(self, start_revision):
+        def watch(self, start_revision, ranges=None):
             sessions.append(start_revision)  # one watch per session
-            return super().watch(start_revision)
+            return super().watch(start_revision, ranges)
 
     a = Host(tmp_path, A, etcd.url, domain, ttl=2)
     a.start(Agents(a.settings.etcd, timeout=1))
@@ -461,3 +582,86 @@ def test_a_late_keepalive_is_retried_not_taken_for_a_lost_lease(etcd, domain, tm
     finally:
         a.stop()
         store.close()
+
+
+# --- what an agent watches: only what can change its kernel ------------------
+
+
+class _Counting(Store):
+    """A Store whose watches record the keys of the events they deliver."""
+
+    def __init__(self, *args, seen: list, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen = seen
+
+    def watch(self, start_revision, ranges=None):
+        watch = super().watch(start_revision, ranges)
+        self.seen.append(("session", start_revision))
+        events = watch.events
+
+        def counted(timeout):
+            for event in events(timeout):
+                self.seen.append(self.layout.split(event.key)[0])
+                yield event
+
+        watch.events = counted
+        return watch
+
+
+def test_a_receiver_sees_no_other_hosts_registration(fleet, tmp_path, etcd, domain):
+    """The O(N^2) of a fleet's start: a receiver watches the definitions and
+    the sources, not the members, hosts and agents every other host writes."""
+    _, host = fleet
+    sender = host(A, receiver=False)
+    seen: list = []
+    r = Host(tmp_path, B, etcd.url, domain, sender=False)
+    r.start(_Counting(r.settings.etcd, timeout=1, seen=seen))
+    try:
+        others = [host(f"10.0.1.{i}", sender=False) for i in range(1, 6)]
+        for other in others:
+            other.joins(G)
+        wait_for(lambda: sender.members(G) == [f"10.0.1.{i}" for i in range(1, 6)])
+        wait_for(lambda: r.entries() == {f"{A}:5000": G})
+        time.sleep(0.5)
+        kinds = [k for k in seen if isinstance(k, str)]
+        assert set(kinds) <= {"groups", "sources"}, kinds
+    finally:
+        r.stop()
+
+
+def test_a_sender_sees_members_not_hosts(fleet, tmp_path, etcd, domain):
+    _, host = fleet
+    seen: list = []
+    s = Host(tmp_path, A, etcd.url, domain, receiver=False)
+    s.start(_Counting(s.settings.etcd, timeout=1, seen=seen))
+    try:
+        b = host(B, sender=False)
+        b.joins(G)
+        wait_for(lambda: s.members(G) == [B])
+        kinds = [k for k in seen if isinstance(k, str)]
+        assert "members" in kinds
+        assert set(kinds) <= {"groups", "members"}, kinds
+    finally:
+        s.stop()
+
+
+def test_a_role_change_starts_a_session_with_the_new_keys(fleet, tmp_path, etcd, domain):
+    """multis loaded under a running receiver: a new session, which watches
+    the members now, so the host copies to them."""
+    _, host = fleet
+    seen: list = []
+    a = Host(tmp_path, A, etcd.url, domain, sender=False)
+    a.start(_Counting(a.settings.etcd, timeout=1, seen=seen))
+    try:
+        b = host(B, sender=False)
+        wait_for(lambda: store_has_agent(a))
+        assert len([s for s in seen if isinstance(s, tuple)]) == 1
+        lease = a.agent.lease
+        a.sender = True  # modprobe multis
+        wait_for(lambda: a.agent.state.roles.sender)
+        b.joins(G)
+        wait_for(lambda: a.members(G) == [B])
+        assert len([s for s in seen if isinstance(s, tuple)]) == 2  # one new session
+        assert a.agent.lease == lease  # the same registration: the lease kept
+    finally:
+        a.stop()

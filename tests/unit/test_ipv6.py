@@ -131,12 +131,15 @@ def test_an_ipv6_request_never_overflows_the_attribute():
 
 
 def test_the_uapi_has_the_ipv6_attributes():
-    assert uapi.MULTIS_A_GROUP_ADDR6 == uapi.MULTIS_A_MAX
+    # appended after every older attribute; only GENERATION came after them
+    assert uapi.MULTIS_A_GROUP_ADDR6 == uapi.MULTIS_A_GENERATION - 1
+    assert uapi.MULTIS_A_GENERATION == uapi.MULTIS_A_MAX
     assert uapi.MULTIS_MEMBER_A_ADDR6 == uapi.MULTIS_MEMBER_A_MAX
     assert (uapi.MULTIC_A_SERVER_ADDR6, uapi.MULTIC_A_GROUP_ADDR6) == (
-        uapi.MULTIC_A_MAX - 1,
-        uapi.MULTIC_A_MAX,
+        uapi.MULTIC_A_GENERATION - 2,
+        uapi.MULTIC_A_GENERATION - 1,
     )
+    assert uapi.MULTIC_A_GENERATION == uapi.MULTIC_A_MAX
 
 
 # --- the domain API on the fake kernels -----------------------------------------------

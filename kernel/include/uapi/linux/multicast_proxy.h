@@ -32,6 +32,15 @@
  *    rewritten from a configuration that did not come from it.  GET_STATS
  *    reports RESTORED.  Nothing clears the mark: it goes with the
  *    namespace, or the module.
+ *  - Configuration generation: GET_STATS reports GENERATION, a u64 that
+ *    starts at a random value when the namespace's state is created (a
+ *    module reload or a new namespace gives an unrelated one) and moves on
+ *    by exactly one with every request that changes the configuration (the
+ *    groups and their members, the entries, the restored mark).  A request
+ *    that changes nothing (a JOIN of members already in, a CLEAR of nothing,
+ *    a second SET_RESTORED) or is refused leaves it.  Counters are not
+ *    configuration.  Equal generations read twice mean nothing changed in
+ *    between.
  */
 #ifndef _UAPI_LINUX_MULTICAST_PROXY_H
 #define _UAPI_LINUX_MULTICAST_PROXY_H
@@ -101,6 +110,7 @@ enum multis_attr {
 	MULTIS_A_RESTORED,	/* u8, GET_STATS: 1 once SET_RESTORED */
 	MULTIS_A_REQUIRE_RESTORED, /* flag: refuse the change unless restored */
 	MULTIS_A_GROUP_ADDR6,	/* binary, 16 bytes: an IPv6 group */
+	MULTIS_A_GENERATION,	/* u64, GET_STATS: the configuration's generation */
 
 	__MULTIS_A_MAX,
 };
@@ -198,6 +208,7 @@ enum multic_attr {
 	MULTIC_A_REQUIRE_RESTORED, /* flag: refuse the change unless restored */
 	MULTIC_A_SERVER_ADDR6,	/* binary, 16 bytes: an IPv6 server */
 	MULTIC_A_GROUP_ADDR6,	/* binary, 16 bytes: an IPv6 group */
+	MULTIC_A_GENERATION,	/* u64, GET_STATS: the configuration's generation */
 
 	__MULTIC_A_MAX,
 };
