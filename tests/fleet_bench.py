@@ -1,7 +1,8 @@
 """The fleet at scale on the host: N agents against a real etcd, fake kernels.
 
     python -m tests.fleet_bench [--agents 1000] [--groups 10] [--senders 10]
-                                [--workers 8] [--rest 20]     (make bench-fleet N=1000)
+                                [--workers 8] [--rest 20] [--ramp 0]
+                                                              (make bench-fleet N=1000)
 
 Each agent is the real :class:`multicast_admin.fleet.agent.Agent` with its
 real Store (etcd3gw, its own watch stream and lease), a real
@@ -83,9 +84,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 def worker(  # noqa: PLR0915 (one scenario, read top to bottom)
-    conn, indexes: list[int], senders: int, groups: int, url: str, tmp: str, ttl: int
+    conn,
+    indexes: list[int],
+    senders: int,
+    groups: int,
+    url: str,
+    tmp: str,
+    ttl: int,
+    ramp: float = 0.0,
 ) -> None:
-    """Run the agents ``indexes`` as threads; answer the parent's questions."""
+    """Run the agents ``indexes`` as threads, started evenly over ``ramp``
+    seconds; answer the parent's questions."""
     raise_fd_limit()
     import logging
 
@@ -135,6 +144,8 @@ def worker(  # noqa: PLR0915 (one scenario, read top to bottom)
         thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
         thread.start()
         hosts[i] = (multis, igmp, stop, thread, is_sender)
+        if ramp:
+            time.sleep(ramp / len(indexes))
     conn.send(("started", rss_kib()))
     while True:
         command, arg = conn.recv()
@@ -188,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario)
     parser.add_argument("--rest", type=float, default=20.0, help="seconds measured at rest")
     parser.add_argument("--ttl", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=1800.0)
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        help="start the agents evenly over this many seconds (a fleet rolled out), not at once",
+    )
     args = parser.parse_args(argv)
     raise_fd_limit()
 
@@ -197,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario)
     from multicast_admin.fleet.settings import EtcdSettings, parse_endpoints
     from multicast_admin.fleet.store import Store
 
-    report: dict = {"agents": args.agents, "groups": args.groups, "senders": args.senders}
+    report: dict = {"agents": args.agents, "groups": args.groups, "senders": args.senders,
+                    "ramp_seconds": args.ramp}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         etcd = EtcdServer(etcd_binary(), Path(tmp) / "etcd")
         etcd.start()
@@ -221,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario)
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(
                     target=worker,
-                    args=(child, share, args.senders, args.groups, url, tmp, args.ttl),
+                    args=(child, share, args.senders, args.groups, url, tmp, args.ttl, args.ramp),
                 )
                 proc.start()
                 workers.append((proc, parent, len(share)))
