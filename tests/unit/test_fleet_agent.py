@@ -608,14 +608,20 @@ class _Counting(Store):
         return watch
 
 
+def counted_host(tmp_path, address: str, etcd, domain, **roles) -> tuple[Host, list]:
+    """A started host whose store records its watches' sessions and event kinds."""
+    seen: list = []
+    h = Host(tmp_path, address, etcd.url, domain, **roles)
+    h.start(_Counting(h.settings.etcd, timeout=1, seen=seen))
+    return h, seen
+
+
 def test_a_receiver_sees_no_other_hosts_registration(fleet, tmp_path, etcd, domain):
     """The O(N^2) of a fleet's start: a receiver watches the definitions and
     the sources, not the members, hosts and agents every other host writes."""
     _, host = fleet
     sender = host(A, receiver=False)
-    seen: list = []
-    r = Host(tmp_path, B, etcd.url, domain, sender=False)
-    r.start(_Counting(r.settings.etcd, timeout=1, seen=seen))
+    r, seen = counted_host(tmp_path, B, etcd, domain, sender=False)
     try:
         others = [host(f"10.0.1.{i}", sender=False) for i in range(1, 6)]
         for other in others:
@@ -631,9 +637,7 @@ def test_a_receiver_sees_no_other_hosts_registration(fleet, tmp_path, etcd, doma
 
 def test_a_sender_sees_members_not_hosts(fleet, tmp_path, etcd, domain):
     _, host = fleet
-    seen: list = []
-    s = Host(tmp_path, A, etcd.url, domain, receiver=False)
-    s.start(_Counting(s.settings.etcd, timeout=1, seen=seen))
+    s, seen = counted_host(tmp_path, A, etcd, domain, receiver=False)
     try:
         b = host(B, sender=False)
         b.joins(G)
@@ -649,9 +653,7 @@ def test_a_role_change_starts_a_session_with_the_new_keys(fleet, tmp_path, etcd,
     """multis loaded under a running receiver: a new session, which watches
     the members now, so the host copies to them."""
     _, host = fleet
-    seen: list = []
-    a = Host(tmp_path, A, etcd.url, domain, sender=False)
-    a.start(_Counting(a.settings.etcd, timeout=1, seen=seen))
+    a, seen = counted_host(tmp_path, A, etcd, domain, sender=False)
     try:
         b = host(B, sender=False)
         wait_for(lambda: store_has_agent(a))
