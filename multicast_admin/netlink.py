@@ -476,13 +476,6 @@ def _attr(msg: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def _generation(msg: Any, name: str) -> int | None:
-    """The configuration's generation of a GET_STATS reply; None from a module
-    older than the attribute."""
-    value = msg.get_attr(name)
-    return None if value is None else int(value)
-
-
 def _counters(nest: Any, prefix: str, names: Iterable[str]) -> dict[str, int]:
     if nest is None:
         return {}
@@ -619,7 +612,7 @@ class MultisNetlink(_Family):
             max_members=int(_attr(msg, "MULTIS_A_MAX_MEMBERS", 0)),
             marker_tos=int(_attr(msg, "MULTIS_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS)),
             restored=bool(_attr(msg, "MULTIS_A_RESTORED", 0)),
-            generation=_generation(msg, "MULTIS_A_GENERATION"),
+            generation=_attr(msg, "MULTIS_A_GENERATION"),  # None: an older module
         )
 
     def reset_stats(self) -> None:
@@ -694,7 +687,7 @@ class MulticNetlink(_Family):
             max_entries=int(_attr(msg, "MULTIC_A_MAX_ENTRIES", 0)),
             marker_tos=int(_attr(msg, "MULTIC_A_MARKER_TOS", uapi.MULTICAST_PROXY_MARKER_TOS)),
             restored=bool(_attr(msg, "MULTIC_A_RESTORED", 0)),
-            generation=_generation(msg, "MULTIC_A_GENERATION"),
+            generation=_attr(msg, "MULTIC_A_GENERATION"),  # None: an older module
         )
 
     def reset_stats(self) -> None:

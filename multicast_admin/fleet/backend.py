@@ -95,9 +95,6 @@ class KernelBackend:
         entries): valid while the module's generation is still the one that
         apply left, so the next apply reads no dump."""
 
-    def roles(self) -> Roles:
-        return self.probe().roles
-
     def probe(self) -> Probe:
         """The roles (which modules are loaded) and their generations: one
         GET_STATS each, no dump."""
