@@ -66,6 +66,7 @@ from tests.vm.guest.vpc import (
     build_vpc,
     inside,
     insmod,
+    named_counters,
     payloads,
     sh,
     vrrp_exchange,
@@ -355,12 +356,7 @@ table ip probe {{
 
 
 def probe_counts(host: Host) -> dict[str, int]:
-    out = host.sh("nft list table ip probe")
-    return {
-        line.split('comment "')[1].split('"')[0]: int(line.split("counter packets")[1].split()[0])
-        for line in out.splitlines()
-        if "counter packets" in line and 'comment "' in line
-    }
+    return named_counters(host.sh("nft list table ip probe"))
 
 
 with facts.step("restored_packet") as f:

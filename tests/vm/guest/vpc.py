@@ -104,6 +104,15 @@ class Host:
         return sh(f"ip netns exec {self.name} {cmd}")
 
 
+def named_counters(listing: str) -> dict[str, int]:
+    """The packets of each commented counter in an `nft list` listing."""
+    return {
+        line.split('comment "')[1].split('"')[0]: int(line.split("counter packets")[1].split()[0])
+        for line in listing.splitlines()
+        if "counter packets" in line and 'comment "' in line
+    }
+
+
 @dataclasses.dataclass
 class Vpc:
     sender: Host
@@ -113,13 +122,7 @@ class Vpc:
     def switch_counts(self) -> dict[str, int]:
         """Frames that entered the switch so far, by kind (SWITCH_COUNTERS)."""
         out = sh(f"ip netns exec {self.switch} nft list chain bridge vpc seen")
-        counts = {
-            line.split('comment "')[1].split('"')[0]: int(
-                line.split("counter packets")[1].split()[0]
-            )
-            for line in out.splitlines()
-            if "counter packets" in line and 'comment "' in line
-        }
+        counts = named_counters(out)
         if sorted(counts) != sorted(SWITCH_COUNTERS):
             raise RuntimeError(f"expected the counters {SWITCH_COUNTERS} in: {out}")
         return counts
@@ -202,12 +205,7 @@ def add_ipv6(vpc: Vpc, addresses: dict[str, str]) -> None:
 
 def switch6(vpc: Vpc) -> dict[str, int]:
     """The IPv6 frames that entered the switch so far, by kind (SWITCH6_RULES)."""
-    out = sh(f"ip netns exec {vpc.switch} nft list chain bridge vpc6 seen")
-    return {
-        line.split('comment "')[1].split('"')[0]: int(line.split("counter packets")[1].split()[0])
-        for line in out.splitlines()
-        if "counter packets" in line
-    }
+    return named_counters(sh(f"ip netns exec {vpc.switch} nft list chain bridge vpc6 seen"))
 
 
 # --------------------------------------------------------------------------- traffic
