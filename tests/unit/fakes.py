@@ -213,9 +213,11 @@ class _FakeKernel:
                 for m in messages[-1:]:
                     m["header"]["flags"] |= NLM_F_DUMP_INTR
             return Reply(messages, interrupted)
-        before = (self.state(), self.restored)
+        if seen["cmd"] in self.read_commands:  # GET_STATS, GET_*: nothing changes
+            return Reply(self.do(seen, flags))
+        before = (self.fingerprint(), self.restored)
         messages = self.do(seen, flags)
-        if (self.state(), self.restored) != before:  # refused: raised, no new generation
+        if (self.fingerprint(), self.restored) != before:  # refused: raised, no new generation
             self.generation += 1
         return Reply(messages)
 
@@ -245,6 +247,12 @@ class _FakeKernel:
     read_commands: tuple = ()
 
     def state(self) -> dict:
+        raise NotImplementedError
+
+    def fingerprint(self) -> object:
+        """What :meth:`state` shows, unformatted (cheap): equal before and after
+        a request that changed nothing.  The host bench's thousand agents make
+        every request through it."""
         raise NotImplementedError
 
     def clear_state(self) -> None:
@@ -292,6 +300,9 @@ class FakeMultisKernel(_FakeKernel):
     def state(self) -> dict:
         """{group: (flags, [members])}, to compare before and after."""
         return {str(g): (v.flags, [str(m) for m in v.members]) for g, v in self.groups.items()}
+
+    def fingerprint(self) -> object:
+        return {g: (v.flags, tuple(v.members)) for g, v in self.groups.items()}
 
     def set_group(self, group: str, members: list = (), flags: int = 0) -> None:
         self.groups[ip_address(group)] = FakeGroup(
@@ -525,6 +536,9 @@ class FakeMulticKernel(_FakeKernel):
 
     def state(self) -> dict:
         return {f"{s}:{p}": str(e.group) for (s, p), e in self.entries.items()}
+
+    def fingerprint(self) -> object:
+        return {key: e.group for key, e in self.entries.items()}
 
     def set_entry(self, server: str, port: int, group: str) -> None:
         self.entries[(ip_address(server), port)] = FakeEntry(ip_address(group))
