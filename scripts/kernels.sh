@@ -96,6 +96,11 @@ if [ "$cmd" = vmtest ]; then
 			tar -C "$top" -cf - -T - | tar -C "$copy" -xf -
 		ln -s "$top/build/kit" "$copy/build/kit"
 		ln -s "$top/.venv" "$copy/.venv"
+		# the tools make setup installed (etcd for the agent's VM tests) and
+		# the vendored wheels of the tools RPM: shared, like the kits
+		for d in tools vendor; do
+			[ ! -d "$top/build/$d" ] || ln -s "$top/build/$d" "$copy/build/$d"
+		done
 		if make -s -C "$copy/kernel" KDIR="$top/build/kit/$kver/build" CC=gcc &&
 			(cd "$copy" && KVER=$kver .venv/bin/python -m pytest -q \
 				-n "${VM_JOBS:-2}" --dist loadfile --no-loadscope-reorder --durations=20 ${VMTESTS:-tests/vm}); then
