@@ -12,6 +12,7 @@
 #include <linux/kernel.h>
 #include <linux/skbuff.h>
 #include <linux/udp.h>
+#include <net/ipv6.h>
 #include <net/checksum.h>
 
 /*
@@ -119,6 +120,36 @@ static inline void mcp_udp_csum_daddr6(struct sk_buff *skb, struct udphdr *uh,
 					  to->s6_addr32, true);
 	if (!uh->check)
 		uh->check = CSUM_MANGLED_0;
+}
+
+/*
+ * IPv6: the offset of the UDP header of @skb from its network header, that
+ * header pulled into the linear area, or -1.  UDP counts only after
+ * extension headers that leave the destination alone (hop-by-hop,
+ * destination options): a routing header (the destination would not be the
+ * final one), a fragment header (a fragment reassembly did not take) or any
+ * other header is not UDP here, never misparsed.  Both modules' IPv6 hooks
+ * find their datagrams so.
+ */
+static inline int mcp_udp6_offset(struct sk_buff *skb)
+{
+	u8 nexthdr = ipv6_hdr(skb)->nexthdr;
+	__be16 frag_off = 0;
+	int thoff;
+
+	if (nexthdr != IPPROTO_UDP) {
+		unsigned int off = 0;
+
+		if (ipv6_find_hdr(skb, &off, NEXTHDR_ROUTING, NULL, NULL) >= 0)
+			return -1;
+	}
+	thoff = ipv6_skip_exthdr(skb, skb_network_offset(skb) +
+				 sizeof(struct ipv6hdr), &nexthdr, &frag_off);
+	if (thoff < 0 || nexthdr != IPPROTO_UDP || frag_off)
+		return -1;
+	if (!pskb_may_pull(skb, thoff + sizeof(struct udphdr)))
+		return -1;
+	return thoff - skb_network_offset(skb);
 }
 
 #endif /* MULTICAST_PROXY_WIRE_H */

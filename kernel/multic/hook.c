@@ -247,11 +247,9 @@ static unsigned int multic_restore6(struct multic_net *mn,
 
 /*
  * A marked IPv6 packet is ours if it is UDP after extension headers that
- * leave its destination alone (hop-by-hop, destination options).  Anything
- * else (ESP, a routing header, a fragment that reassembly did not take, an
- * unknown header) is left alone and counted NOT_UDP, never misparsed.
- * The tracepoints are IPv4's (their fields are 4-byte addresses, part of
- * their format): IPv6 copies are not traced.
+ * leave its destination alone (mcp_udp6_offset()); anything else is left
+ * alone and counted NOT_UDP.  The tracepoints are IPv4's (their fields are
+ * 4-byte addresses, part of their format): IPv6 copies are not traced.
  */
 static unsigned int multic_hook6(void *priv, struct sk_buff *skb,
 				 const struct nf_hook_state *state)
@@ -261,8 +259,6 @@ static unsigned int multic_hook6(void *priv, struct sk_buff *skb,
 	struct multic_entry *entry;
 	const struct udphdr *uh;
 	struct multic_net *mn;
-	__be16 frag_off = 0;
-	u8 nexthdr;
 	int thoff;
 
 	/* The cheap check first: every received IPv6 packet passes here. */
@@ -270,21 +266,11 @@ static unsigned int multic_hook6(void *priv, struct sk_buff *skb,
 		return NF_ACCEPT;
 
 	mn = multic_pernet(state->net);
-	nexthdr = ip6h->nexthdr;
-	if (nexthdr != IPPROTO_UDP) {
-		unsigned int off = 0;
-
-		/* The group would not be the final destination. */
-		if (ipv6_find_hdr(skb, &off, NEXTHDR_ROUTING, NULL, NULL) >= 0)
-			goto not_udp;
+	thoff = mcp_udp6_offset(skb);
+	if (thoff < 0) {
+		multic_stats_not_udp(&mn->stats);
+		return NF_ACCEPT;
 	}
-	thoff = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(*ip6h),
-				 &nexthdr, &frag_off);
-	if (thoff < 0 || nexthdr != IPPROTO_UDP || frag_off)
-		goto not_udp;
-	if (!pskb_may_pull(skb, thoff + sizeof(*uh)))
-		goto not_udp;
-	thoff -= skb_network_offset(skb);
 	ip6h = ipv6_hdr(skb);
 	uh = (const struct udphdr *)((const u8 *)ip6h + thoff);
 
@@ -294,10 +280,6 @@ static unsigned int multic_hook6(void *priv, struct sk_buff *skb,
 		return NF_ACCEPT;
 	}
 	return multic_restore6(mn, entry, skb, state, thoff);
-
-not_udp:
-	multic_stats_not_udp(&mn->stats);
-	return NF_ACCEPT;
 }
 
 /* One hook per family, each registered while its family has entries. */

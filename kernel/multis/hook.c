@@ -643,9 +643,8 @@ static unsigned int multis_local_out(void *priv, struct sk_buff *skb,
 
 /*
  * IPv6: a UDP datagram to a multicast group, after extension headers that
- * leave the destination alone (hop-by-hop, destination options).  A routing
- * header (the group would not be the final destination), a fragment header
- * (a raw socket's fragments) or anything else is left alone.
+ * leave the destination alone (mcp_udp6_offset()); anything else (a routing
+ * header, a raw socket's fragments) is left alone.
  */
 static unsigned int multis_local_out6(void *priv, struct sk_buff *skb,
 				      const struct nf_hook_state *state)
@@ -653,8 +652,6 @@ static unsigned int multis_local_out6(void *priv, struct sk_buff *skb,
 	const struct ipv6hdr *ip6h = ipv6_hdr(skb);
 	struct multis_group *group;
 	struct multis_net *pn;
-	__be16 frag_off = 0;
-	u8 nexthdr;
 	int thoff;
 
 	/*
@@ -668,20 +665,9 @@ static unsigned int multis_local_out6(void *priv, struct sk_buff *skb,
 	/* One of our copies (see struct multis_xmit_guard). */
 	if (this_cpu_read(multis_xmit_guard.owner) == current)
 		return NF_ACCEPT;
-	nexthdr = ip6h->nexthdr;
-	if (nexthdr != IPPROTO_UDP) {
-		unsigned int off = 0;
-
-		if (ipv6_find_hdr(skb, &off, NEXTHDR_ROUTING, NULL, NULL) >= 0)
-			return NF_ACCEPT;
-	}
-	thoff = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(*ip6h),
-				 &nexthdr, &frag_off);
-	if (thoff < 0 || nexthdr != IPPROTO_UDP || frag_off)
+	thoff = mcp_udp6_offset(skb);
+	if (thoff < 0)
 		return NF_ACCEPT;
-	if (!pskb_may_pull(skb, thoff + sizeof(struct udphdr)))
-		return NF_ACCEPT;
-	thoff -= skb_network_offset(skb);
 
 	pn = multis_pernet(state->net);
 	group = multis_group_lookup_rcu(pn, &ipv6_hdr(skb)->daddr);
