@@ -2,6 +2,7 @@
 
     python -m tests.fleet_bench [--agents 1000] [--groups 10] [--senders 10]
                                 [--workers 8] [--rest 20] [--ramp 0]
+                                [--idle-poll 0.5]
                                                               (make bench-fleet N=1000)
 
 Each agent is the real :class:`multicast_admin.fleet.agent.Agent` with its
@@ -93,9 +94,12 @@ def worker(  # noqa: PLR0915 (one scenario, read top to bottom)
     tmp: str,
     ttl: int,
     ramp: float = 0.0,
+    idle_poll: float | None = None,
+    joiner: int = -1,
 ) -> None:
     """Run the agents ``indexes`` as threads, started evenly over ``ramp``
-    seconds; answer the parent's questions."""
+    seconds; answer the parent's questions.  ``idle_poll``: the IGMP poll of
+    every agent but ``joiner`` (None: the service's)."""
     raise_fd_limit()
     import logging
 
@@ -142,6 +146,7 @@ def worker(  # noqa: PLR0915 (one scenario, read top to bottom)
             Store(settings.etcd),
             backend,
             Membership(igmp, None),  # IPv4 only: not the host's /proc/net/igmp6
+            **({} if idle_poll is None or i == joiner else {"poll": idle_poll}),
         )
         stop = threading.Event()
         thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
@@ -208,6 +213,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario)
         default=0.0,
         help="start the agents evenly over this many seconds (a fleet rolled out), not at once",
     )
+    parser.add_argument(
+        "--idle-poll",
+        type=float,
+        default=None,
+        help="the IGMP poll (s) of every agent but the one whose join and leave are timed "
+        "(default: the service's 0.5 s for all)",
+    )
     args = parser.parse_args(argv)
     raise_fd_limit()
 
@@ -218,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario)
     from multicast_admin.fleet.store import Store
 
     report: dict = {"agents": args.agents, "groups": args.groups, "senders": args.senders,
-                    "ramp_seconds": args.ramp}  # fmt: skip
+                    "ramp_seconds": args.ramp, "idle_poll_seconds": args.idle_poll}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="fleet-bench-") as tmp:
         etcd = EtcdServer(etcd_binary(), Path(tmp) / "etcd")
         etcd.start()
@@ -242,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 (one scenario)
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(
                     target=worker,
-                    args=(child, share, args.senders, args.groups, url, tmp, args.ttl, args.ramp),
-                )
+                    args=(child, share, args.senders, args.groups, url, tmp, args.ttl,
+                          args.ramp, args.idle_poll, args.senders),
+                )  # fmt: skip
                 proc.start()
                 workers.append((proc, parent, len(share)))
             worker_rss = [parent.recv()[1] for _proc, parent, _n in workers]
