@@ -13,7 +13,8 @@
 #   make cleanroom  make demo and make test in a fresh Debian 12 root (what CI runs)
 #   make demo-fleet the simulated VPC configured by etcd and agents alone (boots a VM)
 #   make bench-fleet    N agents (default 1000) on a real etcd, fake kernels, on
-#                   the host (GROUPS=, SENDERS=, WORKERS=, RAMP= override)
+#                   the host (GROUPS=, SENDERS=, WORKERS=, RAMP=, TTL=, IDLE_POLL=
+#                   override; docs/performance.md has the 1,000-agent command)
 #   make bench-fleet-vm the VM fleet test with CYCLES joins and leaves timed
 #                   (default 50)
 #
@@ -118,7 +119,8 @@ demo-fleet: setup
 # (tests/fleet_bench.py; docs/performance.md)
 bench-fleet: venv etcd
 	$(PY) -m tests.fleet_bench --agents $(or $(N),1000) --groups $(or $(GROUPS),10) \
-		--senders $(or $(SENDERS),10) --workers $(or $(WORKERS),8) --ramp $(or $(RAMP),0)
+		--senders $(or $(SENDERS),10) --workers $(or $(WORKERS),8) --ramp $(or $(RAMP),0) \
+		--ttl $(or $(TTL),10) $(if $(IDLE_POLL),--idle-poll $(IDLE_POLL))
 
 # the VM fleet test with the convergence figure over CYCLES joins and leaves
 bench-fleet-vm: setup
