@@ -36,6 +36,31 @@
 #include <multicast_proxy_wire.h>
 
 /*
+ * The end of a restore, either family: @skb now has the group as its
+ * destination and is counted, its @hdrs bytes of headers included.
+ */
+static void multic_restored(struct multic_net *mn, struct multic_entry *entry,
+			    struct sk_buff *skb, u8 pkt_type, unsigned int hdrs)
+{
+	u32 packets;
+	u64 bytes;
+
+	/* What the packet now is on the link: sockets and nft see it so. */
+	skb->pkt_type = pkt_type;
+	/*
+	 * A route looked up for the unicast destination is no longer ours;
+	 * a metadata dst (collect_md tunnel, tc tunnel_key) is not a route
+	 * but the tunnel's key, and input routing reads it as for any packet.
+	 */
+	if (skb_valid_dst(skb))
+		skb_dst_drop(skb);
+
+	mcp_wire_size(skb, hdrs, &packets, &bytes);
+	multic_stats_restored(&entry->stats, packets, bytes);
+	multic_stats_restored(&mn->stats, packets, bytes);
+}
+
+/*
  * @entry matched the copy in @skb, whose IP and @l4len bytes of L4 header
  * are linear.  Put the group back as its destination.
  */
@@ -51,8 +76,6 @@ static unsigned int multic_restore(struct multic_net *mn,
 	__be32 group = rcu_dereference(entry->group)->addr.s6_addr32[3];
 	struct iphdr *iph = ip_hdr(skb);
 	__be32 daddr = iph->daddr;
-	u32 packets;
-	u64 bytes;
 
 	/*
 	 * Only what is really addressed to this host: never forwarded traffic.
@@ -96,19 +119,8 @@ static unsigned int multic_restore(struct multic_net *mn,
 			      htons(MCP_VRRP_TTL << 8));
 		iph->ttl = MCP_VRRP_TTL;
 	}
-	/* What the packet now is on the link: sockets and nft see it so. */
-	skb->pkt_type = ipv4_is_multicast(group) ? PACKET_MULTICAST : PACKET_BROADCAST;
-	/*
-	 * A route looked up for the unicast destination is no longer ours;
-	 * a metadata dst (collect_md tunnel, tc tunnel_key) is not a route
-	 * but the tunnel's key, and input routing reads it as for any packet.
-	 */
-	if (skb_valid_dst(skb))
-		skb_dst_drop(skb);
-
-	mcp_wire_size(skb, hdrlen + l4len, &packets, &bytes);
-	multic_stats_restored(&entry->stats, packets, bytes);
-	multic_stats_restored(&mn->stats, packets, bytes);
+	multic_restored(mn, entry, skb, ipv4_is_multicast(group) ?
+			PACKET_MULTICAST : PACKET_BROADCAST, hdrlen + l4len);
 	trace_multic_restore(state->net, iph->saddr, sport, daddr, port, group,
 			     iph->protocol, skb->len);
 	return NF_ACCEPT;
@@ -215,8 +227,6 @@ static unsigned int multic_restore6(struct multic_net *mn,
 	const struct in6_addr *group = &rcu_dereference(entry->group)->addr;
 	struct ipv6hdr *ip6h = ipv6_hdr(skb);
 	struct udphdr *uh;
-	u32 packets;
-	u64 bytes;
 
 	/* Only what is really addressed to this host: never forwarded traffic. */
 	if (!ipv6_chk_addr(state->net, &ip6h->daddr, state->in, 0)) {
@@ -233,15 +243,7 @@ static unsigned int multic_restore6(struct multic_net *mn,
 	uh = (struct udphdr *)((u8 *)ip6h + thoff);
 	mcp_udp_csum_daddr6(skb, uh, &ip6h->daddr, group);
 	ip6h->daddr = *group;
-	/* What the packet now is on the link: sockets and nft see it so. */
-	skb->pkt_type = PACKET_MULTICAST;
-	/* A route is dropped, a tunnel's metadata dst is kept (see IPv4). */
-	if (skb_valid_dst(skb))
-		skb_dst_drop(skb);
-
-	mcp_wire_size(skb, thoff + sizeof(*uh), &packets, &bytes);
-	multic_stats_restored(&entry->stats, packets, bytes);
-	multic_stats_restored(&mn->stats, packets, bytes);
+	multic_restored(mn, entry, skb, PACKET_MULTICAST, thoff + sizeof(*uh));
 	return NF_ACCEPT;
 }
 
