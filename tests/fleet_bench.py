@@ -119,7 +119,6 @@ def worker(  # noqa: PLR0915 (one scenario, read top to bottom)
 
     logging.basicConfig(level=logging.WARNING, format="agent: %(message)s")
     hosts = {}
-    agents = []
     for i in indexes:
         is_sender = i < senders
         multis = FakeMultisKernel()
@@ -149,11 +148,13 @@ def worker(  # noqa: PLR0915 (one scenario, read top to bottom)
             Membership(igmp, None),  # IPv4 only: not the host's /proc/net/igmp6
             **({} if idle_poll is None or i == joiner else {"poll": idle_poll}),
         )
+        # it stops only at the bench's teardown, which is not measured: a
+        # thousand revokes at once would only bury etcd (the leases go with it)
+        agent.revoke_on_exit = False
         stop = threading.Event()
         thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
         thread.start()
         hosts[i] = (multis, igmp, stop, thread, is_sender)
-        agents.append(agent)
         if ramp:
             time.sleep(ramp / len(indexes))
     conn.send(("started", rss_kib()))
@@ -176,10 +177,6 @@ def worker(  # noqa: PLR0915 (one scenario, read top to bottom)
         elif command == "rss":
             conn.send(rss_kib())
         elif command == "stop":
-            # the bench's teardown, not measured: a thousand revokes at once
-            # would only bury etcd (the leases go with it)
-            for agent in agents:
-                agent.revoke_on_exit = False
             for _multis, _igmp, stop, _thread, _s in hosts.values():
                 stop.set()
             for _multis, _igmp, _stop, thread, _s in hosts.values():

@@ -299,7 +299,7 @@ class FakeMultisKernel(_FakeKernel):
 
     def state(self) -> dict:
         """{group: (flags, [members])}, to compare before and after."""
-        return {str(g): (v.flags, [str(m) for m in v.members]) for g, v in self.groups.items()}
+        return {str(g): (f, [str(m) for m in ms]) for g, (f, ms) in self.fingerprint().items()}
 
     def fingerprint(self) -> object:
         return {g: (v.flags, tuple(v.members)) for g, v in self.groups.items()}
@@ -535,7 +535,7 @@ class FakeMulticKernel(_FakeKernel):
         self.stats: dict[str, int] = {}
 
     def state(self) -> dict:
-        return {f"{s}:{p}": str(e.group) for (s, p), e in self.entries.items()}
+        return {f"{s}:{p}": str(group) for (s, p), group in self.fingerprint().items()}
 
     def fingerprint(self) -> object:
         return {key: e.group for key, e in self.entries.items()}
