@@ -215,6 +215,7 @@ def run(
     cpus: int = 2,
     results_dir: Path | None = None,
     tcg_thread: str = "single",
+    icount: int | None = None,
 ) -> VMResult:
     """Boot the VM, run ``command`` with /bin/sh in the repository, power off.
 
@@ -222,12 +223,20 @@ def run(
     every vCPU in turn: what the tests use) or "multi" (a host thread per
     vCPU: faster for parallel work, but it mis-emulates live kernel code
     patching, see the QEMU command line below).  $MCP_TCG_THREAD overrides
-    it.  Raises VMError when the VM produced no exit status (hang, panic,
-    boot failure); the message carries the console tail.
+    it.  ``icount`` (QEMU's ``-icount shift=N,sleep=on``) makes the guest's
+    clock count the instructions it executed, 2**N ns each, instead of
+    following the host's: what `make bench` uses, so that what else the
+    host runs does not change the guest's measured times (TCG's own speed
+    varies with it by tens of per cent).  QEMU 7.2's icount hangs an x86
+    guest's second vCPU at boot: use it with ``cpus=1``.  Raises VMError
+    when the VM produced no exit status (hang, panic, boot failure); the
+    message carries the console tail.
     """
     tcg_thread = os.environ.get("MCP_TCG_THREAD", tcg_thread)
     if tcg_thread not in ("single", "multi"):
         raise VMError(f"tcg_thread must be single or multi, not {tcg_thread!r}")
+    if icount is not None and cpus != 1:
+        raise VMError(f"icount needs cpus=1 (QEMU hangs a second vCPU at boot), not {cpus}")
     kver = kver or default_kver()
     kit = kit_dir(kver)
     initrd = initramfs(kit, kver)
@@ -258,6 +267,7 @@ def run(
         # enough for the demo.
         "-accel",
         f"tcg,thread={tcg_thread}",
+        *(["-icount", f"shift={icount},sleep=on"] if icount is not None else []),
         "-cpu",
         "max",
         "-smp",
