@@ -41,6 +41,7 @@ alternated with multis to the IPv4 group, at both payloads, TRIALS times.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
 import subprocess
@@ -293,6 +294,7 @@ class Bench:
         group, counter = WAY_GROUP.get(way, (GROUP, "copies"))
         self.server.reset_stats()
         before, vx_before = self.rx_packets(counter), self.vx0_tx_lost()
+        busy = cpu_busy_seconds()
         relay = self.start_relay(grace) if way == "relay" else None
         out = subprocess.run(
             ["ip", "netns", "exec", self.sender.name, *self.blast_args(way, size, rate)],
@@ -305,6 +307,7 @@ class Bench:
             relay_out, _ = relay.communicate(timeout=60)
             result["relay"] = json.loads(relay_out)
         time.sleep(0.5)
+        result["busy_seconds"] = cpu_busy_seconds() - busy
         result.update(way=way, size=size, delivered=self.rx_packets(counter) - before)
         if rate:
             result["rate"] = rate
@@ -312,6 +315,14 @@ class Bench:
         if way == "vxlan":
             result["vx0_tx_lost"] = self.vx0_tx_lost() - vx_before
         return derive(result)
+
+
+def cpu_busy_seconds() -> float:
+    """The guest's CPU time so far, all CPUs, idle and I/O wait left out (/proc/stat)."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    return (sum(fields[:8]) - idle - iowait) / os.sysconf("SC_CLK_TCK")
 
 
 def derive(r: Run) -> Run:
@@ -329,6 +340,9 @@ def derive(r: Run) -> Run:
     r["copies_seconds"] = span
     r["messages_per_second"] = r["datagrams"] / r["seconds"]
     r["copies_per_second"] = r["delivered"] / span
+    if "busy_seconds" in r and r["delivered"]:
+        # everything both hosts did, from the first datagram until 0.5 s after the last
+        r["cpu_ns_per_copy"] = r["busy_seconds"] * 1e9 / r["delivered"]
     if "offered" in r:
         r["delivered_fraction"] = r["delivered"] / (r["offered"] * len(MEMBERS))
     return r
