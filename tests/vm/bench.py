@@ -240,10 +240,15 @@ def intro(bench: dict[str, Any]) -> list[str]:
         f"The sender's vx0 as `ip -d -j link` reports it: `{json.dumps(bench.get('vxlan'))}`.",
         "",
         f"`net.core.netdev_max_backlog` is {bench.get('backlog', 1000):,} in every trial, not"
-        " the default 1,000: the backlog a veth hands its packets to overflowed at 1,000"
-        " for a 1,024-member group (one burst of 1,024 copies) and for VXLAN at 64 B (a"
-        " third of its copies, while the receive softirq waited for ksoftirqd), and"
-        " docs/design.md tells an operator of a large group to raise it.",
+        " the default 1,000: a 1,024-member group's burst of 1,024 copies overflowed the"
+        " backlog a veth hands its packets to, and docs/design.md tells an operator of a"
+        " large group to raise it. VXLAN at 64 B loses copies even so (its *lost on the"
+        " sending host*, the veth's drops when that backlog is full): the receiving"
+        " host's decapsulation runs in the NET_RX softirq after the application's"
+        " `sendto()`, and once the softirq has used its budget the rest waits for"
+        " ksoftirqd, which shares the vCPU with an application that does not wait. Its"
+        " *guest CPU per delivered copy* counts that deferred work and the copies made"
+        " for nothing; its *sender time per message* counts neither.",
         "",
         "*Delivered copies/s* counts the IPv4 packets to the members' addresses that"
         " arrived at the receiving host's interface (an nft counter at its eth0's ingress"

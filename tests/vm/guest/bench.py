@@ -446,11 +446,10 @@ def ipv6(bench: Bench) -> list[Run]:
 def main() -> None:
     facts = Facts()
     # The backlog a veth transmits into holds 1,000 packets by default: a
-    # burst of 1,024 copies (the scale trials) overflows it, and so does
-    # VXLAN's at 64 B when the receive softirq is deferred to ksoftirqd,
-    # which runs only when the sender yields the vCPU.  What docs/design.md
-    # tells an operator with a large group to raise is raised here for every
-    # way and trial alike (a NIC's fq_codel queue holds 10,240 packets).
+    # burst of 1,024 copies (the scale trials) overflows it.  What
+    # docs/design.md tells an operator with a large group to raise is raised
+    # here for every way and trial alike (a NIC's fq_codel queue holds
+    # 10,240 packets).
     sh(f"sysctl -qw net.core.netdev_max_backlog={BACKLOG}")
     bench = Bench()
     with facts.step("bench") as f:

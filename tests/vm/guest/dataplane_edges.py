@@ -509,16 +509,15 @@ cg = {cg!r}
 with open(cg + "/cgroup.procs", "w") as procs:
     procs.write(str(os.getpid()))
 CPU1 = "/sys/devices/system/cpu/cpu1/online"
-os.sched_setaffinity(0, {{1}})  # every request, and what it charges, on CPU 1
+os.sched_setaffinity(0, {{0}})  # every request, and what it charges, on CPU 0
 def fold():
     # A CPU keeps up to 32 pages of each statistic before the memcg's total
-    # shows them (5.10 folds them in no sooner): taking CPU 1 offline folds
-    # its part.  Later kernels flush on read or every 2 s, hence the sleep.
-    os.sched_setaffinity(0, {{0}})
+    # shows them.  5.10 folds them in when a CPU goes offline, but those of
+    # the CPU that runs the offline (this one), not the dead one's; later
+    # kernels flush on read or every 2 s (hence the sleep) and need neither.
     for state in ("0", "1"):
         with open(CPU1, "w") as online:
             online.write(state)
-    os.sched_setaffinity(0, {{1}})
 def stat():
     fold()
     time.sleep(2.5)
