@@ -98,3 +98,22 @@ def test_icount_reaches_qemu(monkeypatch, tmp_path):
     with pytest.raises(Booted) as booted:
         harness.run("true", kver="6.1.0-0-amd64", results_dir=tmp_path)
     assert "-icount" not in booted.value.args[0]
+
+
+def test_widest_spread_names_its_way():
+    runs = [
+        *throughput_runs(46_000, 26_000),
+        {"way": "vxlan", "size": 64, "copies_per_second": 24_000.0},
+        {"way": "vxlan", "size": 64, "copies_per_second": 25_000.0},
+    ]
+    spread, where = bench._widest_spread({"runs": runs})
+    assert where == "VXLAN head-end replication at 64 B"
+    assert spread == pytest.approx((26_000 - 24_000) / 25_000)
+
+
+def test_unrelated_rounds_pair_each_loaded_trial_with_its_own_round():
+    runs = unrelated_runs(36_000, 35_000)
+    runs[-1]["messages_per_second"] = 34_000  # the last round's loaded trial
+    got = bench._round_ratios({"unrelated_runs": runs})
+    assert got[:-1] == [pytest.approx(35 / 36)] * 4
+    assert got[-1] == pytest.approx(34 / 36)
