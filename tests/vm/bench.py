@@ -112,14 +112,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="duration of one trial")
     parser.add_argument("--trials", type=int, default=5, help="trials per way and size")
     parser.add_argument("--print-only", action="store_true", help=f"do not write {DOC}")
-    parser.add_argument(
+    clock_choice = parser.add_mutually_exclusive_group()
+    clock_choice.add_argument(
         "--icount",
         type=int,
-        default=ICOUNT_SHIFT,
         metavar="SHIFT",
-        help="guest clock: 2**SHIFT ns per guest instruction, one vCPU (the default)",
+        help=f"guest clock: 2**SHIFT ns per guest instruction, one vCPU (the default,"
+        f" {ICOUNT_SHIFT})",
     )
-    parser.add_argument(
+    clock_choice.add_argument(
         "--host-clock",
         action="store_true",
         help="the guest's clock follows the host's, two vCPUs (noisy: see the module doc)",
@@ -130,10 +131,13 @@ def main() -> int:
         help=f"comma-separated subset of {','.join(PARTS)} (implies --print-only)",
     )
     args = parser.parse_args()
-    clock = None if args.host_clock else args.icount
-    if set(args.parts.split(",")) - set(PARTS):
+    # no default on --icount: argparse lets a value equal to the default pass
+    # beside --host-clock, as if it had not been given
+    clock = None if args.host_clock else (ICOUNT_SHIFT if args.icount is None else args.icount)
+    parts = set(args.parts.split(","))
+    if parts - set(PARTS):
         parser.error(f"--parts: choose from {','.join(PARTS)}")
-    partial = set(args.parts.split(",")) != set(PARTS)
+    partial = parts != set(PARTS)
     blast, relay = build_tools()
     measured = commit()
     result = harness.run_script(
@@ -201,7 +205,6 @@ def _us(ns: float) -> str:
 def clock_text(bench: dict[str, Any]) -> str:
     """How the guest's clock ran: the measurements' unit."""
     shift = bench.get("icount")
-    spread, where = _widest_spread(bench)
     if shift is None:
         return (
             f"TCG software emulation with `-accel tcg,thread={tcg_mode()}`, that is"
@@ -210,6 +213,7 @@ def clock_text(bench: dict[str, Any]) -> str:
             " host's (`--host-clock`): other work on the machine, and TCG's own changing"
             " speed, move every figure by tens of per cent from trial to trial."
         )
+    spread, where = _widest_spread(bench)
     return (
         f"TCG software emulation with `-accel tcg,thread={tcg_mode()} -icount"
         f" shift={shift},sleep=on` and {bench['cpus']} vCPU: the guest's clock counts the"
